@@ -1,0 +1,160 @@
+package sievefs
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/sievefs/sievefs/internal/lower"
+	"github.com/sievefs/sievefs/internal/passthrough"
+)
+
+// fileSystem is the dispatcher: it implements go-fuse's RawFileSystem on top
+// of the lower tree. Each method turns one FUSE request into calls on the
+// lower tree; errors become errnos in one place (status).
+type fileSystem struct {
+	fuse.RawFileSystem // answers ENOSYS for what is not implemented here
+
+	tree    *lower.Tree
+	opts    Options
+	log     *slog.Logger
+	timeout time.Duration
+	euid    uint32
+	egid    uint32
+
+	server *fuse.Server
+	// pt is nil when file data is served by the daemon.
+	pt           *passthrough.Manager
+	ptReason     string // why passthrough is not in use, when it is not
+	files        *handleTable[*openFile]
+	dirs         *handleTable[*dirHandle]
+	daemonOpens  atomic.Int64 // files served by the daemon right now
+	daemonServed atomic.Uint64
+	reads        atomic.Uint64 // READ requests served
+	writes       atomic.Uint64 // WRITE requests served
+}
+
+func newFileSystem(tree *lower.Tree, opts Options) *fileSystem {
+	return &fileSystem{
+		RawFileSystem: fuse.NewDefaultRawFileSystem(),
+		tree:          tree,
+		opts:          opts,
+		log:           opts.Logger,
+		timeout:       opts.Cache.timeout(),
+		euid:          uint32(os.Geteuid()),
+		egid:          uint32(os.Getegid()),
+		files:         newHandleTable[*openFile](),
+		dirs:          newHandleTable[*dirHandle](),
+	}
+}
+
+func (fs *fileSystem) String() string { return "sievefs" }
+
+// Init decides, once the kernel has answered INIT, whether file data goes
+// through passthrough.
+func (fs *fileSystem) Init(server *fuse.Server) {
+	fs.server = server
+	switch {
+	case fs.opts.Passthrough == PassthroughOff:
+		fs.ptReason = "disabled by --passthrough off"
+	case server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH == 0:
+		fs.ptReason = "the kernel does not offer FUSE passthrough (Linux 6.9+ with CONFIG_FUSE_PASSTHROUGH)"
+	case !hasCapSysAdmin():
+		fs.ptReason = "the daemon lacks CAP_SYS_ADMIN, which passthrough requires"
+	default:
+		fs.pt = passthrough.New(server, fs.opts.MaxBacking)
+	}
+}
+
+// hasCapSysAdmin reports whether the process has CAP_SYS_ADMIN in effect.
+func hasCapSysAdmin() bool {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if hex, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			var caps uint64
+			for _, c := range strings.TrimSpace(hex) {
+				caps <<= 4
+				switch {
+				case c >= '0' && c <= '9':
+					caps |= uint64(c - '0')
+				case c >= 'a' && c <= 'f':
+					caps |= uint64(c-'a') + 10
+				}
+			}
+			return caps&(1<<unix.CAP_SYS_ADMIN) != 0
+		}
+	}
+	return false
+}
+
+// status maps an error to the errno the kernel gets. Errnos pass as they are;
+// anything else is EIO and a log line.
+func (fs *fileSystem) status(op string, err error) fuse.Status {
+	if err == nil {
+		return fuse.OK
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return fuse.Status(errno)
+	}
+	fs.log.Error("unexpected error", "op", op, "err", err)
+	return fuse.EIO
+}
+
+// inode returns the inode of a node ID the kernel sent. A node ID the table
+// does not know is stale.
+func (fs *fileSystem) inode(id uint64) (*lower.Inode, fuse.Status) {
+	ino := fs.tree.Get(id)
+	if ino == nil {
+		return nil, fuse.Status(syscall.ESTALE)
+	}
+	return ino, fuse.OK
+}
+
+// owner returns the owner new inodes of this caller get: the caller's, when
+// it differs from the daemon's and the daemon may give it.
+func (fs *fileSystem) owner(c *fuse.Caller) *lower.Owner {
+	if fs.euid != 0 || (c.Uid == fs.euid && c.Gid == fs.egid) {
+		return nil
+	}
+	return &lower.Owner{Uid: c.Uid, Gid: c.Gid}
+}
+
+// fillAttr converts lower attributes to FUSE attributes.
+func fillAttr(st *unix.Stat_t, a *fuse.Attr) {
+	*a = fuse.Attr{
+		Ino:       st.Ino,
+		Size:      uint64(st.Size),
+		Blocks:    uint64(st.Blocks),
+		Atime:     uint64(st.Atim.Sec),
+		Mtime:     uint64(st.Mtim.Sec),
+		Ctime:     uint64(st.Ctim.Sec),
+		Atimensec: uint32(st.Atim.Nsec),
+		Mtimensec: uint32(st.Mtim.Nsec),
+		Ctimensec: uint32(st.Ctim.Nsec),
+		Mode:      st.Mode,
+		Nlink:     uint32(st.Nlink),
+		Owner:     fuse.Owner{Uid: st.Uid, Gid: st.Gid},
+		Rdev:      uint32(st.Rdev),
+		Blksize:   uint32(st.Blksize),
+	}
+}
+
+// fillEntry fills a LOOKUP-style reply for ino.
+func (fs *fileSystem) fillEntry(ino *lower.Inode, st *unix.Stat_t, out *fuse.EntryOut) {
+	out.NodeId = ino.ID
+	out.Generation = 0
+	fillAttr(st, &out.Attr)
+	out.SetEntryTimeout(fs.timeout)
+	out.SetAttrTimeout(fs.timeout)
+}

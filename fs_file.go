@@ -1,0 +1,276 @@
+package sievefs
+
+import (
+	"errors"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/sievefs/sievefs/internal/lower"
+	"github.com/sievefs/sievefs/internal/passthrough"
+)
+
+// openFile is one open of a regular file.
+//
+// A passthrough open holds no descriptor: the kernel reads and writes the
+// backing file itself. The few operations it still sends for such a file
+// (fsync, fallocate, lseek, copy_file_range) get a descriptor opened for the
+// occasion, so that descriptors stay bounded however many files clients keep
+// open. A daemon-served open holds its descriptor until release.
+type openFile struct {
+	ino         *lower.Inode
+	flags       int // open(2) flags the client asked for
+	fd          int // -1 for passthrough
+	passthrough bool
+}
+
+// openReply fills the OPEN/CREATE reply for ino. fd, when >= 0, is a
+// descriptor already open with the client's flags (from CREATE); openReply
+// takes it over.
+func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, out *fuse.OpenOut) fuse.Status {
+	// Locks are the kernel's (see README): nothing in FLUSH needs the daemon.
+	out.OpenFlags = fuse.FOPEN_NOFLUSH
+	if fs.pt != nil {
+		id, err := fs.pt.Acquire(ino.ID, func() (int, error) {
+			if fd >= 0 {
+				return unix.Dup(fd)
+			}
+			return fs.tree.Open(ino, flags)
+		})
+		if err == nil {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+			out.BackingID = id
+			out.OpenFlags |= fuse.FOPEN_PASSTHROUGH
+			out.Fh = fs.files.add(&openFile{ino: ino, flags: flags, fd: -1, passthrough: true})
+			return fuse.OK
+		}
+		if !errors.Is(err, passthrough.ErrBudget) {
+			fs.log.Warn("passthrough refused, serving from the daemon", "op", "open", "inode", ino.ID, "err", err)
+		}
+		// A daemon-served open of a file that may also be open in
+		// passthrough mode must not use the page cache (the kernel's
+		// per-inode I/O modes).
+		out.OpenFlags |= fuse.FOPEN_DIRECT_IO
+	} else {
+		switch fs.opts.Cache {
+		case CacheNever:
+			out.OpenFlags |= fuse.FOPEN_DIRECT_IO
+		case CacheAlways:
+			out.OpenFlags |= fuse.FOPEN_KEEP_CACHE
+		}
+	}
+	if fd < 0 {
+		var err error
+		if fd, err = fs.tree.Open(ino, flags); err != nil {
+			return fs.status("open", err)
+		}
+	}
+	fs.daemonOpens.Add(1)
+	fs.daemonServed.Add(1)
+	out.Fh = fs.files.add(&openFile{ino: ino, flags: flags, fd: fd})
+	return fuse.OK
+}
+
+// Open opens a file.
+func (fs *fileSystem) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	ino, s := fs.inode(in.NodeId)
+	if !s.Ok() {
+		return s
+	}
+	return fs.openReply(ino, int(in.Flags), -1, out)
+}
+
+// Create makes and opens a regular file.
+func (fs *fileSystem) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+	parent, s := fs.inode(in.NodeId)
+	if !s.Ok() {
+		return s
+	}
+	var st unix.Stat_t
+	ino, fd, err := fs.tree.Create(parent, name, int(in.Flags), in.Mode, fs.owner(&in.Caller), &st)
+	if err != nil {
+		return fs.status("create", err)
+	}
+	fs.fillEntry(ino, &st, &out.EntryOut)
+	if s := fs.openReply(ino, int(in.Flags), fd, &out.OpenOut); !s.Ok() {
+		fs.tree.Forget(ino.ID, 1)
+		return s
+	}
+	return fuse.OK
+}
+
+// Tmpfile makes and opens an unnamed file (O_TMPFILE).
+func (fs *fileSystem) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) fuse.Status {
+	parent, s := fs.inode(in.NodeId)
+	if !s.Ok() {
+		return s
+	}
+	var st unix.Stat_t
+	ino, fd, err := fs.tree.Tmpfile(parent, int(in.Flags), in.Mode, fs.owner(&in.Caller), &st)
+	if err != nil {
+		return fs.status("tmpfile", err)
+	}
+	fs.fillEntry(ino, &st, &out.EntryOut)
+	if s := fs.openReply(ino, int(in.Flags), fd, &out.OpenOut); !s.Ok() {
+		fs.tree.Forget(ino.ID, 1)
+		return s
+	}
+	return fuse.OK
+}
+
+// file returns the open file of a handle.
+func (fs *fileSystem) file(fh uint64) (*openFile, fuse.Status) {
+	f, ok := fs.files.get(fh)
+	if !ok {
+		return nil, fuse.EBADF
+	}
+	return f, fuse.OK
+}
+
+// withFD runs fn with a descriptor of f open with at least the given access
+// mode: f's own, or for a passthrough open one opened for the call.
+func (fs *fileSystem) withFD(f *openFile, accmode int, fn func(fd int) error) error {
+	if f.fd >= 0 {
+		return fn(f.fd)
+	}
+	fd, err := fs.tree.Open(f.ino, accmode)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return fn(fd)
+}
+
+// Read serves a read of a daemon-served file, spliced from the lower file.
+func (fs *fileSystem) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
+	fs.reads.Add(1)
+	f, s := fs.file(in.Fh)
+	if !s.Ok() {
+		return nil, s
+	}
+	if f.fd < 0 {
+		// The kernel reads passthrough files itself; serve a stray read
+		// all the same.
+		var n int
+		err := fs.withFD(f, unix.O_RDONLY, func(fd int) (err error) {
+			n, err = unix.Pread(fd, buf, int64(in.Offset))
+			return err
+		})
+		if err != nil {
+			return nil, fs.status("read", err)
+		}
+		return fuse.ReadResultData(buf[:n]), fuse.OK
+	}
+	return fuse.ReadResultFd(uintptr(f.fd), int64(in.Offset), int(in.Size)), fuse.OK
+}
+
+// Write serves a write to a daemon-served file.
+func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
+	fs.writes.Add(1)
+	f, s := fs.file(in.Fh)
+	if !s.Ok() {
+		return 0, s
+	}
+	var written int
+	err := fs.withFD(f, unix.O_WRONLY, func(fd int) error {
+		for written < len(data) {
+			n, err := unix.Pwrite(fd, data[written:], int64(in.Offset)+int64(written))
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return unix.EIO
+			}
+			written += n
+		}
+		return nil
+	})
+	if err != nil && written == 0 {
+		return 0, fs.status("write", err)
+	}
+	return uint32(written), fuse.OK
+}
+
+// Flush has nothing to do: writes are not buffered in the daemon and locks
+// are the kernel's. Opens say FOPEN_NOFLUSH, so it is rarely sent.
+func (fs *fileSystem) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status {
+	return fuse.OK
+}
+
+// Fsync flushes the lower file to stable storage.
+func (fs *fileSystem) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
+	f, s := fs.file(in.Fh)
+	if !s.Ok() {
+		return s
+	}
+	return fs.status("fsync", fs.withFD(f, unix.O_RDONLY, func(fd int) error {
+		if in.FsyncFlags&1 != 0 {
+			return unix.Fdatasync(fd)
+		}
+		return unix.Fsync(fd)
+	}))
+}
+
+// Release ends an open: a passthrough open drops its share of the backing
+// file, a daemon-served one closes its descriptor.
+func (fs *fileSystem) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
+	f, ok := fs.files.remove(in.Fh)
+	if !ok {
+		return
+	}
+	if f.passthrough {
+		if err := fs.pt.Release(f.ino.ID); err != nil {
+			fs.log.Warn("closing backing file", "op", "release", "inode", f.ino.ID, "err", err)
+		}
+		return
+	}
+	unix.Close(f.fd)
+	fs.daemonOpens.Add(-1)
+}
+
+// Lseek answers SEEK_DATA and SEEK_HOLE from the lower file.
+func (fs *fileSystem) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {
+	f, s := fs.file(in.Fh)
+	if !s.Ok() {
+		return s
+	}
+	return fs.status("lseek", fs.withFD(f, unix.O_RDONLY, func(fd int) error {
+		off, err := unix.Seek(fd, int64(in.Offset), int(in.Whence))
+		out.Offset = uint64(off)
+		return err
+	}))
+}
+
+// Fallocate allocates, punches or zeroes ranges of the lower file.
+func (fs *fileSystem) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
+	f, s := fs.file(in.Fh)
+	if !s.Ok() {
+		return s
+	}
+	return fs.status("fallocate", fs.withFD(f, unix.O_WRONLY, func(fd int) error {
+		return unix.Fallocate(fd, in.Mode, int64(in.Offset), int64(in.Length))
+	}))
+}
+
+// CopyFileRange copies between two open files inside the lower filesystem.
+func (fs *fileSystem) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRangeIn) (uint32, fuse.Status) {
+	src, s := fs.file(in.FhIn)
+	if !s.Ok() {
+		return 0, s
+	}
+	dst, s := fs.file(in.FhOut)
+	if !s.Ok() {
+		return 0, s
+	}
+	var n int
+	err := fs.withFD(src, unix.O_RDONLY, func(sfd int) error {
+		return fs.withFD(dst, unix.O_WRONLY, func(dfd int) (err error) {
+			offIn, offOut := int64(in.OffIn), int64(in.OffOut)
+			n, err = unix.CopyFileRange(sfd, &offIn, dfd, &offOut, int(in.Len), int(in.Flags))
+			return err
+		})
+	})
+	return uint32(n), fs.status("copy_file_range", err)
+}

@@ -1,0 +1,70 @@
+// Package fusetest mounts real sievefs views for tests. Every mount lives in
+// the test's temporary directory and is unmounted by t.Cleanup, also when the
+// test fails.
+package fusetest
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sievefs/sievefs"
+)
+
+// View is a mounted sievefs view for a test.
+type View struct {
+	Lower string // the lower directory
+	Mnt   string // the mountpoint
+	Mount *sievefs.Mount
+}
+
+// Mount mounts a view of a new empty lower directory.
+func Mount(t testing.TB, opts sievefs.Options) *View {
+	t.Helper()
+	low := filepath.Join(t.TempDir(), "lower")
+	if err := os.Mkdir(low, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return MountLower(t, low, opts)
+}
+
+// MountLower mounts a view of an existing lower directory.
+func MountLower(t testing.TB, low string, opts sievefs.Options) *View {
+	t.Helper()
+	RequireFuse(t)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if opts.Logger == nil && testing.Verbose() {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	m, err := sievefs.MountView(low, mnt, opts)
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := m.Unmount(); err != nil {
+			t.Errorf("unmount %s: %v", mnt, err)
+		}
+	})
+	return &View{Lower: low, Mnt: mnt, Mount: m}
+}
+
+// Path returns name inside the mount.
+func (v *View) Path(name string) string { return filepath.Join(v.Mnt, name) }
+
+// LowerPath returns name inside the lower directory.
+func (v *View) LowerPath(name string) string { return filepath.Join(v.Lower, name) }
+
+// RequireFuse skips the test unless it runs as root with /dev/fuse.
+func RequireFuse(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount FUSE")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+}

@@ -1,0 +1,410 @@
+package lower
+
+import (
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Owner is the owner a new inode is given; see Tree.Mkdir and friends.
+type Owner struct {
+	Uid, Gid uint32
+}
+
+// Acquire returns an O_PATH (or better) descriptor of ino that stays valid
+// until the matching Release.
+func (t *Tree) Acquire(ino *Inode) (int, error) {
+	return t.fds.acquire(t, ino)
+}
+
+// Release ends one Acquire.
+func (t *Tree) Release(ino *Inode) { t.fds.release(ino) }
+
+// checkName refuses anything but a single path component.
+func checkName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return unix.ENOENT
+	case strings.IndexByte(name, '/') >= 0 || strings.IndexByte(name, 0) >= 0:
+		return unix.EINVAL
+	}
+	return nil
+}
+
+// Lookup finds name in parent without following a symlink, counts one lookup
+// of the inode and fills st.
+func (t *Tree) Lookup(parent *Inode, name string, st *unix.Stat_t) (*Inode, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	pfd, err := t.Acquire(parent)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Release(parent)
+	if err := unix.Fstatat(pfd, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, err
+	}
+	if ino := t.knownPinned(st); ino != nil {
+		return ino, nil
+	}
+	return t.openChild(pfd, name, st)
+}
+
+// openChild opens name in the directory pfd as O_PATH, fills st from the
+// descriptor and registers the inode.
+func (t *Tree) openChild(pfd int, name string, st *unix.Stat_t) (*Inode, error) {
+	fd, err := unix.Openat(pfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Fstat(fd, st); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return t.register(fd, st), nil
+}
+
+// Stat fills st with the attributes of ino.
+func (t *Tree) Stat(ino *Inode, st *unix.Stat_t) error {
+	fd, err := t.Acquire(ino)
+	if err != nil {
+		return err
+	}
+	defer t.Release(ino)
+	return unix.Fstatat(fd, "", st, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// Statfs fills st with the statistics of the filesystem holding ino.
+func (t *Tree) Statfs(ino *Inode, st *unix.Statfs_t) error {
+	fd, err := t.Acquire(ino)
+	if err != nil {
+		return err
+	}
+	defer t.Release(ino)
+	return unix.Fstatfs(fd, st)
+}
+
+// create runs mk, which makes name in the directory pfd, then registers the
+// new inode, gives it owner (when not nil) and fills st.
+func (t *Tree) create(parent *Inode, name string, owner *Owner, st *unix.Stat_t, mk func(pfd int) error) (*Inode, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	pfd, err := t.Acquire(parent)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Release(parent)
+	if err := mk(pfd); err != nil {
+		return nil, err
+	}
+	fd, err := unix.Openat(pfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if owner != nil {
+		if err := chownNew(fd, pfd, owner); err != nil {
+			unix.Close(fd)
+			unix.Unlinkat(pfd, name, 0)
+			return nil, err
+		}
+	}
+	if err := unix.Fstat(fd, st); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return t.register(fd, st), nil
+}
+
+// chownNew gives a just created inode (fd) the caller's owner, keeping the
+// group that a set-group-ID parent directory (pfd) imposes.
+func chownNew(fd, pfd int, owner *Owner) error {
+	var pst unix.Stat_t
+	if err := unix.Fstat(pfd, &pst); err != nil {
+		return err
+	}
+	gid := int(owner.Gid)
+	if pst.Mode&unix.S_ISGID != 0 {
+		gid = -1
+	}
+	if err := unix.Fchownat(fd, "", int(owner.Uid), gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("chown new inode: %w", err)
+	}
+	return nil
+}
+
+// Mkdir makes a directory.
+func (t *Tree) Mkdir(parent *Inode, name string, mode uint32, owner *Owner, st *unix.Stat_t) (*Inode, error) {
+	return t.create(parent, name, owner, st, func(pfd int) error { return unix.Mkdirat(pfd, name, mode) })
+}
+
+// Mknod makes a device, FIFO, socket or regular file.
+func (t *Tree) Mknod(parent *Inode, name string, mode, rdev uint32, owner *Owner, st *unix.Stat_t) (*Inode, error) {
+	return t.create(parent, name, owner, st, func(pfd int) error { return unix.Mknodat(pfd, name, mode, int(rdev)) })
+}
+
+// Symlink makes a symbolic link to target; the target is stored as given.
+func (t *Tree) Symlink(parent *Inode, name, target string, owner *Owner, st *unix.Stat_t) (*Inode, error) {
+	return t.create(parent, name, owner, st, func(pfd int) error { return unix.Symlinkat(target, pfd, name) })
+}
+
+// Link makes a hard link to ino in parent.
+func (t *Tree) Link(ino, parent *Inode, name string, st *unix.Stat_t) (*Inode, error) {
+	fd, err := t.Acquire(ino)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Release(ino)
+	return t.create(parent, name, nil, st, func(pfd int) error {
+		return unix.Linkat(fd, "", pfd, name, unix.AT_EMPTY_PATH)
+	})
+}
+
+// Create opens name in parent with O_CREAT and the given flags, returning the
+// new (or existing, without O_EXCL) inode and an open descriptor of it.
+func (t *Tree) Create(parent *Inode, name string, flags int, mode uint32, owner *Owner, st *unix.Stat_t) (*Inode, int, error) {
+	if err := checkName(name); err != nil {
+		return nil, -1, err
+	}
+	pfd, err := t.Acquire(parent)
+	if err != nil {
+		return nil, -1, err
+	}
+	defer t.Release(parent)
+	exclusive := flags&unix.O_EXCL != 0
+	flags = openFlags(flags) &^ (unix.O_CREAT | unix.O_EXCL)
+	// Try to create first, so that only a file this call made is given the
+	// caller's owner.
+	fd, err := unix.Openat(pfd, name, flags|unix.O_CREAT|unix.O_EXCL, mode)
+	created := err == nil
+	if err == unix.EEXIST && !exclusive {
+		fd, err = unix.Openat(pfd, name, flags, 0)
+	}
+	if err != nil {
+		return nil, -1, err
+	}
+	if !created {
+		owner = nil
+	}
+	ino, err := t.registerOpen(fd, pfd, owner, st, func() { unix.Unlinkat(pfd, name, 0) })
+	if err != nil {
+		unix.Close(fd)
+		return nil, -1, err
+	}
+	return ino, fd, nil
+}
+
+// Tmpfile opens an unnamed regular file in parent (O_TMPFILE).
+func (t *Tree) Tmpfile(parent *Inode, flags int, mode uint32, owner *Owner, st *unix.Stat_t) (*Inode, int, error) {
+	pfd, err := t.Acquire(parent)
+	if err != nil {
+		return nil, -1, err
+	}
+	defer t.Release(parent)
+	flags = openFlags(flags) &^ unix.O_CREAT
+	fd, err := unix.Openat(pfd, ".", flags|unix.O_TMPFILE, mode)
+	if err != nil {
+		return nil, -1, err
+	}
+	ino, err := t.registerOpen(fd, pfd, owner, st, func() {})
+	if err != nil {
+		unix.Close(fd)
+		return nil, -1, err
+	}
+	return ino, fd, nil
+}
+
+// registerOpen registers the inode behind the open descriptor fd.
+func (t *Tree) registerOpen(fd, pfd int, owner *Owner, st *unix.Stat_t, undo func()) (*Inode, error) {
+	if owner != nil {
+		if err := chownNew(fd, pfd, owner); err != nil {
+			undo()
+			return nil, err
+		}
+	}
+	if err := unix.Fstat(fd, st); err != nil {
+		return nil, err
+	}
+	pathFD, err := unix.Dup(fd)
+	if err != nil {
+		return nil, err
+	}
+	unix.CloseOnExec(pathFD)
+	return t.register(pathFD, st), nil
+}
+
+// openFlags keeps the open flags that make sense on a descriptor the daemon
+// holds: O_DIRECT is the client's business (the kernel sends its I/O as is).
+func openFlags(flags int) int {
+	flags &^= unix.O_NOCTTY | unix.O_DIRECT
+	return flags | unix.O_NOFOLLOW | unix.O_CLOEXEC
+}
+
+// Open opens ino for I/O with the given open(2) flags.
+func (t *Tree) Open(ino *Inode, flags int) (int, error) {
+	flags = openFlags(flags) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)
+	if ino.handleValid {
+		return unix.OpenByHandleAt(t.mountFD, ino.handle, flags)
+	}
+	fd, err := t.Acquire(ino)
+	if err != nil {
+		return -1, err
+	}
+	defer t.Release(ino)
+	return reopen(fd, flags)
+}
+
+// reopen opens the file behind the O_PATH descriptor fd with new flags. The
+// magic link in /proc refers to the inode itself, not to a path.
+func reopen(fd, flags int) (int, error) {
+	return unix.Open(procPath(fd), flags&^unix.O_NOFOLLOW, 0)
+}
+
+// OpenDir opens the directory ino for reading entries.
+func (t *Tree) OpenDir(ino *Inode) (int, error) {
+	return t.Open(ino, unix.O_RDONLY|unix.O_DIRECTORY)
+}
+
+// Unlink removes name from parent.
+func (t *Tree) Unlink(parent *Inode, name string) error {
+	return t.inDir(parent, name, func(pfd int) error { return unix.Unlinkat(pfd, name, 0) })
+}
+
+// Rmdir removes the empty directory name from parent.
+func (t *Tree) Rmdir(parent *Inode, name string) error {
+	return t.inDir(parent, name, func(pfd int) error { return unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR) })
+}
+
+func (t *Tree) inDir(parent *Inode, name string, fn func(pfd int) error) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	pfd, err := t.Acquire(parent)
+	if err != nil {
+		return err
+	}
+	defer t.Release(parent)
+	return fn(pfd)
+}
+
+// Rename renames with renameat2 flags (RENAME_NOREPLACE, RENAME_EXCHANGE…).
+func (t *Tree) Rename(oldParent *Inode, oldName string, newParent *Inode, newName string, flags uint32) error {
+	if err := checkName(oldName); err != nil {
+		return err
+	}
+	if err := checkName(newName); err != nil {
+		return err
+	}
+	ofd, err := t.Acquire(oldParent)
+	if err != nil {
+		return err
+	}
+	defer t.Release(oldParent)
+	nfd, err := t.Acquire(newParent)
+	if err != nil {
+		return err
+	}
+	defer t.Release(newParent)
+	return unix.Renameat2(ofd, oldName, nfd, newName, uint(flags))
+}
+
+// Readlink returns the target of the symlink ino.
+func (t *Tree) Readlink(ino *Inode) ([]byte, error) {
+	fd, err := t.Acquire(ino)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Release(ino)
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(fd, "", buf)
+		if err != nil {
+			return nil, err
+		}
+		if n < size {
+			return buf[:n], nil
+		}
+	}
+}
+
+// Access checks access(2) mode bits on ino with the daemon's credentials.
+func (t *Tree) Access(ino *Inode, mode uint32) error {
+	fd, err := t.Acquire(ino)
+	if err != nil {
+		return err
+	}
+	defer t.Release(ino)
+	return unix.Faccessat2(fd, "", mode, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// Chmod sets the permission bits of ino (fchmodat2 with AT_EMPTY_PATH, which
+// works on O_PATH descriptors and never follows a symlink).
+func (t *Tree) Chmod(ino *Inode, mode uint32) error {
+	fd, err := t.Acquire(ino)
+	if err != nil {
+		return err
+	}
+	defer t.Release(ino)
+	err = unix.Fchmodat(fd, "", mode, unix.AT_EMPTY_PATH)
+	if err == unix.EOPNOTSUPP && ino.Type != unix.S_IFLNK {
+		// Kernels before 6.6 lack fchmodat2.
+		return unix.Chmod(procPath(fd), mode)
+	}
+	return err
+}
+
+// Chown sets the owner and group of ino; -1 keeps one unchanged.
+func (t *Tree) Chown(ino *Inode, uid, gid int) error {
+	fd, err := t.Acquire(ino)
+	if err != nil {
+		return err
+	}
+	defer t.Release(ino)
+	return unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// Truncate sets the size of the regular file ino.
+func (t *Tree) Truncate(ino *Inode, size int64) error {
+	fd, err := t.Open(ino, unix.O_WRONLY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Ftruncate(fd, size)
+}
+
+// Utimens sets access and modification times; UTIME_OMIT and UTIME_NOW work
+// as in utimensat(2).
+func (t *Tree) Utimens(ino *Inode, times *[2]unix.Timespec) error {
+	fd, err := t.Acquire(ino)
+	if err != nil {
+		return err
+	}
+	defer t.Release(ino)
+	return unix.UtimesNanoAt(fd, "", times[:], unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// Path returns the current lower path of ino, for display only.
+func (t *Tree) Path(ino *Inode) string {
+	fd, err := t.Acquire(ino)
+	if err != nil {
+		return "?"
+	}
+	defer t.Release(ino)
+	p, err := readlinkString(procPath(fd))
+	if err != nil {
+		return "?"
+	}
+	return p
+}
+
+func readlinkString(path string) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlink(path, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}

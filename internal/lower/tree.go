@@ -1,0 +1,305 @@
+// Package lower is the only code that touches the lower filesystem.
+//
+// A Tree holds the inode table of one lower directory. Every inode the kernel
+// knows is identified by its (dev, ino) key and, where the filesystem supports
+// it, by a file handle (name_to_handle_at). Operations are *at system calls
+// relative to an O_PATH descriptor of the inode; names are single path
+// components and are never followed when they are symlinks. No path string is
+// ever joined onto the root.
+//
+// Descriptors are kept in a bounded LRU cache (see fdCache): the kernel may
+// know millions of inodes while the process may hold only RLIMIT_NOFILE
+// descriptors. An inode whose descriptor was evicted is reopened by handle
+// (open_by_handle_at). An inode without a usable handle (a filesystem without
+// export support, a submount, no CAP_DAC_READ_SEARCH) keeps its descriptor
+// pinned for as long as the kernel knows it.
+//
+// Lock order: Tree.mu, then fdCache.mu. Neither is held during a system call
+// that may block on the lower filesystem, except the short close of evicted
+// descriptors, which happens after both are released.
+package lower
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// RootID is the node ID of the lower root, as FUSE numbers it.
+const RootID = 1
+
+// Key identifies an inode on the lower filesystem.
+type Key struct {
+	Dev uint64
+	Ino uint64
+}
+
+// Inode is one entry of the inode table.
+type Inode struct {
+	// ID is the FUSE node ID; it is never reused while the Tree lives.
+	ID uint64
+	// Key is the lower (dev, ino) of the inode.
+	Key Key
+	// Type is the S_IFMT bits of the inode's mode.
+	Type uint32
+
+	handle      unix.FileHandle // zero when the inode cannot be reopened by handle
+	handleValid bool
+
+	lookups uint64 // protected by Tree.mu
+
+	// Fields protected by fdCache.mu.
+	fd         int // O_PATH descriptor, -1 when evicted
+	users      int // callers between Acquire and Release
+	forgotten  bool
+	prev, next *Inode // LRU links, only while fd >= 0 and evictable
+	inLRU      bool
+}
+
+// Evictable reports whether the inode's descriptor may be closed and reopened
+// by handle.
+func (ino *Inode) evictable() bool { return ino.handleValid }
+
+// Tree is the inode table of one lower directory.
+type Tree struct {
+	rootFD  int
+	mountFD int // O_RDONLY descriptor of the root: open_by_handle_at refuses O_PATH ones
+	rootDev uint64
+	handles bool // open_by_handle_at works on this tree
+	root    *Inode
+	fds     fdCache
+
+	mu     sync.RWMutex
+	byKey  map[Key]*Inode
+	byID   map[uint64]*Inode
+	nextID uint64
+}
+
+// Options tunes a Tree.
+type Options struct {
+	// MaxFDs bounds the O_PATH descriptors kept open for inodes that can be
+	// reopened by handle. Zero means a default derived from RLIMIT_NOFILE.
+	MaxFDs int
+}
+
+// ErrNotDir is returned by Open when the lower root is not a directory.
+var ErrNotDir = errors.New("not a directory")
+
+// Open opens the lower tree rooted at path. The path is resolved once, here;
+// every later operation is relative to the descriptor opened now.
+func Open(path string, opts Options) (*Tree, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ENOTDIR {
+			return nil, fmt.Errorf("lower %q: %w", path, ErrNotDir)
+		}
+		return nil, fmt.Errorf("lower %q: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("stat lower %q: %w", path, err)
+	}
+	mountFD, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		mountFD = -1 // no handles then
+	}
+	t := &Tree{
+		rootFD:  fd,
+		mountFD: mountFD,
+		rootDev: st.Dev,
+		byKey:   make(map[Key]*Inode),
+		byID:    make(map[uint64]*Inode),
+		nextID:  RootID + 1,
+	}
+	t.fds.max = opts.MaxFDs
+	if t.fds.max <= 0 {
+		t.fds.max = DefaultMaxFDs()
+	}
+	root := &Inode{ID: RootID, Key: Key{st.Dev, st.Ino}, Type: st.Mode & unix.S_IFMT, fd: fd, lookups: 1}
+	t.root = root
+	t.byKey[root.Key] = root
+	t.byID[RootID] = root
+	t.handles = mountFD >= 0 && probeHandles(fd, mountFD)
+	return t, nil
+}
+
+// DefaultMaxFDs is the descriptor budget of the inode cache: half of the
+// soft RLIMIT_NOFILE after raising it to the hard limit, leaving the rest for
+// open files, the FUSE device and the rest of the process.
+func DefaultMaxFDs() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur < 256 {
+		return 128
+	}
+	return int(rl.Cur / 2)
+}
+
+// RaiseFDLimit raises the soft RLIMIT_NOFILE to the hard limit, which any
+// process may do. It returns the new soft limit.
+func RaiseFDLimit() uint64 {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	if rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
+		_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &rl)
+	}
+	return rl.Cur
+}
+
+// probeHandles reports whether inodes of the tree can be reopened by handle.
+func probeHandles(rootFD, mountFD int) bool {
+	h, _, err := unix.NameToHandleAt(rootFD, "", unix.AT_EMPTY_PATH)
+	if err != nil {
+		return false
+	}
+	fd, err := unix.OpenByHandleAt(mountFD, h, unix.O_PATH|unix.O_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+}
+
+// HandlesSupported reports whether descriptors are bounded by reopening
+// inodes through file handles.
+func (t *Tree) HandlesSupported() bool { return t.handles }
+
+// Close releases every descriptor of the tree. The tree must not be used
+// afterwards.
+func (t *Tree) Close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.fds.mu.Lock()
+	for _, ino := range t.byID {
+		if ino.fd >= 0 {
+			unix.Close(ino.fd)
+			ino.fd = -1
+		}
+	}
+	t.fds.head, t.fds.tail, t.fds.n = nil, nil, 0
+	t.fds.mu.Unlock()
+	if t.mountFD >= 0 {
+		unix.Close(t.mountFD)
+	}
+	t.byID = map[uint64]*Inode{}
+	t.byKey = map[Key]*Inode{}
+}
+
+// Root returns the root inode.
+func (t *Tree) Root() *Inode { return t.root }
+
+// Get returns the inode with the given node ID, or nil.
+func (t *Tree) Get(id uint64) *Inode {
+	t.mu.RLock()
+	ino := t.byID[id]
+	t.mu.RUnlock()
+	return ino
+}
+
+// Len returns the number of inodes in the table.
+func (t *Tree) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.byID)
+}
+
+// OpenFDs returns how many O_PATH descriptors the table holds.
+func (t *Tree) OpenFDs() int {
+	t.fds.mu.Lock()
+	defer t.fds.mu.Unlock()
+	n := t.fds.pinned + t.fds.n
+	return n
+}
+
+// Forget drops n lookups of the inode; at zero the inode leaves the table and
+// its descriptor is closed once no operation uses it.
+func (t *Tree) Forget(id, n uint64) {
+	if id == RootID {
+		return
+	}
+	t.mu.Lock()
+	ino := t.byID[id]
+	if ino == nil {
+		t.mu.Unlock()
+		return
+	}
+	if ino.lookups > n {
+		ino.lookups -= n
+		t.mu.Unlock()
+		return
+	}
+	ino.lookups = 0
+	delete(t.byID, id)
+	if t.byKey[ino.Key] == ino {
+		delete(t.byKey, ino.Key)
+	}
+	t.mu.Unlock()
+	t.fds.forget(ino)
+}
+
+// register adds a freshly opened inode (fd is an O_PATH descriptor of it, st
+// its attributes) to the table, or counts one more lookup of the inode that is
+// already there. It takes ownership of fd.
+//
+// Inode numbers are reused once a file is deleted and its last reference is
+// gone, which an evicted descriptor no longer prevents; the file handle (which
+// carries the generation) tells a reused number from the same file.
+func (t *Tree) register(fd int, st *unix.Stat_t) *Inode {
+	ino := &Inode{Key: Key{st.Dev, st.Ino}, Type: st.Mode & unix.S_IFMT, fd: -1}
+	if t.handles && st.Dev == t.rootDev {
+		if h, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH); err == nil {
+			ino.handle, ino.handleValid = h, true
+		}
+	}
+	t.mu.Lock()
+	if old := t.byKey[ino.Key]; old != nil && sameFile(old, ino) {
+		old.lookups++
+		t.mu.Unlock()
+		t.fds.offer(old, fd)
+		return old
+	}
+	ino.ID = t.nextID
+	t.nextID++
+	ino.lookups = 1
+	t.byKey[ino.Key] = ino // a stale entry with the same key stays in byID until forgotten
+	t.byID[ino.ID] = ino
+	t.mu.Unlock()
+	t.fds.install(ino, fd)
+	return ino
+}
+
+// sameFile reports whether a table entry and a freshly opened inode with the
+// same key are the same file.
+func sameFile(old, fresh *Inode) bool {
+	if old.Type != fresh.Type {
+		return false
+	}
+	if old.handleValid && fresh.handleValid {
+		return string(old.handle.Bytes()) == string(fresh.handle.Bytes()) && old.handle.Type() == fresh.handle.Type()
+	}
+	// Without handles the old entry's descriptor is pinned, which keeps its
+	// inode number from being reused.
+	return !old.handleValid
+}
+
+// knownPinned returns the table entry for st after counting one more lookup,
+// provided the entry holds a descriptor right now: an open descriptor keeps
+// the inode alive, so its number cannot have been reused. It returns nil
+// otherwise, and the caller must open the name to compare handles.
+func (t *Tree) knownPinned(st *unix.Stat_t) *Inode {
+	key := Key{st.Dev, st.Ino}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ino := t.byKey[key]
+	if ino == nil || ino.Type != st.Mode&unix.S_IFMT || !t.fds.holds(ino) {
+		return nil
+	}
+	ino.lookups++
+	return ino
+}

@@ -1,0 +1,152 @@
+// Package passthrough manages the backing files that the kernel's FUSE
+// passthrough reads and writes directly.
+//
+// The kernel allows one backing file per FUSE inode, so the Manager keeps one
+// backing ID per inode, shared by all of the inode's passthrough opens, and
+// closes it (FUSE_DEV_IOC_BACKING_CLOSE) when the last of them is released.
+// The kernel keeps a reference to each backing file that does not appear in
+// the daemon's descriptor table (nor in lsof): List shows them.
+package passthrough
+
+import (
+	"errors"
+	"sort"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Registrar is the part of the FUSE server that registers backing files.
+type Registrar interface {
+	RegisterBackingFd(*fuse.BackingMap) (int32, syscall.Errno)
+	UnregisterBackingFd(int32) syscall.Errno
+}
+
+// ErrBudget is returned by Acquire when the manager holds its budget of
+// backing files; the caller serves the file itself.
+var ErrBudget = errors.New("backing file budget exhausted")
+
+// Backing is one backing file the kernel holds.
+type Backing struct {
+	ID    int32
+	Inode uint64 // FUSE node ID
+	Opens int    // passthrough opens sharing it
+}
+
+// Counters are the manager's running totals.
+type Counters struct {
+	Registered   uint64 // backing files registered
+	Shared       uint64 // opens that reused a registered backing file
+	OverBudget   uint64 // opens refused a backing file by the budget
+	RegisterErrs uint64 // registrations the kernel refused
+}
+
+// Manager shares one backing ID per inode and bounds how many it holds.
+type Manager struct {
+	reg    Registrar
+	budget int
+
+	mu       sync.Mutex
+	byInode  map[uint64]*Backing
+	counters Counters
+}
+
+// New returns a manager registering through reg and holding at most budget
+// backing files (budget <= 0 means no limit).
+func New(reg Registrar, budget int) *Manager {
+	return &Manager{reg: reg, budget: budget, byInode: make(map[uint64]*Backing)}
+}
+
+// Share counts one more open of the inode's backing file and returns its ID,
+// or false when the inode has none.
+func (m *Manager) Share(inode uint64) (int32, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.byInode[inode]
+	if b == nil {
+		return 0, false
+	}
+	b.Opens++
+	m.counters.Shared++
+	return b.ID, true
+}
+
+// Acquire returns the inode's backing ID, registering open (a descriptor of
+// the lower file, which the caller still owns and may close afterwards) when
+// the inode has none yet.
+func (m *Manager) Acquire(inode uint64, open func() (int, error)) (int32, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if b := m.byInode[inode]; b != nil {
+		b.Opens++
+		m.counters.Shared++
+		return b.ID, nil
+	}
+	if m.budget > 0 && len(m.byInode) >= m.budget {
+		m.counters.OverBudget++
+		return 0, ErrBudget
+	}
+	fd, err := open()
+	if err != nil {
+		return 0, err
+	}
+	id, errno := m.reg.RegisterBackingFd(&fuse.BackingMap{Fd: int32(fd)})
+	syscall.Close(fd)
+	if errno != 0 {
+		m.counters.RegisterErrs++
+		return 0, errno
+	}
+	m.byInode[inode] = &Backing{ID: id, Inode: inode, Opens: 1}
+	m.counters.Registered++
+	return id, nil
+}
+
+// Release ends one passthrough open of the inode and closes the backing ID
+// with the last one.
+func (m *Manager) Release(inode uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.byInode[inode]
+	if b == nil {
+		return nil
+	}
+	b.Opens--
+	if b.Opens > 0 {
+		return nil
+	}
+	delete(m.byInode, inode)
+	if errno := m.reg.UnregisterBackingFd(b.ID); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// Active reports whether the inode has a backing file now.
+func (m *Manager) Active(inode uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byInode[inode] != nil
+}
+
+// List returns the backing files held, by ID.
+func (m *Manager) List() []Backing {
+	m.mu.Lock()
+	out := make([]Backing, 0, len(m.byInode))
+	for _, b := range m.byInode {
+		out = append(out, *b)
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Counters returns the running totals.
+func (m *Manager) Counters() Counters {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.counters
+}
+
+// Budget returns the most backing files the manager holds (0: no limit).
+func (m *Manager) Budget() int { return m.budget }

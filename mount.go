@@ -1,0 +1,266 @@
+package sievefs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/sievefs/sievefs/internal/lower"
+)
+
+// Errors that Mount wraps, so that callers can tell bad input apart.
+var (
+	ErrLower                  = errors.New("bad lower directory")
+	ErrMountpoint             = errors.New("bad mountpoint")
+	ErrMountpointBusy         = errors.New("mountpoint is already a mount in use")
+	ErrDeadMount              = errors.New("mountpoint is a dead FUSE mount (its daemon died)")
+	ErrStackingLoop           = errors.New("lower directory and mountpoint overlap")
+	ErrNoFuse                 = errors.New("FUSE is not available (/dev/fuse)")
+	ErrPassthroughUnavailable = errors.New("FUSE passthrough is unavailable")
+)
+
+// Mount is a mounted sievefs view.
+type Mount struct {
+	// Lower and Mountpoint are the absolute, resolved paths.
+	Lower, Mountpoint string
+
+	opts   Options
+	tree   *lower.Tree
+	fs     *fileSystem
+	server *fuse.Server
+
+	unmountOnce sync.Once
+	unmountErr  error
+	done        chan struct{}
+}
+
+// MountView mounts a view of the lower directory on mountpoint and serves it
+// in the background until Unmount, or until it is unmounted from outside
+// (see Wait). Nothing is left mounted when it returns an error.
+func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
+	opts.setDefaults()
+	low, mnt, err := checkPaths(lowerDir, mountpoint)
+	if err != nil {
+		return nil, err
+	}
+	lower.RaiseFDLimit()
+	tree, err := lower.Open(low, lower.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLower, err)
+	}
+	if opts.MaxBacking == 0 {
+		opts.MaxBacking = lower.DefaultMaxFDs() / 2
+	}
+	fs := newFileSystem(tree, opts)
+	mopts := &fuse.MountOptions{
+		AllowOther:    opts.AllowOther,
+		FsName:        low,
+		Name:          "sievefs",
+		DirectMount:   true,
+		MaxWrite:      1 << 20,
+		MaxReadAhead:  1 << 20,
+		MaxBackground: 64,
+		MaxStackDepth: opts.MaxStackDepth,
+		Debug:         opts.FuseDebug,
+		Logger:        newStdLogger(opts.Logger),
+	}
+	if os.Geteuid() == 0 {
+		mopts.DirectMountStrict = true
+	}
+	if opts.DefaultPermissions {
+		mopts.Options = append(mopts.Options, "default_permissions")
+	}
+	if opts.ReadOnly {
+		mopts.Options = append(mopts.Options, "ro")
+		mopts.DirectMountFlags = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_RDONLY
+	}
+	if opts.Passthrough == PassthroughOff {
+		mopts.DisabledCapabilities |= fuse.CAP_PASSTHROUGH
+	}
+	if opts.Cache != CacheNever {
+		mopts.EnableSymlinkCaching = true
+	}
+	server, err := fuse.NewServer(fs, mnt, mopts)
+	if err != nil {
+		tree.Close()
+		return nil, fmt.Errorf("mount %s on %s: %w", low, mnt, err)
+	}
+	m := &Mount{Lower: low, Mountpoint: mnt, opts: opts, tree: tree, fs: fs, server: server, done: make(chan struct{})}
+	go func() {
+		server.Serve()
+		tree.Close()
+		close(m.done)
+	}()
+	if err := server.WaitMount(); err != nil {
+		m.Unmount()
+		return nil, fmt.Errorf("mount %s on %s: %w", low, mnt, err)
+	}
+	if fs.pt == nil {
+		if opts.Passthrough == PassthroughRequire {
+			m.Unmount()
+			return nil, fmt.Errorf("%w: %s", ErrPassthroughUnavailable, fs.ptReason)
+		}
+		opts.Logger.Warn("passthrough unavailable, the daemon serves file data", "reason", fs.ptReason)
+	}
+	opts.Logger.Info("mounted", "lower", low, "mountpoint", mnt, "passthrough", fs.pt != nil,
+		"handles", tree.HandlesSupported())
+	return m, nil
+}
+
+// Wait blocks until the mount is gone (Unmount, or umount from outside).
+func (m *Mount) Wait() { <-m.done }
+
+// Done is closed when the mount is gone.
+func (m *Mount) Done() <-chan struct{} { return m.done }
+
+// Unmount unmounts the view and waits for the daemon to finish serving it.
+func (m *Mount) Unmount() error {
+	m.unmountOnce.Do(func() {
+		err := m.server.Unmount()
+		if err != nil {
+			// Busy: detach lazily so that nothing stays mounted.
+			if lerr := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); lerr == nil {
+				err = nil
+			}
+		}
+		m.unmountErr = err
+	})
+	if m.unmountErr == nil {
+		<-m.done
+	}
+	return m.unmountErr
+}
+
+// checkPaths resolves the lower directory and the mountpoint and refuses
+// what cannot work: missing paths, non-directories, a mountpoint that is
+// already a mount, overlapping trees, no /dev/fuse.
+func checkPaths(lowerDir, mountpoint string) (low, mnt string, err error) {
+	low, err = resolveDir(lowerDir)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %w", ErrLower, err)
+	}
+	if dead, _ := isDeadMount(mountpoint); dead {
+		return "", "", fmt.Errorf("%w: %s", ErrDeadMount, mountpoint)
+	}
+	mnt, err = resolveDir(mountpoint)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %w", ErrMountpoint, err)
+	}
+	if isMountpoint(mnt) {
+		return "", "", fmt.Errorf("%w: %s", ErrMountpointBusy, mnt)
+	}
+	if within(mnt, low) || within(low, mnt) {
+		return "", "", fmt.Errorf("%w: lower %s, mountpoint %s", ErrStackingLoop, low, mnt)
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return "", "", fmt.Errorf("%w: %w", ErrNoFuse, err)
+	}
+	return low, mnt, nil
+}
+
+// resolveDir returns the absolute path of dir with symlinks resolved, and
+// fails unless it is a directory.
+func resolveDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", err
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%s: not a directory", dir)
+	}
+	return real, nil
+}
+
+// within reports whether path is dir or lies under it.
+func within(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// isMountpoint reports whether path is the mountpoint of a mount in this
+// namespace.
+func isMountpoint(path string) bool {
+	for _, mi := range readMountinfo() {
+		if mi.mountpoint == path {
+			return true
+		}
+	}
+	return false
+}
+
+// isDeadMount reports whether path is a FUSE mount whose daemon is gone.
+func isDeadMount(path string) (bool, error) {
+	var st unix.Stat_t
+	err := unix.Stat(path, &st)
+	return err == unix.ENOTCONN, err
+}
+
+// mountinfo is one line of /proc/self/mountinfo.
+type mountinfo struct {
+	mountpoint, fstype, source string
+}
+
+func readMountinfo() []mountinfo {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []mountinfo
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 {
+			continue
+		}
+		i := 6
+		for i < len(f) && f[i] != "-" {
+			i++
+		}
+		if i+2 >= len(f) {
+			continue
+		}
+		out = append(out, mountinfo{mountpoint: unescapeMount(f[4]), fstype: f[i+1], source: unescapeMount(f[i+2])})
+	}
+	return out
+}
+
+// unescapeMount undoes the octal escapes of /proc/self/mountinfo.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			ok := true
+			for _, c := range s[i+1 : i+4] {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + byte(c-'0')
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

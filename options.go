@@ -1,0 +1,116 @@
+package sievefs
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// PassthroughMode says when file data goes through the kernel's FUSE
+// passthrough instead of the daemon.
+type PassthroughMode string
+
+const (
+	// PassthroughAuto uses passthrough when the kernel and the daemon's
+	// privileges allow it, and otherwise serves data itself, saying why once.
+	PassthroughAuto PassthroughMode = "auto"
+	// PassthroughOff always serves data from the daemon.
+	PassthroughOff PassthroughMode = "off"
+	// PassthroughRequire fails the mount when passthrough is unavailable.
+	PassthroughRequire PassthroughMode = "require"
+)
+
+// ParsePassthroughMode parses auto, off or require.
+func ParsePassthroughMode(s string) (PassthroughMode, error) {
+	switch m := PassthroughMode(s); m {
+	case PassthroughAuto, PassthroughOff, PassthroughRequire:
+		return m, nil
+	}
+	return "", fmt.Errorf("passthrough mode %q: want auto, off or require", s)
+}
+
+// CacheMode says how long the kernel may trust what it cached.
+type CacheMode string
+
+const (
+	// CacheAuto caches entries and attributes for one second and keeps file
+	// data cached until the lower file's size or mtime changes. It suits a
+	// lower tree that is changed underneath the mount now and then.
+	CacheAuto CacheMode = "auto"
+	// CacheAlways caches for a day: for a lower tree changed only through
+	// the mount.
+	CacheAlways CacheMode = "always"
+	// CacheNever caches nothing, for a lower tree that others change all the
+	// time; daemon-served data is read with direct I/O.
+	CacheNever CacheMode = "never"
+)
+
+// ParseCacheMode parses auto, always or never.
+func ParseCacheMode(s string) (CacheMode, error) {
+	switch m := CacheMode(s); m {
+	case CacheAuto, CacheAlways, CacheNever:
+		return m, nil
+	}
+	return "", fmt.Errorf("cache mode %q: want auto, always or never", s)
+}
+
+// timeout is how long the kernel may cache entries and attributes.
+func (m CacheMode) timeout() time.Duration {
+	switch m {
+	case CacheAlways:
+		return 24 * time.Hour
+	case CacheNever:
+		return 0
+	}
+	return time.Second
+}
+
+// Options configure a mount. The zero value is a private, read-write mount
+// with passthrough when available and CacheAuto.
+type Options struct {
+	// Passthrough is the passthrough mode; empty means PassthroughAuto.
+	Passthrough PassthroughMode
+	// Cache is the cache mode; empty means CacheAuto.
+	Cache CacheMode
+	// ReadOnly mounts read-only.
+	ReadOnly bool
+	// AllowOther lets users other than the mounting one use the mount. The
+	// kernel then checks permissions (default_permissions) and files a
+	// caller creates belong to that caller.
+	AllowOther bool
+	// DefaultPermissions makes the kernel check permission bits against the
+	// presented attributes; always on with AllowOther.
+	DefaultPermissions bool
+	// MaxBacking bounds the backing files held for passthrough; past it, new
+	// opens are served by the daemon. Zero means a default derived from
+	// RLIMIT_NOFILE.
+	MaxBacking int
+	// MaxStackDepth is the stacking depth negotiated with the kernel (1 or 2).
+	// A lower tree that is itself stacked (overlayfs, another passthrough
+	// FUSE mount) needs 2; a mount of depth 2 cannot be stacked upon.
+	MaxStackDepth int
+	// Logger receives the daemon's log; nil discards it.
+	Logger *slog.Logger
+	// Debug logs every operation at debug level.
+	Debug bool
+	// FuseDebug logs the FUSE wire protocol.
+	FuseDebug bool
+}
+
+func (o *Options) setDefaults() {
+	if o.Passthrough == "" {
+		o.Passthrough = PassthroughAuto
+	}
+	if o.Cache == "" {
+		o.Cache = CacheAuto
+	}
+	if o.AllowOther {
+		o.DefaultPermissions = true
+	}
+	if o.MaxStackDepth <= 0 {
+		o.MaxStackDepth = 1
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
