@@ -51,7 +51,7 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		return nil, err
 	}
 	lower.RaiseFDLimit()
-	tree, err := lower.Open(low, lower.Options{})
+	tree, err := lower.Open(low, lower.Options{MaxFDs: opts.MaxInodeFDs})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLower, err)
 	}

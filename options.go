@@ -85,6 +85,10 @@ type Options struct {
 	// opens are served by the daemon. Zero means a default derived from
 	// RLIMIT_NOFILE.
 	MaxBacking int
+	// MaxInodeFDs bounds the O_PATH descriptors the inode table keeps open;
+	// inodes past it are reopened by file handle when next used. Zero means
+	// half of RLIMIT_NOFILE.
+	MaxInodeFDs int
 	// MaxStackDepth is the stacking depth negotiated with the kernel (1 or 2).
 	// A lower tree that is itself stacked (overlayfs, another passthrough
 	// FUSE mount) needs 2; a mount of depth 2 cannot be stacked upon.
