@@ -299,3 +299,39 @@ func (fs *fileSystem) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr
 	}
 	return fs.status("removexattr", fs.tree.RemoveXattr(ino, attr))
 }
+
+// Statx returns extended attributes (birth time among them).
+func (fs *fileSystem) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.StatxOut) fuse.Status {
+	ino, s := fs.inode(in.NodeId)
+	if !s.Ok() {
+		return s
+	}
+	var stx unix.Statx_t
+	if err := fs.tree.Statx(ino, in.SxMask|unix.STATX_BASIC_STATS, &stx); err != nil {
+		return fs.status("statx", err)
+	}
+	sxTime := func(t unix.StatxTimestamp) fuse.SxTime { return fuse.SxTime{Sec: uint64(t.Sec), Nsec: t.Nsec} }
+	out.Statx = fuse.Statx{
+		Mask:           stx.Mask,
+		Blksize:        stx.Blksize,
+		Attributes:     stx.Attributes,
+		Nlink:          stx.Nlink,
+		Uid:            stx.Uid,
+		Gid:            stx.Gid,
+		Mode:           stx.Mode,
+		Ino:            stx.Ino,
+		Size:           stx.Size,
+		Blocks:         stx.Blocks,
+		AttributesMask: stx.Attributes_mask,
+		Atime:          sxTime(stx.Atime),
+		Btime:          sxTime(stx.Btime),
+		Ctime:          sxTime(stx.Ctime),
+		Mtime:          sxTime(stx.Mtime),
+		RdevMajor:      stx.Rdev_major,
+		RdevMinor:      stx.Rdev_minor,
+		DevMajor:       stx.Dev_major,
+		DevMinor:       stx.Dev_minor,
+	}
+	out.SetTimeout(fs.timeout)
+	return fuse.OK
+}

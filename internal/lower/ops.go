@@ -408,3 +408,13 @@ func readlinkString(path string) (string, error) {
 	}
 	return string(buf[:n]), nil
 }
+
+// Statx fills stx with the attributes of ino that mask asks for.
+func (t *Tree) Statx(ino *Inode, mask uint32, stx *unix.Statx_t) error {
+	fd, err := t.Acquire(ino)
+	if err != nil {
+		return err
+	}
+	defer t.Release(ino)
+	return unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, int(mask), stx)
+}
