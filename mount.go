@@ -44,6 +44,10 @@ type Mount struct {
 // MountView mounts a view of the lower directory on mountpoint and serves it
 // in the background until Unmount, or until it is unmounted from outside
 // (see Wait). Nothing is left mounted when it returns an error.
+//
+// MountView sets the process umask to 0: the kernel has already applied the
+// client's umask to the modes of files it creates, and the daemon must not
+// apply its own on top.
 func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	opts.setDefaults()
 	low, mnt, err := checkPaths(lowerDir, mountpoint)
@@ -51,6 +55,7 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		return nil, err
 	}
 	lower.RaiseFDLimit()
+	unix.Umask(0)
 	tree, err := lower.Open(low, lower.Options{MaxFDs: opts.MaxInodeFDs})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLower, err)
