@@ -74,6 +74,13 @@ func (fs *fileSystem) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *f
 			return fs.status("setattr", err)
 		}
 	}
+	if in.Valid&setattrChanges == 0 || in.Valid&fuse.FATTR_CTIME != 0 {
+		// chown(path, -1, -1) reaches the daemon with nothing to change;
+		// it still updates ctime, as it does on the lower filesystem.
+		if err := fs.tree.Chown(ino, -1, -1); err != nil {
+			return fs.status("setattr", err)
+		}
+	}
 	if size, ok := in.GetSize(); ok {
 		if err := fs.truncate(ino, in, int64(size)); err != nil {
 			return fs.status("setattr", err)
@@ -99,6 +106,9 @@ func (fs *fileSystem) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *f
 	out.SetTimeout(fs.timeout)
 	return fuse.OK
 }
+
+// setattrChanges are the SETATTR bits that change something.
+const setattrChanges = fuse.FATTR_MODE | fuse.FATTR_UID | fuse.FATTR_GID | fuse.FATTR_SIZE | fuse.FATTR_ATIME | fuse.FATTR_MTIME
 
 func setTime(now bool, sec uint64, nsec uint32) unix.Timespec {
 	if now {
