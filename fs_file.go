@@ -27,17 +27,11 @@ type openFile struct {
 // openReply fills the OPEN/CREATE reply for ino. fd, when >= 0, is a
 // descriptor already open with the client's flags (from CREATE); openReply
 // takes it over.
-func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, out *fuse.OpenOut) fuse.Status {
+func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, c *fuse.Caller, out *fuse.OpenOut) fuse.Status {
 	// Locks are the kernel's (see README): nothing in FLUSH needs the daemon.
 	out.OpenFlags = fuse.FOPEN_NOFLUSH
 	if fs.pt != nil {
-		id, err := fs.pt.Acquire(ino.ID, func() (int, error) {
-			if fd >= 0 {
-				return unix.Dup(fd)
-			}
-			return fs.tree.Open(ino, flags)
-		})
-		if err == nil {
+		if id, ok := fs.passthroughOpen(ino, flags, fd, c); ok {
 			if fd >= 0 {
 				unix.Close(fd)
 			}
@@ -45,9 +39,6 @@ func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, out *fuse.O
 			out.OpenFlags |= fuse.FOPEN_PASSTHROUGH
 			out.Fh = fs.files.add(&openFile{ino: ino, flags: flags, fd: -1, passthrough: true})
 			return fuse.OK
-		}
-		if !errors.Is(err, passthrough.ErrBudget) {
-			fs.log.Warn("passthrough refused, serving from the daemon", "op", "open", "inode", ino.ID, "err", err)
 		}
 		// A daemon-served open of a file that may also be open in
 		// passthrough mode must not use the page cache (the kernel's
@@ -64,6 +55,9 @@ func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, out *fuse.O
 	if fd < 0 {
 		var err error
 		if fd, err = fs.tree.Open(ino, flags); err != nil {
+			if fs.pt != nil {
+				fs.pt.ReleaseDaemon(ino.ID)
+			}
 			return fs.status("open", err)
 		}
 	}
@@ -73,13 +67,72 @@ func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, out *fuse.O
 	return fuse.OK
 }
 
+// passthroughOpen gets the inode's backing ID for a new open, or records a
+// daemon-served open and returns false. Inodes whose opens are all
+// passthrough or all daemon-served are the kernel's rule (see
+// passthrough.ErrDaemonServed).
+func (fs *fileSystem) passthroughOpen(ino *lower.Inode, flags int, fd int, c *fuse.Caller) (int32, bool) {
+	for {
+		if !fs.mustServeWrites(ino, flags, c) {
+			id, err := fs.pt.Acquire(ino.ID, func() (int, error) {
+				if fd >= 0 {
+					return unix.Dup(fd)
+				}
+				return fs.tree.Open(ino, flags)
+			})
+			if err == nil {
+				return id, true
+			}
+			if !errors.Is(err, passthrough.ErrBudget) && !errors.Is(err, passthrough.ErrDaemonServed) {
+				fs.log.Warn("passthrough refused, serving from the daemon", "op", "open", "inode", ino.ID, "err", err)
+			}
+		}
+		if fs.pt.ServeByDaemon(ino.ID) {
+			return 0, false
+		}
+		// The inode got a backing file meanwhile: every open must share it.
+		if id, ok := fs.pt.Share(ino.ID); ok {
+			return id, true
+		}
+	}
+}
+
+// mustServeWrites reports whether a writable open by a caller without
+// CAP_FSETID (anyone but root) is of a set-user-ID or set-group-ID file. Its
+// writes must clear those bits, which the kernel leaves to the daemon
+// (FUSE_HANDLE_KILLPRIV_V2) and which passthrough writes, made with the
+// daemon's credentials, would not do; so the daemon serves them. Such files
+// are rare.
+func (fs *fileSystem) mustServeWrites(ino *lower.Inode, flags int, c *fuse.Caller) bool {
+	if flags&unix.O_ACCMODE == unix.O_RDONLY || c.Uid == 0 || ino.Type != unix.S_IFREG {
+		return false
+	}
+	var st unix.Stat_t
+	if err := fs.tree.Stat(ino, &st); err != nil {
+		return false
+	}
+	return privileged(st.Mode)
+}
+
+// privileged reports whether a write by an unprivileged caller must clear
+// bits of mode: set-user-ID, or set-group-ID with group execute.
+func privileged(mode uint32) bool {
+	return mode&unix.S_ISUID != 0 || mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP
+}
+
 // Open opens a file.
 func (fs *fileSystem) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	ino, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
 	}
-	return fs.openReply(ino, int(in.Flags), -1, out)
+	if s := fs.openReply(ino, int(in.Flags), -1, &in.Caller, out); !s.Ok() {
+		return s
+	}
+	if in.Mode&fuse.OPEN_KILL_SUIDGID != 0 {
+		fs.killPriv(ino)
+	}
+	return fuse.OK
 }
 
 // Create makes and opens a regular file.
@@ -94,9 +147,12 @@ func (fs *fileSystem) Create(cancel <-chan struct{}, in *fuse.CreateIn, name str
 		return fs.status("create", err)
 	}
 	fs.fillEntry(ino, &st, &out.EntryOut)
-	if s := fs.openReply(ino, int(in.Flags), fd, &out.OpenOut); !s.Ok() {
+	if s := fs.openReply(ino, int(in.Flags), fd, &in.Caller, &out.OpenOut); !s.Ok() {
 		fs.tree.Forget(ino.ID, 1)
 		return s
+	}
+	if in.OpenFlags&fuse.OPEN_KILL_SUIDGID != 0 {
+		fs.killPriv(ino)
 	}
 	return fuse.OK
 }
@@ -113,7 +169,7 @@ func (fs *fileSystem) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fu
 		return fs.status("tmpfile", err)
 	}
 	fs.fillEntry(ino, &st, &out.EntryOut)
-	if s := fs.openReply(ino, int(in.Flags), fd, &out.OpenOut); !s.Ok() {
+	if s := fs.openReply(ino, int(in.Flags), fd, &in.Caller, &out.OpenOut); !s.Ok() {
 		fs.tree.Forget(ino.ID, 1)
 		return s
 	}
@@ -173,6 +229,9 @@ func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byt
 	if !s.Ok() {
 		return 0, s
 	}
+	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
+		fs.killPriv(f.ino)
+	}
 	var written int
 	err := fs.withFD(f, unix.O_WRONLY, func(fd int) error {
 		for written < len(data) {
@@ -228,6 +287,26 @@ func (fs *fileSystem) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	}
 	unix.Close(f.fd)
 	fs.daemonOpens.Add(-1)
+	if fs.pt != nil {
+		fs.pt.ReleaseDaemon(f.ino.ID)
+	}
+}
+
+// killPriv clears set-user-ID and set-group-ID bits as an unprivileged
+// write or truncate does (the kernel leaves this to the daemon with
+// FUSE_HANDLE_KILLPRIV_V2).
+func (fs *fileSystem) killPriv(ino *lower.Inode) {
+	var st unix.Stat_t
+	if err := fs.tree.Stat(ino, &st); err != nil || !privileged(st.Mode) {
+		return
+	}
+	mode := st.Mode &^ unix.S_ISUID
+	if mode&unix.S_IXGRP != 0 {
+		mode &^= unix.S_ISGID
+	}
+	if err := fs.tree.Chmod(ino, mode&07777); err != nil {
+		fs.log.Warn("clearing set-ID bits", "inode", ino.ID, "err", err)
+	}
 }
 
 // Lseek answers SEEK_DATA and SEEK_HOLE from the lower file.

@@ -41,13 +41,6 @@ func (h *handleTable[T]) remove(id uint64) (T, bool) {
 	return v, ok
 }
 
-// len returns the number of live handles.
-func (h *handleTable[T]) len() int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return len(h.m)
-}
-
 // each calls fn for every live handle, under the read lock.
 func (h *handleTable[T]) each(fn func(T)) {
 	h.mu.RLock()

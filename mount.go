@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
@@ -36,6 +37,7 @@ type Mount struct {
 	fs     *fileSystem
 	server *fuse.Server
 
+	dev         uint64 // device number of the mount: names its FUSE connection
 	unmountOnce sync.Once
 	unmountErr  error
 	done        chan struct{}
@@ -74,7 +76,11 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		MaxBackground: 64,
 		MaxStackDepth: opts.MaxStackDepth,
 		Debug:         opts.FuseDebug,
-		Logger:        newStdLogger(opts.Logger),
+		// The daemon clears set-ID bits on write (so that the kernel need
+		// not ask for security.capability before every passthrough write),
+		// and daemon-served files may be mapped.
+		ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2 | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
+		Logger:            newStdLogger(opts.Logger),
 	}
 	if os.Geteuid() == 0 {
 		mopts.DirectMountStrict = true
@@ -107,6 +113,10 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		m.Unmount()
 		return nil, fmt.Errorf("mount %s on %s: %w", low, mnt, err)
 	}
+	var st unix.Stat_t
+	if err := unix.Stat(mnt, &st); err == nil {
+		m.dev = st.Dev
+	}
 	if fs.pt == nil {
 		if opts.Passthrough == PassthroughRequire {
 			m.Unmount()
@@ -125,22 +135,52 @@ func (m *Mount) Wait() { <-m.done }
 // Done is closed when the mount is gone.
 func (m *Mount) Done() <-chan struct{} { return m.done }
 
+// UnmountGrace is how long Unmount waits, after detaching a mount that
+// clients still use, before it aborts the FUSE connection.
+var UnmountGrace = 5 * time.Second
+
 // Unmount unmounts the view and waits for the daemon to finish serving it.
+// A mount still in use is detached at once (nothing new can reach it); files
+// still open get UnmountGrace to be closed, then the FUSE connection is
+// aborted and their further operations fail. Data written through
+// passthrough or acknowledged by the daemon is on the lower tree already.
 func (m *Mount) Unmount() error {
 	m.unmountOnce.Do(func() {
-		err := m.server.Unmount()
-		if err != nil {
-			// Busy: detach lazily so that nothing stays mounted.
-			if lerr := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); lerr == nil {
-				err = nil
+		if err := m.server.Unmount(); err == nil {
+			return
+		}
+		if err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); err != nil {
+			m.unmountErr = fmt.Errorf("unmount %s: %w", m.Mountpoint, err)
+			return
+		}
+		select {
+		case <-m.done:
+		case <-time.After(UnmountGrace):
+			m.opts.Logger.Warn("files still open after unmount, aborting the FUSE connection", "mountpoint", m.Mountpoint)
+			if err := abortConnection(m.dev); err != nil {
+				m.unmountErr = fmt.Errorf("abort FUSE connection of %s: %w", m.Mountpoint, err)
 			}
 		}
-		m.unmountErr = err
 	})
 	if m.unmountErr == nil {
 		<-m.done
 	}
 	return m.unmountErr
+}
+
+// fusectl is where the kernel's FUSE control filesystem is mounted.
+const fusectl = "/sys/fs/fuse/connections"
+
+// abortConnection aborts the FUSE connection of the mount with device dev,
+// mounting the FUSE control filesystem first if need be.
+func abortConnection(dev uint64) error {
+	ctl := fmt.Sprintf("%s/%d/abort", fusectl, unix.Minor(dev))
+	if _, err := os.Stat(ctl); err != nil {
+		if err := unix.Mount("fusectl", fusectl, "fusectl", 0, ""); err != nil && err != unix.EBUSY {
+			return fmt.Errorf("mount fusectl: %w", err)
+		}
+	}
+	return os.WriteFile(ctl, []byte("1"), 0)
 }
 
 // checkPaths resolves the lower directory and the mountpoint and refuses

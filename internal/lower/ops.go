@@ -21,6 +21,51 @@ func (t *Tree) Acquire(ino *Inode) (int, error) {
 // Release ends one Acquire.
 func (t *Tree) Release(ino *Inode) { t.fds.release(ino) }
 
+// AcquireDir is Acquire for a directory about to be searched or changed. It
+// fails with ENOENT when the directory is no longer beneath the lower root:
+// moved out of the tree, or deleted, since the kernel looked it up. The node
+// ID the kernel holds follows the directory wherever it goes; this check
+// keeps lookups and changes inside the tree.
+func (t *Tree) AcquireDir(ino *Inode) (int, error) {
+	fd, err := t.Acquire(ino)
+	if err != nil || ino == t.root {
+		return fd, err
+	}
+	if !t.beneath(fd) {
+		t.Release(ino)
+		return -1, unix.ENOENT
+	}
+	return fd, nil
+}
+
+// beneath reports whether the directory fd is the lower root or lies under
+// it, by the path the kernel gives it now.
+func (t *Tree) beneath(fd int) bool {
+	p, err := readlinkString(procPath(fd))
+	if err != nil {
+		return false
+	}
+	root := *t.rootPath.Load()
+	if within(p, root) {
+		return true
+	}
+	// The lower root itself may have been moved.
+	now, err := readlinkString(procPath(t.rootFD))
+	if err != nil || now == root {
+		return false
+	}
+	t.rootPath.Store(&now)
+	return within(p, now)
+}
+
+// within reports whether path is dir or lies under it.
+func within(path, dir string) bool {
+	if dir == "/" {
+		return strings.HasPrefix(path, "/")
+	}
+	return path == dir || strings.HasPrefix(path, dir+"/")
+}
+
 // checkName refuses anything but a single path component.
 func checkName(name string) error {
 	switch {
@@ -38,7 +83,7 @@ func (t *Tree) Lookup(parent *Inode, name string, st *unix.Stat_t) (*Inode, erro
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	pfd, err := t.Acquire(parent)
+	pfd, err := t.AcquireDir(parent)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +137,7 @@ func (t *Tree) create(parent *Inode, name string, owner *Owner, st *unix.Stat_t,
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	pfd, err := t.Acquire(parent)
+	pfd, err := t.AcquireDir(parent)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +213,7 @@ func (t *Tree) Create(parent *Inode, name string, flags int, mode uint32, owner 
 	if err := checkName(name); err != nil {
 		return nil, -1, err
 	}
-	pfd, err := t.Acquire(parent)
+	pfd, err := t.AcquireDir(parent)
 	if err != nil {
 		return nil, -1, err
 	}
@@ -198,7 +243,7 @@ func (t *Tree) Create(parent *Inode, name string, flags int, mode uint32, owner 
 
 // Tmpfile opens an unnamed regular file in parent (O_TMPFILE).
 func (t *Tree) Tmpfile(parent *Inode, flags int, mode uint32, owner *Owner, st *unix.Stat_t) (*Inode, int, error) {
-	pfd, err := t.Acquire(parent)
+	pfd, err := t.AcquireDir(parent)
 	if err != nil {
 		return nil, -1, err
 	}
@@ -264,6 +309,10 @@ func reopen(fd, flags int) (int, error) {
 
 // OpenDir opens the directory ino for reading entries.
 func (t *Tree) OpenDir(ino *Inode) (int, error) {
+	if _, err := t.AcquireDir(ino); err != nil {
+		return -1, err
+	}
+	defer t.Release(ino)
 	return t.Open(ino, unix.O_RDONLY|unix.O_DIRECTORY)
 }
 
@@ -281,7 +330,7 @@ func (t *Tree) inDir(parent *Inode, name string, fn func(pfd int) error) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	pfd, err := t.Acquire(parent)
+	pfd, err := t.AcquireDir(parent)
 	if err != nil {
 		return err
 	}
@@ -297,12 +346,12 @@ func (t *Tree) Rename(oldParent *Inode, oldName string, newParent *Inode, newNam
 	if err := checkName(newName); err != nil {
 		return err
 	}
-	ofd, err := t.Acquire(oldParent)
+	ofd, err := t.AcquireDir(oldParent)
 	if err != nil {
 		return err
 	}
 	defer t.Release(oldParent)
-	nfd, err := t.Acquire(newParent)
+	nfd, err := t.AcquireDir(newParent)
 	if err != nil {
 		return err
 	}

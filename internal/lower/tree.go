@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -64,12 +65,13 @@ func (ino *Inode) evictable() bool { return ino.handleValid }
 
 // Tree is the inode table of one lower directory.
 type Tree struct {
-	rootFD  int
-	mountFD int // O_RDONLY descriptor of the root: open_by_handle_at refuses O_PATH ones
-	rootDev uint64
-	handles bool // open_by_handle_at works on this tree
-	root    *Inode
-	fds     fdCache
+	rootFD   int
+	mountFD  int // O_RDONLY descriptor of the root: open_by_handle_at refuses O_PATH ones
+	rootDev  uint64
+	rootPath atomic.Pointer[string] // the root's path now, for AcquireDir
+	handles  bool                   // open_by_handle_at works on this tree
+	root     *Inode
+	fds      fdCache
 
 	mu     sync.RWMutex
 	byKey  map[Key]*Inode
@@ -122,6 +124,11 @@ func Open(path string, opts Options) (*Tree, error) {
 	t.root = root
 	t.byKey[root.Key] = root
 	t.byID[RootID] = root
+	if p, err := readlinkString(procPath(fd)); err == nil {
+		t.rootPath.Store(&p)
+	} else {
+		t.rootPath.Store(&path)
+	}
 	t.handles = mountFD >= 0 && probeHandles(fd, mountFD)
 	return t, nil
 }

@@ -27,6 +27,13 @@ type Registrar interface {
 // backing files; the caller serves the file itself.
 var ErrBudget = errors.New("backing file budget exhausted")
 
+// ErrDaemonServed is returned by Acquire while the inode has opens served by
+// the daemon: the kernel keeps one I/O mode per inode (a shared mmap of a
+// daemon-served file puts the inode in cached mode, which passthrough opens
+// then cannot join), so an inode's opens are all passthrough or all
+// daemon-served until the last of them is released.
+var ErrDaemonServed = errors.New("inode is open in daemon-served mode")
+
 // Backing is one backing file the kernel holds.
 type Backing struct {
 	ID    int32
@@ -49,13 +56,14 @@ type Manager struct {
 
 	mu       sync.Mutex
 	byInode  map[uint64]*Backing
+	served   map[uint64]int // daemon-served opens per inode
 	counters Counters
 }
 
 // New returns a manager registering through reg and holding at most budget
 // backing files (budget <= 0 means no limit).
 func New(reg Registrar, budget int) *Manager {
-	return &Manager{reg: reg, budget: budget, byInode: make(map[uint64]*Backing)}
+	return &Manager{reg: reg, budget: budget, byInode: make(map[uint64]*Backing), served: make(map[uint64]int)}
 }
 
 // Share counts one more open of the inode's backing file and returns its ID,
@@ -82,6 +90,9 @@ func (m *Manager) Acquire(inode uint64, open func() (int, error)) (int32, error)
 		b.Opens++
 		m.counters.Shared++
 		return b.ID, nil
+	}
+	if m.served[inode] > 0 {
+		return 0, ErrDaemonServed
 	}
 	if m.budget > 0 && len(m.byInode) >= m.budget {
 		m.counters.OverBudget++
@@ -120,6 +131,28 @@ func (m *Manager) Release(inode uint64) error {
 		return errno
 	}
 	return nil
+}
+
+// ServeByDaemon records an open of the inode served by the daemon. It
+// returns false, recording nothing, when the inode has a backing file: the
+// open must then share it.
+func (m *Manager) ServeByDaemon(inode uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.byInode[inode] != nil {
+		return false
+	}
+	m.served[inode]++
+	return true
+}
+
+// ReleaseDaemon ends a daemon-served open recorded by ServeByDaemon.
+func (m *Manager) ReleaseDaemon(inode uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.served[inode]--; m.served[inode] <= 0 {
+		delete(m.served, inode)
+	}
 }
 
 // Active reports whether the inode has a backing file now.

@@ -1,0 +1,260 @@
+package main
+
+// Helpers for the tests of the sievefs command: the binary built once per
+// test run, run as a child, and checks of the mount table.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestMain removes the binary built for the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+// binary builds the sievefs command once per test run and returns its path.
+func binary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			binErr = err
+			return
+		}
+		if binDir, binErr = os.MkdirTemp("", "sievefs-bin-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "sievefs")
+		cmd := exec.Command(gobin, "build", "-o", binPath, ".")
+		cmd.Dir = "." // this package's directory
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// requireFuse skips the test unless it runs as root with /dev/fuse.
+func requireFuse(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount FUSE")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a child's output and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// result is how a run of the binary ended.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runBinary runs the binary with args to completion (at most 20 seconds).
+// If it does not exit, it is terminated, whatever it mounted is detached
+// and the test fails.
+func runBinary(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+		if n := len(args); n >= 2 && mountedOn(args[n-1]) {
+			unix.Unmount(args[n-1], unix.MNT_DETACH)
+		}
+		t.Fatalf("sievefs %q did not exit within 20s; stderr:\n%s", args, stderr.String())
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// daemon is a running `sievefs mount`.
+type daemon struct {
+	cmd    *exec.Cmd
+	mnt    string
+	stderr *syncBuffer
+	exited chan struct{}
+	err    error // what Wait returned, once exited is closed
+}
+
+// startMount runs `sievefs mount lower mnt` and waits until the mount
+// appears. Cleanup always resumes, terminates and reaps the daemon, and
+// detaches the mount if it is still there.
+func startMount(t *testing.T, lower, mnt string) *daemon {
+	t.Helper()
+	d := &daemon{
+		cmd:    exec.Command(binary(t), "mount", lower, mnt),
+		mnt:    mnt,
+		stderr: &syncBuffer{},
+		exited: make(chan struct{}),
+	}
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		d.err = d.cmd.Wait()
+		close(d.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-d.exited:
+		default:
+			d.cmd.Process.Signal(syscall.SIGCONT)
+			d.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.exited:
+			case <-time.After(10 * time.Second):
+				t.Errorf("sievefs ignored SIGTERM for 10s; killing it")
+				d.cmd.Process.Kill()
+				<-d.exited
+			}
+		}
+		if mountedOn(mnt) {
+			t.Errorf("%s still mounted after the daemon exited; detaching it", mnt)
+			unix.Unmount(mnt, unix.MNT_DETACH)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !sievefsMountedOn(mnt) {
+		select {
+		case <-d.exited:
+			t.Fatalf("sievefs exited before mounting (%v); stderr:\n%s", d.err, d.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear in /proc/self/mountinfo; stderr:\n%s", mnt, d.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return d
+}
+
+// wait waits up to timeout for the daemon to exit and returns its exit code.
+func (d *daemon) wait(t testing.TB, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-d.exited:
+	case <-time.After(timeout):
+		t.Fatalf("sievefs did not exit within %v; stderr:\n%s", timeout, d.stderr)
+	}
+	var ee *exec.ExitError
+	if d.err != nil && !errors.As(d.err, &ee) {
+		t.Fatalf("wait: %v", d.err)
+	}
+	return d.cmd.ProcessState.ExitCode()
+}
+
+// mount is one line of /proc/self/mountinfo.
+type mount struct{ point, fstype, source string }
+
+func mounts() []mount {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []mount
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		for i := 6; i+2 < len(f); i++ {
+			if f[i] == "-" {
+				out = append(out, mount{point: f[4], fstype: f[i+1], source: f[i+2]})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// mountedOn reports whether anything is mounted on path.
+func mountedOn(path string) bool {
+	for _, m := range mounts() {
+		if m.point == path {
+			return true
+		}
+	}
+	return false
+}
+
+// sievefsMountedOn reports whether a sievefs view is mounted on path.
+func sievefsMountedOn(path string) bool {
+	for _, m := range mounts() {
+		if m.point == path && m.fstype == "fuse.sievefs" {
+			return true
+		}
+	}
+	return false
+}
+
+// sievefsMountsUnder lists the sievefs mounts whose mountpoint or lower
+// directory lies under dir.
+func sievefsMountsUnder(dir string) []mount {
+	var out []mount
+	for _, m := range mounts() {
+		if m.fstype != "fuse.sievefs" {
+			continue
+		}
+		if strings.HasPrefix(m.point+"/", dir+"/") || strings.HasPrefix(m.source+"/", dir+"/") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
