@@ -37,8 +37,7 @@ type fileSystem struct {
 	dirs         *handleTable[*dirHandle]
 	daemonOpens  atomic.Int64 // files served by the daemon right now
 	daemonServed atomic.Uint64
-	reads        atomic.Uint64 // READ requests served
-	writes       atomic.Uint64 // WRITE requests served
+	stats        opStats
 }
 
 func newFileSystem(tree *lower.Tree, opts Options) *fileSystem {

@@ -2,6 +2,7 @@ package sievefs
 
 import (
 	"sync"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
@@ -25,7 +26,8 @@ type dirHandle struct {
 const dirBufSize = 32 << 10
 
 // OpenDir opens a directory.
-func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) (code fuse.Status) {
+	defer fs.track(opOpendir, time.Now(), &code)
 	ino, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
@@ -39,13 +41,15 @@ func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse
 }
 
 // ReadDir lists entries.
-func (fs *fileSystem) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
+func (fs *fileSystem) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) (code fuse.Status) {
+	defer fs.track(opReaddir, time.Now(), &code)
 	return fs.readDir(in, out, false)
 }
 
 // ReadDirPlus lists entries with their attributes, counting one lookup of
 // each entry it returns (except "." and "..", which the kernel ignores).
-func (fs *fileSystem) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
+func (fs *fileSystem) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) (code fuse.Status) {
+	defer fs.track(opReaddirplus, time.Now(), &code)
 	return fs.readDir(in, out, true)
 }
 
@@ -105,13 +109,15 @@ func (fs *fileSystem) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool
 
 // ReleaseDir closes a directory.
 func (fs *fileSystem) ReleaseDir(in *fuse.ReleaseIn) {
+	defer fs.trackNoStatus(opReleasedir, time.Now())
 	if d, ok := fs.dirs.remove(in.Fh); ok {
 		unix.Close(d.fd)
 	}
 }
 
 // FsyncDir flushes a directory to stable storage.
-func (fs *fileSystem) FsyncDir(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
+func (fs *fileSystem) FsyncDir(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse.Status) {
+	defer fs.track(opFsyncdir, time.Now(), &code)
 	d, ok := fs.dirs.get(in.Fh)
 	if !ok {
 		return fuse.EBADF

@@ -3,13 +3,15 @@ package sievefs
 import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+	"time"
 
 	"github.com/sievefs/sievefs/internal/lower"
 )
 
 // Lookup finds a name in a directory. A missing name is answered as a
 // negative entry that the kernel may cache for the entry timeout.
-func (fs *fileSystem) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
+func (fs *fileSystem) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) (code fuse.Status) {
+	defer fs.track(opLookup, time.Now(), &code)
 	parent, s := fs.inode(h.NodeId)
 	if !s.Ok() {
 		return s
@@ -30,11 +32,13 @@ func (fs *fileSystem) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name stri
 
 // Forget drops lookups the kernel no longer holds.
 func (fs *fileSystem) Forget(nodeID, nlookup uint64) {
+	defer fs.trackNoStatus(opForget, time.Now())
 	fs.tree.Forget(nodeID, nlookup)
 }
 
 // GetAttr returns the attributes of a node.
-func (fs *fileSystem) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
+func (fs *fileSystem) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) (code fuse.Status) {
+	defer fs.track(opGetattr, time.Now(), &code)
 	ino, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
@@ -50,7 +54,8 @@ func (fs *fileSystem) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *f
 
 // SetAttr changes mode, owner, size and times, in that order, and returns the
 // attributes after the change.
-func (fs *fileSystem) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
+func (fs *fileSystem) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) (code fuse.Status) {
+	defer fs.track(opSetattr, time.Now(), &code)
 	ino, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
@@ -141,7 +146,8 @@ func (fs *fileSystem) newEntry(op string, ino *lower.Inode, st *unix.Stat_t, err
 }
 
 // Mknod makes a device, FIFO, socket or regular file.
-func (fs *fileSystem) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {
+func (fs *fileSystem) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) (code fuse.Status) {
+	defer fs.track(opMknod, time.Now(), &code)
 	parent, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
@@ -152,7 +158,8 @@ func (fs *fileSystem) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name strin
 }
 
 // Mkdir makes a directory.
-func (fs *fileSystem) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
+func (fs *fileSystem) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) (code fuse.Status) {
+	defer fs.track(opMkdir, time.Now(), &code)
 	parent, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
@@ -163,7 +170,8 @@ func (fs *fileSystem) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name strin
 }
 
 // Symlink makes a symbolic link; the target is stored as the client gave it.
-func (fs *fileSystem) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, name string, out *fuse.EntryOut) fuse.Status {
+func (fs *fileSystem) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, name string, out *fuse.EntryOut) (code fuse.Status) {
+	defer fs.track(opSymlink, time.Now(), &code)
 	parent, s := fs.inode(h.NodeId)
 	if !s.Ok() {
 		return s
@@ -174,7 +182,8 @@ func (fs *fileSystem) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, 
 }
 
 // Link makes a hard link.
-func (fs *fileSystem) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) fuse.Status {
+func (fs *fileSystem) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) (code fuse.Status) {
+	defer fs.track(opLink, time.Now(), &code)
 	parent, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
@@ -189,7 +198,8 @@ func (fs *fileSystem) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string,
 }
 
 // Unlink removes a name.
-func (fs *fileSystem) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+func (fs *fileSystem) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) (code fuse.Status) {
+	defer fs.track(opUnlink, time.Now(), &code)
 	parent, s := fs.inode(h.NodeId)
 	if !s.Ok() {
 		return s
@@ -198,7 +208,8 @@ func (fs *fileSystem) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name stri
 }
 
 // Rmdir removes an empty directory.
-func (fs *fileSystem) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+func (fs *fileSystem) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name string) (code fuse.Status) {
+	defer fs.track(opRmdir, time.Now(), &code)
 	parent, s := fs.inode(h.NodeId)
 	if !s.Ok() {
 		return s
@@ -207,7 +218,8 @@ func (fs *fileSystem) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name strin
 }
 
 // Rename renames, honouring RENAME_NOREPLACE and RENAME_EXCHANGE.
-func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) fuse.Status {
+func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) (code fuse.Status) {
+	defer fs.track(opRename, time.Now(), &code)
 	oldParent, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
@@ -220,7 +232,8 @@ func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName,
 }
 
 // Readlink returns a symlink's target.
-func (fs *fileSystem) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status) {
+func (fs *fileSystem) Readlink(cancel <-chan struct{}, h *fuse.InHeader) (_ []byte, code fuse.Status) {
+	defer fs.track(opReadlink, time.Now(), &code)
 	ino, s := fs.inode(h.NodeId)
 	if !s.Ok() {
 		return nil, s
@@ -231,7 +244,8 @@ func (fs *fileSystem) Readlink(cancel <-chan struct{}, h *fuse.InHeader) ([]byte
 
 // Access is only sent without default_permissions, when the daemon runs as
 // the only user of the mount; it checks with the daemon's credentials.
-func (fs *fileSystem) Access(cancel <-chan struct{}, in *fuse.AccessIn) fuse.Status {
+func (fs *fileSystem) Access(cancel <-chan struct{}, in *fuse.AccessIn) (code fuse.Status) {
+	defer fs.track(opAccess, time.Now(), &code)
 	ino, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
@@ -240,7 +254,8 @@ func (fs *fileSystem) Access(cancel <-chan struct{}, in *fuse.AccessIn) fuse.Sta
 }
 
 // StatFs reports the lower filesystem's statistics.
-func (fs *fileSystem) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) fuse.Status {
+func (fs *fileSystem) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) (code fuse.Status) {
+	defer fs.track(opStatfs, time.Now(), &code)
 	ino, s := fs.inode(h.NodeId)
 	if !s.Ok() {
 		return s
@@ -264,7 +279,8 @@ func (fs *fileSystem) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse
 
 // GetXAttr reads an extended attribute; with an empty dest it returns the
 // size only.
-func (fs *fileSystem) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
+func (fs *fileSystem) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (_ uint32, code fuse.Status) {
+	defer fs.track(opGetxattr, time.Now(), &code)
 	ino, s := fs.inode(h.NodeId)
 	if !s.Ok() {
 		return 0, s
@@ -280,7 +296,8 @@ func (fs *fileSystem) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr st
 }
 
 // ListXAttr lists extended attribute names.
-func (fs *fileSystem) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (uint32, fuse.Status) {
+func (fs *fileSystem) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (_ uint32, code fuse.Status) {
+	defer fs.track(opListxattr, time.Now(), &code)
 	ino, s := fs.inode(h.NodeId)
 	if !s.Ok() {
 		return 0, s
@@ -296,7 +313,8 @@ func (fs *fileSystem) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest [
 }
 
 // SetXAttr sets an extended attribute.
-func (fs *fileSystem) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
+func (fs *fileSystem) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) (code fuse.Status) {
+	defer fs.track(opSetxattr, time.Now(), &code)
 	ino, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
@@ -305,7 +323,8 @@ func (fs *fileSystem) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr
 }
 
 // RemoveXAttr removes an extended attribute.
-func (fs *fileSystem) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string) fuse.Status {
+func (fs *fileSystem) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string) (code fuse.Status) {
+	defer fs.track(opRemovexattr, time.Now(), &code)
 	ino, s := fs.inode(h.NodeId)
 	if !s.Ok() {
 		return s
@@ -314,7 +333,8 @@ func (fs *fileSystem) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr
 }
 
 // Statx returns extended attributes (birth time among them).
-func (fs *fileSystem) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.StatxOut) fuse.Status {
+func (fs *fileSystem) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.StatxOut) (code fuse.Status) {
+	defer fs.track(opStatx, time.Now(), &code)
 	ino, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s

@@ -2,6 +2,7 @@ package sievefs
 
 import (
 	"errors"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
@@ -121,7 +122,8 @@ func privileged(mode uint32) bool {
 }
 
 // Open opens a file.
-func (fs *fileSystem) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+func (fs *fileSystem) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) (code fuse.Status) {
+	defer fs.track(opOpen, time.Now(), &code)
 	ino, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
@@ -136,7 +138,8 @@ func (fs *fileSystem) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.Op
 }
 
 // Create makes and opens a regular file.
-func (fs *fileSystem) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+func (fs *fileSystem) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) (code fuse.Status) {
+	defer fs.track(opCreate, time.Now(), &code)
 	parent, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
@@ -158,7 +161,8 @@ func (fs *fileSystem) Create(cancel <-chan struct{}, in *fuse.CreateIn, name str
 }
 
 // Tmpfile makes and opens an unnamed file (O_TMPFILE).
-func (fs *fileSystem) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) fuse.Status {
+func (fs *fileSystem) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) (code fuse.Status) {
+	defer fs.track(opTmpfile, time.Now(), &code)
 	parent, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
@@ -200,8 +204,8 @@ func (fs *fileSystem) withFD(f *openFile, accmode int, fn func(fd int) error) er
 }
 
 // Read serves a read of a daemon-served file, spliced from the lower file.
-func (fs *fileSystem) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
-	fs.reads.Add(1)
+func (fs *fileSystem) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (_ fuse.ReadResult, code fuse.Status) {
+	defer fs.track(opRead, time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return nil, s
@@ -223,8 +227,8 @@ func (fs *fileSystem) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) 
 }
 
 // Write serves a write to a daemon-served file.
-func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
-	fs.writes.Add(1)
+func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (_ uint32, code fuse.Status) {
+	defer fs.track(opWrite, time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return 0, s
@@ -254,12 +258,14 @@ func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byt
 
 // Flush has nothing to do: writes are not buffered in the daemon and locks
 // are the kernel's. Opens say FOPEN_NOFLUSH, so it is rarely sent.
-func (fs *fileSystem) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status {
+func (fs *fileSystem) Flush(cancel <-chan struct{}, in *fuse.FlushIn) (code fuse.Status) {
+	defer fs.track(opFlush, time.Now(), &code)
 	return fuse.OK
 }
 
 // Fsync flushes the lower file to stable storage.
-func (fs *fileSystem) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
+func (fs *fileSystem) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse.Status) {
+	defer fs.track(opFsync, time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return s
@@ -275,6 +281,7 @@ func (fs *fileSystem) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Statu
 // Release ends an open: a passthrough open drops its share of the backing
 // file, a daemon-served one closes its descriptor.
 func (fs *fileSystem) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
+	defer fs.trackNoStatus(opRelease, time.Now())
 	f, ok := fs.files.remove(in.Fh)
 	if !ok {
 		return
@@ -310,7 +317,8 @@ func (fs *fileSystem) killPriv(ino *lower.Inode) {
 }
 
 // Lseek answers SEEK_DATA and SEEK_HOLE from the lower file.
-func (fs *fileSystem) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {
+func (fs *fileSystem) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) (code fuse.Status) {
+	defer fs.track(opLseek, time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return s
@@ -323,7 +331,8 @@ func (fs *fileSystem) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.
 }
 
 // Fallocate allocates, punches or zeroes ranges of the lower file.
-func (fs *fileSystem) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
+func (fs *fileSystem) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) (code fuse.Status) {
+	defer fs.track(opFallocate, time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return s
@@ -334,7 +343,8 @@ func (fs *fileSystem) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fu
 }
 
 // CopyFileRange copies between two open files inside the lower filesystem.
-func (fs *fileSystem) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRangeIn) (uint32, fuse.Status) {
+func (fs *fileSystem) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRangeIn) (_ uint32, code fuse.Status) {
+	defer fs.track(opCopyFileRange, time.Now(), &code)
 	src, s := fs.file(in.FhIn)
 	if !s.Ok() {
 		return 0, s

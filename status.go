@@ -74,8 +74,8 @@ func (m *Mount) Status() Status {
 	st.Counters.Inodes = m.tree.Len()
 	st.Counters.InodeFDs = m.tree.OpenFDs()
 	st.Counters.DaemonServedOpens = fs.daemonServed.Load()
-	st.Counters.DaemonReads = fs.reads.Load()
-	st.Counters.DaemonWrites = fs.writes.Load()
+	st.Counters.DaemonReads = fs.stats.requests[opRead].Load()
+	st.Counters.DaemonWrites = fs.stats.requests[opWrite].Load()
 	if fs.pt != nil {
 		st.Passthrough.MaxBacking = fs.pt.Budget()
 		for _, b := range fs.pt.List() {
