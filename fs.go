@@ -157,3 +157,18 @@ func (fs *fileSystem) fillEntry(ino *lower.Inode, st *unix.Stat_t, out *fuse.Ent
 	out.SetEntryTimeout(fs.timeout)
 	out.SetAttrTimeout(fs.timeout)
 }
+
+// closeHandles closes the descriptors of opens that were never released:
+// the kernel drops RELEASE and RELEASEDIR requests still queued when the
+// connection ends. (Backing files go with the connection.)
+func (fs *fileSystem) closeHandles() {
+	for _, f := range fs.files.drain() {
+		if !f.passthrough {
+			unix.Close(f.fd)
+			fs.daemonOpens.Add(-1)
+		}
+	}
+	for _, d := range fs.dirs.drain() {
+		unix.Close(d.fd)
+	}
+}

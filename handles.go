@@ -49,3 +49,15 @@ func (h *handleTable[T]) each(fn func(T)) {
 		fn(v)
 	}
 }
+
+// drain removes every live handle and returns what they held.
+func (h *handleTable[T]) drain() []T {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]T, 0, len(h.m))
+	for id, v := range h.m {
+		out = append(out, v)
+		delete(h.m, id)
+	}
+	return out
+}

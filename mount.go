@@ -106,6 +106,7 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	m := &Mount{Lower: low, Mountpoint: mnt, opts: opts, tree: tree, fs: fs, server: server, done: make(chan struct{})}
 	go func() {
 		server.Serve()
+		fs.closeHandles()
 		tree.Close()
 		close(m.done)
 	}()
