@@ -163,6 +163,7 @@ func (fs *fileSystem) fillEntry(ino *lower.Inode, st *unix.Stat_t, out *fuse.Ent
 // connection ends. (Backing files go with the connection.)
 func (fs *fileSystem) closeHandles() {
 	for _, f := range fs.files.drain() {
+		f.closeLock()
 		if !f.passthrough {
 			unix.Close(f.fd)
 			fs.daemonOpens.Add(-1)

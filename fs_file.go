@@ -2,6 +2,7 @@ package sievefs
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -23,6 +24,9 @@ type openFile struct {
 	flags       int // open(2) flags the client asked for
 	fd          int // -1 for passthrough
 	passthrough bool
+
+	lockMu sync.Mutex
+	lockFD int // descriptor holding this open's flock, -1 until the first flock
 }
 
 // openReply fills the OPEN/CREATE reply for ino. fd, when >= 0, is a
@@ -38,7 +42,7 @@ func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, c *fuse.Cal
 			}
 			out.BackingID = id
 			out.OpenFlags |= fuse.FOPEN_PASSTHROUGH
-			out.Fh = fs.files.add(&openFile{ino: ino, flags: flags, fd: -1, passthrough: true})
+			out.Fh = fs.files.add(&openFile{ino: ino, flags: flags, fd: -1, passthrough: true, lockFD: -1})
 			return fuse.OK
 		}
 		// A daemon-served open of a file that may also be open in
@@ -64,7 +68,7 @@ func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, c *fuse.Cal
 	}
 	fs.daemonOpens.Add(1)
 	fs.daemonServed.Add(1)
-	out.Fh = fs.files.add(&openFile{ino: ino, flags: flags, fd: fd})
+	out.Fh = fs.files.add(&openFile{ino: ino, flags: flags, fd: fd, lockFD: -1})
 	return fuse.OK
 }
 
@@ -286,6 +290,7 @@ func (fs *fileSystem) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	if !ok {
 		return
 	}
+	f.closeLock()
 	if f.passthrough {
 		if err := fs.pt.Release(f.ino.ID); err != nil {
 			fs.log.Warn("closing backing file", "op", "release", "inode", f.ino.ID, "err", err)
@@ -362,4 +367,79 @@ func (fs *fileSystem) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRan
 		})
 	})
 	return uint32(n), fs.status("copy_file_range", err)
+}
+
+// SetLk takes or drops a flock(2) lock without waiting. POSIX record locks
+// stay with the kernel (see README); only flock is negotiated.
+func (fs *fileSystem) SetLk(cancel <-chan struct{}, in *fuse.LkIn) (code fuse.Status) {
+	defer fs.track(opSetlk, time.Now(), &code)
+	return fs.flock(cancel, in, false)
+}
+
+// SetLkw takes a flock(2) lock, waiting until it is free or the client gives
+// up (interrupt).
+func (fs *fileSystem) SetLkw(cancel <-chan struct{}, in *fuse.LkIn) (code fuse.Status) {
+	defer fs.track(opSetlkw, time.Now(), &code)
+	return fs.flock(cancel, in, true)
+}
+
+// flock applies a flock request to the lower file through a descriptor of
+// the open's own, so that locks conflict with those of other opens through
+// the mount and of processes using the lower tree directly.
+func (fs *fileSystem) flock(cancel <-chan struct{}, in *fuse.LkIn, wait bool) fuse.Status {
+	if in.LkFlags&fuse.LK_FLOCK == 0 {
+		return fuse.ENOSYS
+	}
+	f, s := fs.file(in.Fh)
+	if !s.Ok() {
+		return s
+	}
+	var how int
+	switch in.Lk.Typ {
+	case unix.F_RDLCK:
+		how = unix.LOCK_SH
+	case unix.F_WRLCK:
+		how = unix.LOCK_EX
+	case unix.F_UNLCK:
+		how = unix.LOCK_UN
+	default:
+		return fuse.EINVAL
+	}
+	f.lockMu.Lock()
+	defer f.lockMu.Unlock()
+	if f.lockFD < 0 {
+		if how == unix.LOCK_UN {
+			return fuse.OK
+		}
+		fd, err := fs.tree.Open(f.ino, unix.O_RDONLY)
+		if err != nil {
+			return fs.status("setlk", err)
+		}
+		f.lockFD = fd
+	}
+	// A blocking flock cannot be interrupted from here, so waiting polls.
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		err := unix.Flock(f.lockFD, how|unix.LOCK_NB)
+		if err != unix.EWOULDBLOCK || !wait {
+			if err == unix.EWOULDBLOCK {
+				return fuse.EAGAIN
+			}
+			return fs.status("setlk", err)
+		}
+		select {
+		case <-cancel:
+			return fuse.EINTR
+		case <-time.After(delay):
+		}
+	}
+}
+
+// closeLock drops the open's flock, if it took one.
+func (f *openFile) closeLock() {
+	f.lockMu.Lock()
+	defer f.lockMu.Unlock()
+	if f.lockFD >= 0 {
+		unix.Close(f.lockFD)
+		f.lockFD = -1
+	}
 }

@@ -49,6 +49,8 @@ const (
 	opReaddirplus
 	opReleasedir
 	opFsyncdir
+	opSetlk
+	opSetlkw
 	numOps
 )
 
@@ -57,6 +59,7 @@ var opNames = [numOps]string{
 	"symlink", "readlink", "access", "statfs", "statx", "getxattr", "listxattr", "setxattr", "removexattr",
 	"create", "tmpfile", "open", "read", "write", "flush", "fsync", "release", "lseek", "fallocate",
 	"copy_file_range", "opendir", "readdir", "readdirplus", "releasedir", "fsyncdir",
+	"setlk", "setlkw",
 }
 
 func (o op) String() string { return opNames[o] }

@@ -92,6 +92,10 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		mopts.Options = append(mopts.Options, "ro")
 		mopts.DirectMountFlags = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_RDONLY
 	}
+	// flock goes to the lower file; POSIX record locks stay with the
+	// kernel (their release needs a FLUSH on every close).
+	mopts.EnableLocks = true
+	mopts.DisabledCapabilities |= fuse.CAP_POSIX_LOCKS
 	if opts.Passthrough == PassthroughOff {
 		mopts.DisabledCapabilities |= fuse.CAP_PASSTHROUGH
 	}
