@@ -37,26 +37,29 @@ type Key struct {
 	Ino uint64
 }
 
-// Inode is one entry of the inode table.
+// Inode is one entry of the inode table. Its fields are ordered to keep it
+// small: the kernel may cache millions of inodes.
 type Inode struct {
 	// ID is the FUSE node ID; it is never reused while the Tree lives.
 	ID uint64
 	// Key is the lower (dev, ino) of the inode.
 	Key Key
-	// Type is the S_IFMT bits of the inode's mode.
-	Type uint32
 
-	handle      unix.FileHandle // zero when the inode cannot be reopened by handle
-	handleValid bool
+	handle unix.FileHandle // valid only if handleValid
 
 	lookups uint64 // protected by Tree.mu
 
 	// Fields protected by fdCache.mu.
-	fd         int // O_PATH descriptor, -1 when evicted
-	users      int // callers between Acquire and Release
-	forgotten  bool
 	prev, next *Inode // LRU links, only while fd >= 0 and evictable
-	inLRU      bool
+	fd         int    // O_PATH descriptor, -1 when evicted
+	users      int32  // callers between Acquire and Release
+
+	// Type is the S_IFMT bits of the inode's mode.
+	Type uint32
+
+	handleValid bool
+	forgotten   bool // protected by fdCache.mu
+	inLRU       bool // protected by fdCache.mu
 }
 
 // Evictable reports whether the inode's descriptor may be closed and reopened
@@ -76,6 +79,7 @@ type Tree struct {
 	mu     sync.RWMutex
 	byKey  map[Key]*Inode
 	byID   map[uint64]*Inode
+	peak   int // most entries byID had since it was last rebuilt
 	nextID uint64
 }
 
@@ -246,8 +250,31 @@ func (t *Tree) Forget(id, n uint64) {
 	if t.byKey[ino.Key] == ino {
 		delete(t.byKey, ino.Key)
 	}
+	t.shrink()
 	t.mu.Unlock()
 	t.fds.forget(ino)
+}
+
+// shrinkMin is the table size below which maps are not rebuilt.
+const shrinkMin = 4096
+
+// shrink rebuilds the maps once they hold a quarter of their peak: Go maps
+// never give memory back, and a walk of a big tree followed by the kernel
+// forgetting it would otherwise keep the peak forever. Caller holds mu.
+func (t *Tree) shrink() {
+	n := len(t.byID)
+	if t.peak < shrinkMin || n > t.peak/4 {
+		return
+	}
+	byID := make(map[uint64]*Inode, n)
+	for id, ino := range t.byID {
+		byID[id] = ino
+	}
+	byKey := make(map[Key]*Inode, len(t.byKey))
+	for k, ino := range t.byKey {
+		byKey[k] = ino
+	}
+	t.byID, t.byKey, t.peak = byID, byKey, n
 }
 
 // register adds a freshly opened inode (fd is an O_PATH descriptor of it, st
@@ -261,7 +288,8 @@ func (t *Tree) register(fd int, st *unix.Stat_t) *Inode {
 	ino := &Inode{Key: Key{st.Dev, st.Ino}, Type: st.Mode & unix.S_IFMT, fd: -1}
 	if t.handles && st.Dev == t.rootDev {
 		if h, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH); err == nil {
-			ino.handle, ino.handleValid = h, true
+			// An exact-size copy: NameToHandleAt's buffer is much larger.
+			ino.handle, ino.handleValid = unix.NewFileHandle(h.Type(), h.Bytes()), true
 		}
 	}
 	t.mu.Lock()
@@ -276,6 +304,7 @@ func (t *Tree) register(fd int, st *unix.Stat_t) *Inode {
 	ino.lookups = 1
 	t.byKey[ino.Key] = ino // a stale entry with the same key stays in byID until forgotten
 	t.byID[ino.ID] = ino
+	t.peak = max(t.peak, len(t.byID))
 	t.mu.Unlock()
 	t.fds.install(ino, fd)
 	return ino
