@@ -19,7 +19,9 @@ mknod "$WORK/fuse" c 10 229
 chmod 666 "$WORK/fuse"
 mount --bind "$WORK/fuse" /dev/fuse
 as_user() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
-as_user "$BIN" mount "$LOW" "$MNT" >"$WORK/daemon.log" 2>&1 &
+# Not through as_user: a backgrounded function runs in a subshell, and $!
+# would be the subshell's pid rather than the daemon's.
+setpriv --reuid=65534 --regid=65534 --clear-groups "$BIN" mount "$LOW" "$MNT" >"$WORK/daemon.log" 2>&1 &
 pid=$!
 for i in $(seq 200); do
 	grep -q " $MNT fuse.sievefs " /proc/self/mounts && break
