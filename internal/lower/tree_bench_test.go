@@ -1,0 +1,112 @@
+package lower
+
+import (
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// BenchmarkLookupKnown measures a lookup of an inode the table holds with a
+// descriptor: one fstatat and a map lookup.
+func BenchmarkLookupKnown(b *testing.B) {
+	dir := b.TempDir()
+	tr, err := Open(dir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	touchB(b, filepath.Join(dir, "f"))
+	var st unix.Stat_t
+	b.ReportAllocs()
+	var n uint64
+	var ino *Inode
+	for b.Loop() {
+		if ino, err = tr.Lookup(tr.Root(), "f", &st); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	tr.Forget(ino.ID, n)
+}
+
+// BenchmarkLookupNew measures registering an inode the table does not hold:
+// openat, fstat, name_to_handle_at and two map inserts.
+func BenchmarkLookupNew(b *testing.B) {
+	dir := b.TempDir()
+	tr, err := Open(dir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	touchB(b, filepath.Join(dir, "f"))
+	var st unix.Stat_t
+	b.ReportAllocs()
+	for b.Loop() {
+		ino, err := tr.Lookup(tr.Root(), "f", &st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tr.Forget(ino.ID, 1)
+	}
+}
+
+// BenchmarkLookupEvicted measures a lookup when the descriptor budget is
+// smaller than the working set, so lookups open and register inodes.
+func BenchmarkLookupEvicted(b *testing.B) {
+	dir := b.TempDir()
+	tr, err := Open(dir, Options{MaxFDs: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	for _, n := range names {
+		touchB(b, filepath.Join(dir, n))
+	}
+	var st unix.Stat_t
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tr.Lookup(tr.Root(), names[i%len(names)], &st); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkAcquireRelease measures borrowing a cached descriptor, which every
+// operation on an inode does.
+func BenchmarkAcquireRelease(b *testing.B) {
+	dir := b.TempDir()
+	tr, err := Open(dir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	touchB(b, filepath.Join(dir, "f"))
+	var st unix.Stat_t
+	ino, err := tr.Lookup(tr.Root(), "f", &st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := tr.Acquire(ino); err != nil {
+				b.Error(err)
+				return
+			}
+			tr.Release(ino)
+		}
+	})
+}
+
+func touchB(b *testing.B, path string) {
+	b.Helper()
+	fd, err := unix.Open(path, unix.O_CREAT|unix.O_WRONLY, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	unix.Close(fd)
+}
