@@ -253,9 +253,10 @@ func isMountpoint(path string) bool {
 }
 
 // isDeadMount reports whether path is a FUSE mount whose daemon is gone.
+// statfs is never answered from the kernel's caches, unlike stat.
 func isDeadMount(path string) (bool, error) {
-	var st unix.Stat_t
-	err := unix.Stat(path, &st)
+	var st unix.Statfs_t
+	err := unix.Statfs(path, &st)
 	return err == unix.ENOTCONN, err
 }
 

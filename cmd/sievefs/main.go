@@ -2,7 +2,14 @@
 // going through the kernel's FUSE passthrough.
 //
 //	sievefs mount [flags] LOWER MOUNTPOINT
+//	sievefs status [--json] [MOUNTPOINT]
+//	sievefs umount [--lazy] [--timeout D] MOUNTPOINT
+//	sievefs install-helper [--prefix DIR]
 //	sievefs --version
+//
+// Run as mount.fuse.sievefs (the helper that mount(8) runs for
+// "mount -t fuse.sievefs" and fstab), it mounts in the background and
+// returns once the mount is up.
 //
 // See the README for the flags, the -o options and the exit codes.
 package main
@@ -13,14 +20,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sievefs/sievefs"
+	"github.com/sievefs/sievefs/control"
 )
 
 // Exit codes; the README lists them.
@@ -42,6 +54,9 @@ const (
 var version = ""
 
 func main() {
+	if filepath.Base(os.Args[0]) == helperName {
+		os.Exit(runHelper(os.Args[1:], os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -59,6 +74,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "mount":
 		return runMount(args[1:], stderr)
+	case "status":
+		return runStatus(args[1:], stdout, stderr)
+	case "umount":
+		return runUmount(args[1:], stderr)
+	case "install-helper":
+		return runInstallHelper(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "sievefs: unknown command %q\n", args[0])
 	usage(stderr)
@@ -68,9 +89,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   sievefs mount [flags] LOWER MOUNTPOINT   mount a view of LOWER on MOUNTPOINT (foreground)
+  sievefs status [--json] [MOUNTPOINT]     show what the sievefs mounts are doing
+  sievefs umount [--lazy] MOUNTPOINT       unmount and wait for the daemon to exit
+  sievefs install-helper [--prefix DIR]    install mount.fuse.sievefs for mount(8) and fstab
   sievefs --version                        print the version
 
-Run 'sievefs mount -h' for the mount flags.
+Run 'sievefs COMMAND -h' for the flags of a command.
 `)
 }
 
@@ -88,7 +112,10 @@ func versionString() string {
 type mountConfig struct {
 	opts      sievefs.Options
 	logFormat string
+	logFile   string
 	debug     bool
+	recover   bool
+	metrics   string
 }
 
 // newMountFlags declares the mount flags on a FlagSet bound to cfg.
@@ -110,6 +137,9 @@ func newMountFlags(cfg *mountConfig, stderr io.Writer) *flag.FlagSet {
 	f.BoolVar(&cfg.debug, "debug", false, "log sievefs events at debug level")
 	f.BoolVar(&cfg.opts.FuseDebug, "fuse-debug", false, "log the FUSE wire protocol")
 	f.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&cfg.logFile, "log-file", "", "append the log to this file instead of stderr")
+	f.StringVar(&cfg.metrics, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9475); off by default")
+	f.BoolVar(&cfg.recover, "recover", false, "if the mountpoint is a dead FUSE mount (its daemon died), detach it and mount afresh")
 	f.Func("o", "comma-separated mount options: ro, allow_other, default_permissions, and any flag as name[=value]", func(s string) error {
 		return applyMountOptions(f, cfg, s)
 	})
@@ -134,7 +164,12 @@ func applyMountOptions(f *flag.FlagSet, cfg *mountConfig, list string) error {
 		case "defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users",
 			"dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "relatime":
 			// mount(8) and fstab words that concern the caller, not sievefs.
+		case "comment":
+			// fstab comments (comment=systemd.automount…).
 		default:
+			if strings.HasPrefix(name, "x-") || strings.HasPrefix(name, "X-") {
+				continue // userspace options for other tools (x-systemd.…)
+			}
 			flagName := strings.ReplaceAll(name, "_", "-")
 			fl := f.Lookup(flagName)
 			if fl == nil || flagName == "o" {
@@ -173,6 +208,10 @@ func parseInterspersed(f *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func runMount(args []string, stderr io.Writer) int {
+	// A mount helper waiting for this daemon gets its output until the
+	// mount is up (see helper.go).
+	ready := readinessFromEnv()
+	stderr = ready.tee(stderr)
 	var cfg mountConfig
 	f := newMountFlags(&cfg, stderr)
 	f.Usage = func() {
@@ -191,7 +230,17 @@ func runMount(args []string, stderr io.Writer) int {
 		f.Usage()
 		return exitUsage
 	}
-	logger, err := newLogger(stderr, cfg.logFormat, cfg.debug)
+	logOut := stderr
+	if cfg.logFile != "" {
+		lf, err := os.OpenFile(cfg.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			fmt.Fprintf(stderr, "sievefs mount: log file: %v\n", err)
+			return exitFailure
+		}
+		defer lf.Close()
+		logOut = ready.tee(lf)
+	}
+	logger, err := newLogger(logOut, cfg.logFormat, cfg.debug)
 	if err != nil {
 		fmt.Fprintf(stderr, "sievefs mount: %v\n", err)
 		return exitUsage
@@ -199,24 +248,79 @@ func runMount(args []string, stderr io.Writer) int {
 	cfg.opts.Logger = logger
 	cfg.opts.Debug = cfg.debug
 
+	if cfg.recover {
+		if err := detachDead(pos[1], logger); err != nil {
+			fmt.Fprintf(stderr, "sievefs mount: %v\n", err)
+			return exitFailure
+		}
+	}
+	// The metrics address is taken before mounting, so that a bad one
+	// leaves nothing mounted.
+	var metricsLn net.Listener
+	if cfg.metrics != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.metrics); err != nil {
+			fmt.Fprintf(stderr, "sievefs mount: metrics address: %v\n", err)
+			return exitUsage
+		}
+		defer metricsLn.Close()
+	}
+	// Signals wait until the mount is up (and readiness told) to unmount it.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	m, err := sievefs.MountView(pos[0], pos[1], cfg.opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "sievefs mount: %v\n", err)
+		if errors.Is(err, sievefs.ErrDeadMount) {
+			fmt.Fprintln(stderr, "sievefs mount: use --recover to detach the dead mount and mount afresh")
+		}
 		return exitCode(err)
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ctl, err := control.Listen(control.SocketPath(m.Mountpoint, os.Geteuid()), func() control.Status {
+		return control.Status{Status: m.Status(), PID: os.Getpid()}
+	})
+	if err != nil {
+		logger.Warn("no control socket: sievefs status and umount will not reach this daemon", "err", err)
+	} else {
+		defer ctl.Close()
+	}
+	if metricsLn != nil {
+		srv := serveMetrics(metricsLn, m, logger)
+		defer srv.Close()
+		logger.Info("serving metrics", "addr", metricsLn.Addr().String())
+	}
+	ready.ready()
+	if err := sdNotify("READY=1\nSTATUS=serving " + m.Lower + " on " + m.Mountpoint); err != nil {
+		logger.Warn("sd_notify", "err", err)
+	}
 	select {
 	case sig := <-sigs:
 		logger.Info("unmounting", "signal", sig.String())
+		sdNotify("STOPPING=1")
+		if ctl != nil {
+			ctl.Close()
+		}
 		if err := m.Unmount(); err != nil {
 			fmt.Fprintf(stderr, "sievefs mount: unmount %s: %v\n", m.Mountpoint, err)
 			return exitFailure
 		}
 	case <-m.Done():
 		logger.Info("unmounted from outside", "mountpoint", m.Mountpoint)
+		sdNotify("STOPPING=1")
 	}
 	return exitOK
+}
+
+// detachDead detaches mountpoint if it is a FUSE mount whose daemon died
+// (it answers ENOTCONN), so that a new view can be mounted there.
+func detachDead(mountpoint string, logger *slog.Logger) error {
+	for i := 0; i < 8 && control.Dead(mountpoint); i++ {
+		if err := unix.Unmount(mountpoint, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("detach the dead mount on %s: %w", mountpoint, err)
+		}
+		logger.Warn("detached a dead FUSE mount", "mountpoint", mountpoint)
+	}
+	return nil
 }
 
 // exitCode maps a mount error to the documented exit code.

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/sievefs/sievefs/control"
+)
+
+// runStatus prints what every sievefs mount (or the one on MOUNTPOINT) is
+// doing, as its daemon says over the control socket. It exits 0 when every
+// mount shown answered, 1 otherwise.
+func runStatus(args []string, stdout, stderr io.Writer) int {
+	f := flag.NewFlagSet("sievefs status", flag.ContinueOnError)
+	f.SetOutput(stderr)
+	asJSON := f.Bool("json", false, "print a JSON array, one object per mount (keys in the README)")
+	f.Usage = func() {
+		fmt.Fprintln(stderr, "usage: sievefs status [--json] [MOUNTPOINT]")
+		f.PrintDefaults()
+	}
+	pos, err := parseInterspersed(f, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) > 1 {
+		fmt.Fprintf(stderr, "sievefs status: want at most one MOUNTPOINT, got %d arguments\n", len(pos))
+		f.Usage()
+		return exitUsage
+	}
+	var mounts []control.Mount
+	if len(pos) == 1 {
+		m, err := findMount(pos[0])
+		if err != nil {
+			fmt.Fprintf(stderr, "sievefs status: %v\n", err)
+			return exitFailure
+		}
+		mounts = []control.Mount{m}
+	} else if mounts, err = control.Mounts(); err != nil {
+		fmt.Fprintf(stderr, "sievefs status: %v\n", err)
+		return exitFailure
+	}
+	entries := []control.Entry{}
+	code := exitOK
+	for _, m := range mounts {
+		e := control.Inspect(m)
+		if e.State != control.StateRunning {
+			code = exitFailure
+		}
+		entries = append(entries, e)
+	}
+	if len(pos) == 0 {
+		control.CleanStale(os.Geteuid())
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(entries); err != nil {
+			fmt.Fprintf(stderr, "sievefs status: %v\n", err)
+			return exitFailure
+		}
+		return code
+	}
+	if len(entries) == 0 {
+		fmt.Fprintln(stdout, "no sievefs mounts")
+	}
+	for i, e := range entries {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		printEntry(stdout, e)
+	}
+	if len(pos) == 1 && code != exitOK {
+		fmt.Fprintf(stderr, "sievefs status: %s: %s: %s\n", entries[0].Mountpoint, entries[0].State, entries[0].Error)
+	}
+	return code
+}
+
+// printEntry prints one mount for people.
+func printEntry(w io.Writer, e control.Entry) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	if e.Status == nil {
+		fmt.Fprintf(w, "%s: %s: %s\n", e.Mountpoint, e.State, e.Error)
+		fmt.Fprintf(tw, "  lower\t%s\n", e.Lower)
+		if e.State == control.StateDead {
+			fmt.Fprintf(tw, "  hint\tsievefs umount %s, or sievefs mount --recover LOWER %[1]s\n", e.Mountpoint)
+		}
+		return
+	}
+	st := e.Status
+	fmt.Fprintf(w, "%s: %s (pid %d)\n", e.Mountpoint, e.State, st.PID)
+	fmt.Fprintf(tw, "  lower\t%s\n", e.Lower)
+	if st.Policy != "" {
+		fmt.Fprintf(tw, "  policy\t%s\n", st.Policy)
+	}
+	pt := st.Passthrough
+	if pt.Active {
+		fmt.Fprintf(tw, "  passthrough\tactive (mode %s, at most %d backing files)\n", pt.Mode, pt.MaxBacking)
+	} else {
+		fmt.Fprintf(tw, "  passthrough\tunavailable (mode %s): %s\n", pt.Mode, pt.Reason)
+	}
+	fmt.Fprintf(tw, "  open files\t%d passthrough, %d daemon-served\n", st.OpenFiles.Passthrough, st.OpenFiles.DaemonServed)
+	fmt.Fprintf(tw, "  counters\t%s\n", counters(st.Counters))
+	fmt.Fprintf(tw, "  backing files\t%d\n", len(st.BackingFiles))
+	tw.Flush()
+	if len(st.BackingFiles) > 0 {
+		bw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(bw, "    ID\tOPENS\t  PATH\n")
+		for _, b := range st.BackingFiles {
+			fmt.Fprintf(bw, "    %d\t%d\t  %s\n", b.ID, b.Opens, b.Path)
+		}
+		bw.Flush()
+	}
+}
+
+// counters formats the counters as name=value, with their JSON names.
+func counters(c any) string {
+	v := reflect.ValueOf(c)
+	var parts []string
+	for i := 0; i < v.NumField(); i++ {
+		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+		parts = append(parts, fmt.Sprintf("%s=%v", name, v.Field(i)))
+	}
+	return strings.Join(parts, " ")
+}

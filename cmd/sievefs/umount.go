@@ -1,0 +1,133 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sievefs/sievefs/control"
+)
+
+// runUmount unmounts a sievefs mount and waits for its daemon to exit.
+func runUmount(args []string, stderr io.Writer) int {
+	f := flag.NewFlagSet("sievefs umount", flag.ContinueOnError)
+	f.SetOutput(stderr)
+	lazy := f.Bool("lazy", false, "if the mount is busy, detach it anyway (MNT_DETACH); its daemon exits when the last open file is closed")
+	timeout := f.Duration("timeout", 30*time.Second, "how long to wait for the daemon to exit")
+	f.Usage = func() {
+		fmt.Fprintln(stderr, "usage: sievefs umount [--lazy] [--timeout D] MOUNTPOINT")
+		f.PrintDefaults()
+	}
+	pos, err := parseInterspersed(f, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "sievefs umount: want MOUNTPOINT, got %d arguments\n", len(pos))
+		f.Usage()
+		return exitUsage
+	}
+	m, err := findMount(pos[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "sievefs umount: %v\n", err)
+		return exitFailure
+	}
+	// Ask the daemon for its pid before unmounting, and hold it by a pidfd,
+	// so that the wait below cannot be fooled by the pid being reused.
+	pidfd := -1
+	st, err := control.Query(control.SocketPath(m.Mountpoint, m.UID))
+	if err == nil {
+		if fd, perr := unix.PidfdOpen(st.PID, 0); perr != nil {
+			err = fmt.Errorf("pidfd_open %d: %w", st.PID, perr)
+		} else {
+			pidfd = fd
+			defer unix.Close(pidfd)
+		}
+	}
+	if err != nil && !control.Dead(m.Mountpoint) {
+		fmt.Fprintf(stderr, "sievefs umount: %v; not waiting for the daemon\n", err)
+	}
+	err = unix.Unmount(m.Mountpoint, 0)
+	if errors.Is(err, unix.EBUSY) {
+		if !*lazy {
+			fmt.Fprintf(stderr, "sievefs umount: %s is busy (open files, or processes working in it); close them, or use --lazy to detach it now\n", m.Mountpoint)
+			return exitFailure
+		}
+		err = unix.Unmount(m.Mountpoint, unix.MNT_DETACH)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sievefs umount: unmount %s: %v\n", m.Mountpoint, err)
+		return exitFailure
+	}
+	if pidfd >= 0 {
+		if err := waitExit(pidfd, *timeout); err != nil {
+			fmt.Fprintf(stderr, "sievefs umount: %s unmounted, but its daemon: %v\n", m.Mountpoint, err)
+			return exitFailure
+		}
+	}
+	return exitOK
+}
+
+// waitExit waits until the process of pidfd exits, at most timeout.
+func waitExit(pidfd int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("did not exit within %v", timeout)
+		}
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("wait for exit: %w", err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+}
+
+// findMount returns the sievefs mount on path (the topmost, if several).
+func findMount(path string) (control.Mount, error) {
+	mounts, err := control.Mounts()
+	if err != nil {
+		return control.Mount{}, err
+	}
+	mnt := resolveMountpoint(path, mounts)
+	for i := len(mounts) - 1; i >= 0; i-- {
+		if mounts[i].Mountpoint == mnt {
+			return mounts[i], nil
+		}
+	}
+	return control.Mount{}, fmt.Errorf("%s is not a sievefs mount", path)
+}
+
+// resolveMountpoint makes path absolute with symlinks resolved. A path that
+// is a mountpoint as written is not touched (a dead mount answers ENOTCONN,
+// a hung one does not answer).
+func resolveMountpoint(path string, mounts []control.Mount) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	for _, m := range mounts {
+		if m.Mountpoint == abs {
+			return abs
+		}
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
+}

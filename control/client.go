@@ -1,0 +1,205 @@
+package control
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// queryTimeout bounds a whole query.
+const queryTimeout = 5 * time.Second
+
+// Query asks the daemon listening on the socket at path for its status. A
+// socket that refuses connections was left by a daemon that died: Query
+// removes it (when allowed to) and returns an error wrapping ErrNoDaemon.
+func Query(path string) (*Status, error) {
+	var before unix.Stat_t
+	statErr := unix.Lstat(path, &before)
+	c, err := net.DialTimeout("unix", path, queryTimeout)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return nil, fmt.Errorf("%w: %s does not exist (a mount made with the Go library or by an older sievefs has none)", ErrNoDaemon, path)
+	case errors.Is(err, unix.ECONNREFUSED):
+		removeIfSame(path, &before, statErr)
+		return nil, fmt.Errorf("%w: stale control socket %s (its daemon died)", ErrNoDaemon, path)
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+		return nil, fmt.Errorf("%w (socket %s)", ErrPermission, path)
+	case err != nil:
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(queryTimeout))
+	if _, err := c.Write([]byte(`{"cmd":"status"}` + "\n")); err != nil {
+		return nil, fmt.Errorf("control socket %s: send: %w", path, err)
+	}
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, fmt.Errorf("control socket %s: the daemon did not answer within %v", path, queryTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: read: %w", path, err)
+	}
+	var reply struct {
+		Error string `json:"error"`
+		Status
+	}
+	if err := json.Unmarshal(line, &reply); err != nil {
+		return nil, fmt.Errorf("control socket %s: bad reply: %w", path, err)
+	}
+	if reply.Error != "" {
+		if strings.HasPrefix(reply.Error, "permission denied") {
+			return nil, fmt.Errorf("%w (the daemon says: %s)", ErrPermission, reply.Error)
+		}
+		return nil, fmt.Errorf("control socket %s: the daemon says: %s", path, reply.Error)
+	}
+	return &reply.Status, nil
+}
+
+// removeIfSame removes the socket at path if it is still the file seen
+// before (not a socket a new daemon has just put there).
+func removeIfSame(path string, before *unix.Stat_t, statErr error) {
+	var now unix.Stat_t
+	if statErr == nil && unix.Lstat(path, &now) == nil && now.Dev == before.Dev && now.Ino == before.Ino {
+		os.Remove(path)
+	}
+}
+
+// Mount is a sievefs mount found in /proc/self/mountinfo.
+type Mount struct {
+	Mountpoint string
+	Lower      string // the mount's source
+	UID        int    // the user_id mount option: the mounting user
+}
+
+// States of an Entry.
+const (
+	StateRunning     = "running"     // the daemon answered
+	StateDead        = "dead"        // the daemon is gone: the mount answers ENOTCONN
+	StateUnreachable = "unreachable" // the daemon could not be asked (see Error)
+)
+
+// Entry is one sievefs mount as `sievefs status` shows it. In JSON, the
+// daemon's Status keys sit beside mountpoint, lower, state and error.
+type Entry struct {
+	Mountpoint string `json:"mountpoint"`
+	Lower      string `json:"lower"`
+	State      string `json:"state"`
+	Error      string `json:"error,omitempty"`
+	// Status is the daemon's answer, when State is running. Its own
+	// mountpoint and lower are shadowed by the fields above (equal to them).
+	*Status
+}
+
+// Mounts lists the sievefs mounts of this mount namespace, in mount order.
+func Mounts() ([]Mount, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("list mounts: %w", err)
+	}
+	var out []Mount
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL…] - FSTYPE SOURCE SUPEROPTS
+		i := 6
+		for i < len(f) && f[i] != "-" {
+			i++
+		}
+		if i+3 >= len(f) || f[i+1] != "fuse.sievefs" {
+			continue
+		}
+		m := Mount{Mountpoint: unescapeMount(f[4]), Lower: unescapeMount(f[i+2])}
+		for _, o := range strings.Split(f[i+3], ",") {
+			if v, ok := strings.CutPrefix(o, "user_id="); ok {
+				m.UID, _ = strconv.Atoi(v)
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Inspect asks the daemon of m for its status, and says whether m is dead.
+// It does not touch the mount unless the daemon fails to answer, so that a
+// hung daemon cannot hang it.
+func Inspect(m Mount) Entry {
+	e := Entry{Mountpoint: m.Mountpoint, Lower: m.Lower}
+	st, err := Query(SocketPath(m.Mountpoint, m.UID))
+	switch {
+	case err == nil:
+		e.State, e.Status = StateRunning, st
+		e.Lower = st.Lower
+	case Dead(m.Mountpoint):
+		e.State = StateDead
+		e.Error = "its daemon died (transport endpoint is not connected)"
+	default:
+		e.State, e.Error = StateUnreachable, err.Error()
+	}
+	return e
+}
+
+// deadTimeout bounds how long Dead waits for the kernel's answer.
+const deadTimeout = 2 * time.Second
+
+// Dead reports whether path is a FUSE mount whose daemon is gone. It asks
+// statfs, which the kernel never answers from its cache (stat may succeed
+// for a while after the daemon died, from cached attributes). A mount whose
+// daemon is alive but does not answer within deadTimeout is not dead (and
+// the goroutine asking stays blocked until it answers).
+func Dead(path string) bool {
+	res := make(chan error, 1)
+	go func() {
+		var st unix.Statfs_t
+		res <- unix.Statfs(path, &st)
+	}()
+	select {
+	case err := <-res:
+		return err == unix.ENOTCONN
+	case <-time.After(deadTimeout):
+		return false
+	}
+}
+
+// CleanStale removes the sockets in SocketDir(uid) that refuse connections:
+// those of daemons that died.
+func CleanStale(uid int) {
+	names, _ := filepath.Glob(filepath.Join(SocketDir(uid), "*.sock"))
+	for _, p := range names {
+		var before unix.Stat_t
+		statErr := unix.Lstat(p, &before)
+		c, err := net.DialTimeout("unix", p, time.Second)
+		if err == nil {
+			c.Close()
+		} else if errors.Is(err, unix.ECONNREFUSED) {
+			removeIfSame(p, &before, statErr)
+		}
+	}
+}
+
+// unescapeMount undoes the octal escapes (\040 for a space…) of
+// /proc/self/mountinfo.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
