@@ -190,6 +190,24 @@ func applyMountOptions(f *flag.FlagSet, cfg *mountConfig, list string) error {
 	return nil
 }
 
+// parseCommand parses a command's flags and arguments. When done is true
+// the command is over and exits with code: help was printed, or a usage
+// error was reported.
+func parseCommand(f *flag.FlagSet, usage string, args []string, stderr io.Writer) (pos []string, code int, done bool) {
+	f.Usage = func() {
+		fmt.Fprintln(stderr, "usage: "+usage)
+		f.PrintDefaults()
+	}
+	pos, err := parseInterspersed(f, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return nil, exitOK, true
+	case err != nil:
+		return nil, exitUsage, true
+	}
+	return pos, 0, false
+}
+
 // parseInterspersed parses flags that may come before, between or after the
 // positional arguments, as mount(8) helpers pass them.
 func parseInterspersed(f *flag.FlagSet, args []string) ([]string, error) {
@@ -214,16 +232,9 @@ func runMount(args []string, stderr io.Writer) int {
 	stderr = ready.tee(stderr)
 	var cfg mountConfig
 	f := newMountFlags(&cfg, stderr)
-	f.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sievefs mount [flags] LOWER MOUNTPOINT")
-		f.PrintDefaults()
-	}
-	pos, err := parseInterspersed(f, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
+	pos, code, done := parseCommand(f, "sievefs mount [flags] LOWER MOUNTPOINT", args, stderr)
+	if done {
+		return code
 	}
 	if len(pos) != 2 {
 		fmt.Fprintf(stderr, "sievefs mount: want LOWER and MOUNTPOINT, got %d arguments\n", len(pos))

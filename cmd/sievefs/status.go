@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,16 +20,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	f := flag.NewFlagSet("sievefs status", flag.ContinueOnError)
 	f.SetOutput(stderr)
 	asJSON := f.Bool("json", false, "print a JSON array, one object per mount (keys in the README)")
-	f.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sievefs status [--json] [MOUNTPOINT]")
-		f.PrintDefaults()
-	}
-	pos, err := parseInterspersed(f, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
+	pos, code, done := parseCommand(f, "sievefs status [--json] [MOUNTPOINT]", args, stderr)
+	if done {
+		return code
 	}
 	if len(pos) > 1 {
 		fmt.Fprintf(stderr, "sievefs status: want at most one MOUNTPOINT, got %d arguments\n", len(pos))
@@ -45,12 +37,14 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			return exitFailure
 		}
 		mounts = []control.Mount{m}
-	} else if mounts, err = control.Mounts(); err != nil {
+	} else if all, err := control.Mounts(); err != nil {
 		fmt.Fprintf(stderr, "sievefs status: %v\n", err)
 		return exitFailure
+	} else {
+		mounts = all
 	}
 	entries := []control.Entry{}
-	code := exitOK
+	code = exitOK
 	for _, m := range mounts {
 		e := control.Inspect(m)
 		if e.State != control.StateRunning {

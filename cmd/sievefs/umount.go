@@ -19,16 +19,9 @@ func runUmount(args []string, stderr io.Writer) int {
 	f.SetOutput(stderr)
 	lazy := f.Bool("lazy", false, "if the mount is busy, detach it anyway (MNT_DETACH); its daemon exits when the last open file is closed")
 	timeout := f.Duration("timeout", 30*time.Second, "how long to wait for the daemon to exit")
-	f.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sievefs umount [--lazy] [--timeout D] MOUNTPOINT")
-		f.PrintDefaults()
-	}
-	pos, err := parseInterspersed(f, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
+	pos, code, done := parseCommand(f, "sievefs umount [--lazy] [--timeout D] MOUNTPOINT", args, stderr)
+	if done {
+		return code
 	}
 	if len(pos) != 1 {
 		fmt.Fprintf(stderr, "sievefs umount: want MOUNTPOINT, got %d arguments\n", len(pos))
