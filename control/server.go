@@ -118,11 +118,16 @@ func (s *Server) serve() {
 	}
 }
 
-// handle answers one connection: checks the peer, reads one request line and
-// writes one reply line.
+// handle answers one connection: reads one request line, checks the peer and
+// writes one reply line. The request is read before a refusal is written, so
+// that the refused client, still writing, gets the refusal rather than EPIPE.
 func (s *Server) handle(c *net.UnixConn) {
 	c.SetDeadline(time.Now().Add(connTimeout))
 	enc := json.NewEncoder(c)
+	line, err := bufio.NewReader(io.LimitReader(c, 4096)).ReadBytes('\n')
+	if err != nil {
+		return
+	}
 	uid, err := peerUID(c)
 	if err != nil {
 		enc.Encode(errorReply{Error: err.Error()})
@@ -130,10 +135,6 @@ func (s *Server) handle(c *net.UnixConn) {
 	}
 	if uid != 0 && uid != s.uid {
 		enc.Encode(errorReply{Error: fmt.Sprintf("permission denied: uid %d may not query this daemon (only root or uid %d)", uid, s.uid)})
-		return
-	}
-	line, err := bufio.NewReader(io.LimitReader(c, 4096)).ReadBytes('\n')
-	if err != nil {
 		return
 	}
 	var req request
