@@ -50,10 +50,12 @@ func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, c *fuse.Cal
 		// per-inode I/O modes).
 		out.OpenFlags |= fuse.FOPEN_DIRECT_IO
 	} else {
-		switch fs.opts.Cache {
-		case CacheNever:
+		// Without passthrough the page cache serves warm reads. It is
+		// kept across opens: the kernel drops it when it sees the file's
+		// size or mtime change (FUSE_AUTO_INVAL_DATA).
+		if fs.opts.Cache == CacheNever {
 			out.OpenFlags |= fuse.FOPEN_DIRECT_IO
-		case CacheAlways:
+		} else {
 			out.OpenFlags |= fuse.FOPEN_KEEP_CACHE
 		}
 	}
