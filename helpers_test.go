@@ -20,7 +20,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sievefs/sievefs"
+	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
 // TestMain runs a helper when the test binary is started as one (see
@@ -42,9 +42,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	fusetest.RemoveBinary()
 	os.Exit(code)
 }
 
@@ -134,24 +132,7 @@ func backingFor(st sievefs.Status, lowerPath string) *sievefs.BackingFile {
 }
 
 // sievefsMounted reports whether a fuse.sievefs filesystem is mounted on mnt.
-func sievefsMounted(mnt string) bool {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		for i := 6; i+1 < len(f); i++ {
-			if f[i] == "-" {
-				if f[4] == mnt && f[i+1] == "fuse.sievefs" {
-					return true
-				}
-				break
-			}
-		}
-	}
-	return false
-}
+func sievefsMounted(mnt string) bool { return fusetest.SievefsMounted(mnt) }
 
 // openFDs counts the descriptors this process holds.
 func openFDs(t testing.TB) int {
@@ -163,56 +144,11 @@ func openFDs(t testing.TB) int {
 	return len(ents)
 }
 
-// The sievefs binary, built once per test run.
-var (
-	binOnce sync.Once
-	binDir  string
-	binPath string
-	binErr  error
-)
-
 // sievefsBinary builds ./cmd/sievefs once per test run and returns its path.
-func sievefsBinary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			binErr = err
-			return
-		}
-		if binDir, binErr = os.MkdirTemp("", "sievefs-bin-"); binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "sievefs")
-		cmd := exec.Command(gobin, "build", "-o", binPath, "./cmd/sievefs")
-		cmd.Dir = "." // the module root: the directory of this package
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build ./cmd/sievefs: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+func sievefsBinary(t testing.TB) string { return fusetest.Binary(t) }
 
 // syncBuffer is a bytes.Buffer safe for a child's output and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = fusetest.SyncBuffer
 
 // daemon is a sievefs process serving a mount.
 type daemon struct {

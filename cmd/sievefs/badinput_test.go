@@ -244,7 +244,7 @@ func TestBadInput(t *testing.T) {
 			if m := sievefsMountsUnder(p.base); len(m) > 0 {
 				t.Errorf("left mounted: %+v", m)
 				for _, mm := range m {
-					unix.Unmount(mm.point, unix.MNT_DETACH)
+					unix.Unmount(mm.Point, unix.MNT_DETACH)
 				}
 			}
 		})
@@ -259,10 +259,10 @@ func TestBadInput(t *testing.T) {
 		runBinary(t, "mount", p.lower, p.mnt)
 		n := 0
 		for _, m := range mounts() {
-			if m.point == p.mnt {
+			if m.Point == p.mnt {
 				n++
-				if m.fstype != "tmpfs" {
-					t.Errorf("%s mounted on the busy mountpoint", m.fstype)
+				if m.FSType != "tmpfs" {
+					t.Errorf("%s mounted on the busy mountpoint", m.FSType)
 				}
 			}
 		}

@@ -4,61 +4,27 @@ package main
 // test run, run as a child, and checks of the mount table.
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sievefs/sievefs/internal/fusetest"
 	"golang.org/x/sys/unix"
 )
 
 // TestMain removes the binary built for the tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	fusetest.RemoveBinary()
 	os.Exit(code)
 }
 
-var (
-	binOnce sync.Once
-	binDir  string
-	binPath string
-	binErr  error
-)
-
 // binary builds the sievefs command once per test run and returns its path.
-func binary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			binErr = err
-			return
-		}
-		if binDir, binErr = os.MkdirTemp("", "sievefs-bin-"); binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "sievefs")
-		cmd := exec.Command(gobin, "build", "-o", binPath, ".")
-		cmd.Dir = "." // this package's directory
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+func binary(t testing.TB) string { return fusetest.Binary(t) }
 
 // requireFuse skips the test unless it runs as root with /dev/fuse.
 func requireFuse(t testing.TB) {
@@ -72,22 +38,7 @@ func requireFuse(t testing.TB) {
 }
 
 // syncBuffer is a bytes.Buffer safe for a child's output and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = fusetest.SyncBuffer
 
 // result is how a run of the binary ended.
 type result struct {
@@ -204,30 +155,14 @@ func (d *daemon) wait(t testing.TB, timeout time.Duration) int {
 }
 
 // mount is one line of /proc/self/mountinfo.
-type mount struct{ point, fstype, source string }
+type mount = fusetest.MountEntry
 
-func mounts() []mount {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []mount
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		for i := 6; i+2 < len(f); i++ {
-			if f[i] == "-" {
-				out = append(out, mount{point: f[4], fstype: f[i+1], source: f[i+2]})
-				break
-			}
-		}
-	}
-	return out
-}
+func mounts() []mount { return fusetest.Mounts() }
 
 // mountedOn reports whether anything is mounted on path.
 func mountedOn(path string) bool {
 	for _, m := range mounts() {
-		if m.point == path {
+		if m.Point == path {
 			return true
 		}
 	}
@@ -237,7 +172,7 @@ func mountedOn(path string) bool {
 // sievefsMountedOn reports whether a sievefs view is mounted on path.
 func sievefsMountedOn(path string) bool {
 	for _, m := range mounts() {
-		if m.point == path && m.fstype == "fuse.sievefs" {
+		if m.Point == path && m.FSType == "fuse.sievefs" {
 			return true
 		}
 	}
@@ -249,10 +184,10 @@ func sievefsMountedOn(path string) bool {
 func sievefsMountsUnder(dir string) []mount {
 	var out []mount
 	for _, m := range mounts() {
-		if m.fstype != "fuse.sievefs" {
+		if m.FSType != "fuse.sievefs" {
 			continue
 		}
-		if strings.HasPrefix(m.point+"/", dir+"/") || strings.HasPrefix(m.source+"/", dir+"/") {
+		if strings.HasPrefix(m.Point+"/", dir+"/") || strings.HasPrefix(m.Source+"/", dir+"/") {
 			out = append(out, m)
 		}
 	}
