@@ -60,6 +60,11 @@ func (fs *fileSystem) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// Once per request, not per entry: a directory moved out of the tree
+	// (or deleted) since it was opened lists nothing more.
+	if !fs.tree.Beneath(d.ino, d.fd) {
+		return fuse.OK
+	}
 	if in.Offset != d.off {
 		if _, err := unix.Seek(d.fd, int64(in.Offset), 0); err != nil {
 			return fs.status("readdir", err)
@@ -96,7 +101,7 @@ func (fs *fileSystem) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool
 				var st unix.Stat_t
 				// An entry removed since getdents is left without a
 				// node (NodeId 0), which the kernel skips.
-				if child, err := fs.tree.Lookup(d.ino, e.Name, &st); err == nil {
+				if child, err := fs.tree.LookupAt(d.fd, e.Name, &st); err == nil {
 					fs.fillEntry(child, &st, eo)
 					out.FixMode(st.Mode)
 				}

@@ -88,13 +88,29 @@ func (t *Tree) Lookup(parent *Inode, name string, st *unix.Stat_t) (*Inode, erro
 		return nil, err
 	}
 	defer t.Release(parent)
-	if err := unix.Fstatat(pfd, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	return t.LookupAt(pfd, name, st)
+}
+
+// LookupAt is Lookup in the directory open as dirfd, which the caller has
+// checked (Beneath) and keeps open: readdirplus looks up every entry of a
+// directory it is listing.
+func (t *Tree) LookupAt(dirfd int, name string, st *unix.Stat_t) (*Inode, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if err := unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, err
 	}
 	if ino := t.knownPinned(st); ino != nil {
 		return ino, nil
 	}
-	return t.openChild(pfd, name, st)
+	return t.openChild(dirfd, name, st)
+}
+
+// Beneath reports whether the open directory dirfd of ino is still beneath
+// the lower root (see AcquireDir).
+func (t *Tree) Beneath(ino *Inode, dirfd int) bool {
+	return ino == t.root || t.beneath(dirfd)
 }
 
 // openChild opens name in the directory pfd as O_PATH, fills st from the

@@ -152,6 +152,20 @@ func TestDirectoryMovedOutOfTree(t *testing.T) {
 	if _, err := tr.Lookup(d, "inside", &st); err != unix.ENOENT {
 		t.Errorf("lookup in a directory moved out of the tree: %v, want ENOENT", err)
 	}
+	if _, err := tr.OpenDir(d); err != unix.ENOENT {
+		t.Errorf("opendir of a directory moved out of the tree: %v, want ENOENT", err)
+	}
+	fd, err := tr.Acquire(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Release(d)
+	if tr.Beneath(d, fd) {
+		t.Error("a directory moved out of the tree counts as beneath the root")
+	}
+	if !tr.Beneath(tr.Root(), fd) {
+		t.Error("the root does not count as beneath itself")
+	}
 	if _, err := os.Stat(filepath.Join(outside, "d", "escaped")); !os.IsNotExist(err) {
 		t.Errorf("the daemon created a directory outside the tree: %v", err)
 	}
