@@ -423,10 +423,11 @@ func (res *Results) markdown(pngOut, mdDir, root string) string {
 	w(" Waiting for idle before each run (`-wait-idle`): %s.\n", m.WaitIdle)
 	for _, l := range m.Lowers {
 		if strings.Contains(l, "no journal") {
-			w("- The ext4 lower has no journal. ext4 without a journal skips recently deleted inodes when it allocates one\n")
-			w("  (`recently_deleted()` in fs/ext4/ialloc.c), so right after the previous run's unlink or `rm -rf` a create can\n")
-			w("  cost hundreds of µs of kernel CPU, for every configuration alike: the ext4 create and untar rows measure that\n")
-			w("  more than FUSE. The tmpfs rows show FUSE's cost.\n")
+			w("- The ext4 lower has no journal. On such a filesystem creates right after mass deletes (the previous run's\n")
+			w("  unlink or `rm -rf`) were seen to cost hundreds of µs of kernel CPU each, native included, probably because\n")
+			w("  ext4 without a journal passes over recently deleted inodes when it allocates one (`recently_deleted()` in\n")
+			w("  fs/ext4/ialloc.c). The ext4 create and untar rows then measure ext4 more than FUSE; the tmpfs rows show\n")
+			w("  FUSE's cost.\n")
 			break
 		}
 	}

@@ -87,7 +87,8 @@ func run(inPath, outPath string) error {
 	W := panelW * vg.Length(len(in.Panels))
 	H := panelH + header
 
-	xmax := math.Max(1.4, maxv*1.12)
+	// At most 2: a bar beyond is cut, its label still says how far it goes.
+	xmax := math.Min(2, math.Max(1.4, maxv*1.12))
 	var plots []*plot.Plot
 	for _, panel := range in.Panels {
 		p := plot.New()
