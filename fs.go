@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -80,15 +81,9 @@ func hasCapSysAdmin() bool {
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if hex, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			var caps uint64
-			for _, c := range strings.TrimSpace(hex) {
-				caps <<= 4
-				switch {
-				case c >= '0' && c <= '9':
-					caps |= uint64(c - '0')
-				case c >= 'a' && c <= 'f':
-					caps |= uint64(c-'a') + 10
-				}
+			caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			if err != nil {
+				return false
 			}
 			return caps&(1<<unix.CAP_SYS_ADMIN) != 0
 		}
