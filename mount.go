@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -244,8 +245,9 @@ func within(path, dir string) bool {
 // isMountpoint reports whether path is the mountpoint of a mount in this
 // namespace.
 func isMountpoint(path string) bool {
-	for _, mi := range readMountinfo() {
-		if mi.mountpoint == path {
+	mounts, _ := ReadMountinfo()
+	for _, mi := range mounts {
+		if mi.Mountpoint == path {
 			return true
 		}
 	}
@@ -260,35 +262,39 @@ func isDeadMount(path string) (bool, error) {
 	return err == unix.ENOTCONN, err
 }
 
-// mountinfo is one line of /proc/self/mountinfo.
-type mountinfo struct {
-	mountpoint, fstype, source string
+// MountInfo is one line of /proc/self/mountinfo.
+type MountInfo struct {
+	Mountpoint   string
+	FSType       string
+	Source       string
+	SuperOptions string // comma-separated (user_id=…, allow_other, …)
 }
 
-func readMountinfo() []mountinfo {
+// ReadMountinfo lists the mounts of this process's mount namespace, in mount
+// order.
+func ReadMountinfo() ([]MountInfo, error) {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("list mounts: %w", err)
 	}
-	var out []mountinfo
+	var out []MountInfo
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 10 {
-			continue
-		}
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL…] - FSTYPE SOURCE SUPEROPTS
 		i := 6
 		for i < len(f) && f[i] != "-" {
 			i++
 		}
-		if i+2 >= len(f) {
+		if i+3 >= len(f) {
 			continue
 		}
-		out = append(out, mountinfo{mountpoint: unescapeMount(f[4]), fstype: f[i+1], source: unescapeMount(f[i+2])})
+		out = append(out, MountInfo{Mountpoint: unescapeMount(f[4]), FSType: f[i+1], Source: unescapeMount(f[i+2]), SuperOptions: f[i+3]})
 	}
-	return out
+	return out, nil
 }
 
-// unescapeMount undoes the octal escapes of /proc/self/mountinfo.
+// unescapeMount undoes the octal escapes (\040 for a space…) of
+// /proc/self/mountinfo.
 func unescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
@@ -296,17 +302,8 @@ func unescapeMount(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			ok := true
-			for _, c := range s[i+1 : i+4] {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + byte(c-'0')
-			}
-			if ok {
-				b.WriteByte(v)
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
 				i += 3
 				continue
 			}

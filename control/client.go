@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sievefs/sievefs"
 )
 
 // queryTimeout bounds a whole query.
@@ -101,23 +103,17 @@ type Entry struct {
 
 // Mounts lists the sievefs mounts of this mount namespace, in mount order.
 func Mounts() ([]Mount, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	all, err := sievefs.ReadMountinfo()
 	if err != nil {
-		return nil, fmt.Errorf("list mounts: %w", err)
+		return nil, err
 	}
 	var out []Mount
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL…] - FSTYPE SOURCE SUPEROPTS
-		i := 6
-		for i < len(f) && f[i] != "-" {
-			i++
-		}
-		if i+3 >= len(f) || f[i+1] != "fuse.sievefs" {
+	for _, mi := range all {
+		if mi.FSType != "fuse.sievefs" {
 			continue
 		}
-		m := Mount{Mountpoint: unescapeMount(f[4]), Lower: unescapeMount(f[i+2])}
-		for _, o := range strings.Split(f[i+3], ",") {
+		m := Mount{Mountpoint: mi.Mountpoint, Lower: mi.Source}
+		for _, o := range strings.Split(mi.SuperOptions, ",") {
 			if v, ok := strings.CutPrefix(o, "user_id="); ok {
 				m.UID, _ = strconv.Atoi(v)
 			}
@@ -182,24 +178,4 @@ func CleanStale(uid int) {
 			removeIfSame(p, &before, statErr)
 		}
 	}
-}
-
-// unescapeMount undoes the octal escapes (\040 for a space…) of
-// /proc/self/mountinfo.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

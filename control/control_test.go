@@ -44,12 +44,6 @@ func TestSocketPath(t *testing.T) {
 	}
 }
 
-func TestUnescapeMount(t *testing.T) {
-	if got := unescapeMount(`/mnt/a\040b\134c\011`); got != "/mnt/a b\\c\t" {
-		t.Errorf("got %q", got)
-	}
-}
-
 // listen starts a server on a socket in a new temporary directory.
 func listen(t *testing.T) (*Server, string) {
 	t.Helper()
