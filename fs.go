@@ -13,6 +13,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/sievefs/sievefs/filter"
 	"github.com/sievefs/sievefs/internal/lower"
 	"github.com/sievefs/sievefs/internal/passthrough"
 )
@@ -39,10 +40,13 @@ type fileSystem struct {
 	daemonOpens  atomic.Int64 // files served by the daemon right now
 	daemonServed atomic.Uint64
 	stats        opStats
+	// filters is the chain that shapes the view; nil when the mount was
+	// made without one (then no paths are tracked).
+	filters atomic.Pointer[filter.Chain]
 }
 
 func newFileSystem(tree *lower.Tree, opts Options) *fileSystem {
-	return &fileSystem{
+	fs := &fileSystem{
 		RawFileSystem: fuse.NewDefaultRawFileSystem(),
 		tree:          tree,
 		opts:          opts,
@@ -53,6 +57,8 @@ func newFileSystem(tree *lower.Tree, opts Options) *fileSystem {
 		files:         newHandleTable[*openFile](),
 		dirs:          newHandleTable[*dirHandle](),
 	}
+	fs.filters.Store(opts.Filters)
+	return fs
 }
 
 func (fs *fileSystem) String() string { return "sievefs" }
@@ -105,14 +111,22 @@ func (fs *fileSystem) status(op string, err error) fuse.Status {
 	return fuse.EIO
 }
 
-// inode returns the inode of a node ID the kernel sent. A node ID the table
-// does not know is stale.
+// inode returns the inode of a node ID the kernel sent (a data variant's
+// too). A node ID the table does not know is stale.
 func (fs *fileSystem) inode(id uint64) (*lower.Inode, fuse.Status) {
-	ino := fs.tree.Get(id)
+	ino, _, s := fs.node(id)
+	return ino, s
+}
+
+// node returns the inode of a node ID and, for a data variant, the set of
+// data rules it is served through.
+func (fs *fileSystem) node(id uint64) (*lower.Inode, uint8, fuse.Status) {
+	base, mask := splitNodeID(id)
+	ino := fs.tree.Get(base)
 	if ino == nil {
-		return nil, fuse.Status(syscall.ESTALE)
+		return nil, 0, fuse.Status(syscall.ESTALE)
 	}
-	return ino, fuse.OK
+	return ino, mask, fuse.OK
 }
 
 // owner returns the owner new inodes of this caller get: the caller's, when
@@ -160,8 +174,7 @@ func (fs *fileSystem) closeHandles() {
 	for _, f := range fs.files.drain() {
 		f.closeLock()
 		if !f.passthrough {
-			unix.Close(f.fd)
-			fs.daemonOpens.Add(-1)
+			fs.closeDaemonServed(f)
 		}
 	}
 	for _, d := range fs.dirs.drain() {

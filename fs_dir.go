@@ -7,6 +7,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/sievefs/sievefs/filter"
 	"github.com/sievefs/sievefs/internal/lower"
 )
 
@@ -27,39 +28,52 @@ const dirBufSize = 32 << 10
 
 // OpenDir opens a directory.
 func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) (code fuse.Status) {
-	defer fs.track(opOpendir, time.Now(), &code)
-	ino, s := fs.inode(in.NodeId)
+	defer fs.track(filter.OpOpendir, time.Now(), &code)
+	c, r, s := fs.beginNode(filter.OpOpendir, in.NodeId, &in.Caller)
 	if !s.Ok() {
 		return s
 	}
+	ino, _ := fs.inode(in.NodeId)
 	fd, err := fs.tree.OpenDir(ino)
 	if err != nil {
-		return fs.status("opendir", err)
+		return fs.post(c, r, fs.status("opendir", err))
 	}
 	out.Fh = fs.dirs.add(&dirHandle{ino: ino, fd: fd, buf: make([]byte, dirBufSize)})
+	if s := fs.post(c, r, fuse.OK); !s.Ok() {
+		fs.ReleaseDir(&fuse.ReleaseIn{Fh: out.Fh})
+		return s
+	}
 	return fuse.OK
 }
 
 // ReadDir lists entries.
 func (fs *fileSystem) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) (code fuse.Status) {
-	defer fs.track(opReaddir, time.Now(), &code)
-	return fs.readDir(in, out, false)
+	defer fs.track(filter.OpReaddir, time.Now(), &code)
+	return fs.readDir(filter.OpReaddir, in, out)
 }
 
 // ReadDirPlus lists entries with their attributes, counting one lookup of
 // each entry it returns (except "." and "..", which the kernel ignores).
 func (fs *fileSystem) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) (code fuse.Status) {
-	defer fs.track(opReaddirplus, time.Now(), &code)
-	return fs.readDir(in, out, true)
+	defer fs.track(filter.OpReaddirplus, time.Now(), &code)
+	return fs.readDir(filter.OpReaddirplus, in, out)
 }
 
-func (fs *fileSystem) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool) fuse.Status {
+// readDir serves READDIR and READDIRPLUS. With filters, entries get their
+// view names, those the filters drop are skipped, and readdirplus entries
+// are named and presented as a lookup would.
+func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
+	plus := o == filter.OpReaddirplus
 	d, ok := fs.dirs.get(in.Fh)
 	if !ok {
 		return fuse.EBADF
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	c, r, s := fs.begin(o, d.ino, &in.Caller)
+	if !s.Ok() {
+		return s
+	}
 	// Once per request, not per entry: a directory moved out of the tree
 	// (or deleted) since it was opened lists nothing more.
 	if !fs.tree.Beneath(d.ino, d.fd) {
@@ -88,6 +102,15 @@ func (fs *fileSystem) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool
 		}
 		var e fuse.DirEntry
 		size := e.Parse(d.buf[d.pos:d.end])
+		lname, path := e.Name, ""
+		if c != nil && e.Name != "." && e.Name != ".." {
+			var shown bool
+			if path, shown = fs.shown(c, r, &e); !shown {
+				d.pos += size
+				d.off = e.Off
+				continue
+			}
+		}
 		if !plus {
 			if !out.AddDirEntry(e) {
 				return fuse.OK
@@ -101,8 +124,13 @@ func (fs *fileSystem) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool
 				var st unix.Stat_t
 				// An entry removed since getdents is left without a
 				// node (NodeId 0), which the kernel skips.
-				if child, err := fs.tree.LookupAt(d.fd, e.Name, &st); err == nil {
-					fs.fillEntry(child, &st, eo)
+				if child, err := fs.tree.LookupAt(d.fd, lname, &st); err == nil {
+					if c == nil {
+						fs.fillEntry(child, &st, eo)
+					} else {
+						fs.tree.SetName(child, d.ino, e.Name)
+						fs.entry(c, r, path, child, &st, eo)
+					}
 					out.FixMode(st.Mode)
 				}
 			}
@@ -112,9 +140,29 @@ func (fs *fileSystem) readDir(in *fuse.ReadIn, out *fuse.DirEntryList, plus bool
 	}
 }
 
+// shown gives a listed entry its view name and reports whether the filters
+// list it to r's caller, and under which path.
+func (fs *fileSystem) shown(c *filter.Chain, r *filter.Request, e *fuse.DirEntry) (string, bool) {
+	if c.MapsNames() {
+		view, ok := c.ViewName(r.Path, e.Name)
+		if !ok {
+			return "", false
+		}
+		e.Name = view
+	}
+	path := joinPath(r.Path, e.Name)
+	if c.HasDir() {
+		de := filter.DirEntry{Name: e.Name, Path: path, Ino: e.Ino, Type: e.Mode & unix.S_IFMT}
+		if !c.Keep(r, &de) {
+			return "", false
+		}
+	}
+	return path, true
+}
+
 // ReleaseDir closes a directory.
 func (fs *fileSystem) ReleaseDir(in *fuse.ReleaseIn) {
-	defer fs.trackNoStatus(opReleasedir, time.Now())
+	defer fs.trackNoStatus(filter.OpReleasedir, time.Now())
 	if d, ok := fs.dirs.remove(in.Fh); ok {
 		unix.Close(d.fd)
 	}
@@ -122,7 +170,7 @@ func (fs *fileSystem) ReleaseDir(in *fuse.ReleaseIn) {
 
 // FsyncDir flushes a directory to stable storage.
 func (fs *fileSystem) FsyncDir(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse.Status) {
-	defer fs.track(opFsyncdir, time.Now(), &code)
+	defer fs.track(filter.OpFsyncdir, time.Now(), &code)
 	d, ok := fs.dirs.get(in.Fh)
 	if !ok {
 		return fuse.EBADF

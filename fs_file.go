@@ -2,12 +2,14 @@ package sievefs
 
 import (
 	"errors"
+	"io"
 	"sync"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/sievefs/sievefs/filter"
 	"github.com/sievefs/sievefs/internal/lower"
 	"github.com/sievefs/sievefs/internal/passthrough"
 )
@@ -24,6 +26,12 @@ type openFile struct {
 	flags       int // open(2) flags the client asked for
 	fd          int // -1 for passthrough
 	passthrough bool
+	// stream serves the reads and writes of a file data rules see; nil
+	// otherwise.
+	stream filter.Stream
+	// variant is set for opens the passthrough manager does not know of:
+	// those of data variants and through streams.
+	variant bool
 
 	lockMu sync.Mutex
 	lockFD int // descriptor holding this open's flock, -1 until the first flock
@@ -129,61 +137,152 @@ func privileged(mode uint32) bool {
 
 // Open opens a file.
 func (fs *fileSystem) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) (code fuse.Status) {
-	defer fs.track(opOpen, time.Now(), &code)
-	ino, s := fs.inode(in.NodeId)
+	defer fs.track(filter.OpOpen, time.Now(), &code)
+	ino, mask, s := fs.node(in.NodeId)
 	if !s.Ok() {
 		return s
 	}
-	if s := fs.openReply(ino, int(in.Flags), -1, &in.Caller, out); !s.Ok() {
+	c, r, s := fs.begin(filter.OpOpen, ino, &in.Caller)
+	if !s.Ok() {
 		return s
+	}
+	flags := int(in.Flags)
+	if c != nil {
+		r.Flags = flags
+		if _, s := fs.pre(c, r, false); !s.Ok() {
+			return fs.post(c, r, s)
+		}
+		flags = r.Flags
+	}
+	if s := fs.open(c, r, ino, mask, flags, -1, &in.Caller, out); !s.Ok() {
+		return fs.post(c, r, s)
 	}
 	if in.Mode&fuse.OPEN_KILL_SUIDGID != 0 {
 		fs.killPriv(ino)
 	}
+	if s := fs.post(c, r, fuse.OK); !s.Ok() {
+		fs.Release(cancel, &fuse.ReleaseIn{Fh: out.Fh})
+		return s
+	}
+	return fuse.OK
+}
+
+// open answers OPEN and CREATE: through the data rules' streams when they
+// claim the file for the caller (or the node is a data variant), else with
+// openReply. fd, when >= 0, is a descriptor already open (from CREATE),
+// which it takes over.
+func (fs *fileSystem) open(c *filter.Chain, r *filter.Request, ino *lower.Inode, mask uint8, flags, fd int, caller *fuse.Caller, out *fuse.OpenOut) fuse.Status {
+	variant := mask != 0
+	if c != nil && ino.Type == unix.S_IFREG && c.HasData() {
+		// Asked again: the caller may not be the one the node was
+		// looked up for, or the policy may have changed since.
+		mask = fs.claims(c, r, r.Path, ino)
+	}
+	if mask == 0 && !variant {
+		return fs.openReply(ino, flags, fd, caller, out)
+	}
+	if fd < 0 {
+		var err error
+		if fd, err = fs.tree.Open(ino, flags); err != nil {
+			return fs.status("open", err)
+		}
+	}
+	f := &openFile{ino: ino, flags: flags, fd: fd, lockFD: -1, variant: true}
+	if mask != 0 {
+		st, err := c.Open(r, lowerFile{fd}, mask)
+		if err != nil {
+			unix.Close(fd)
+			return fs.status("open", err)
+		}
+		f.stream = st
+	}
+	// The kernel must ask for every read: the stream decides what each
+	// caller sees.
+	out.OpenFlags = fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO
+	fs.daemonOpens.Add(1)
+	fs.daemonServed.Add(1)
+	out.Fh = fs.files.add(f)
 	return fuse.OK
 }
 
 // Create makes and opens a regular file.
 func (fs *fileSystem) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) (code fuse.Status) {
-	defer fs.track(opCreate, time.Now(), &code)
+	defer fs.track(filter.OpCreate, time.Now(), &code)
 	parent, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
 	}
-	var st unix.Stat_t
-	ino, fd, err := fs.tree.Create(parent, name, int(in.Flags), in.Mode, fs.owner(&in.Caller), &st)
-	if err != nil {
-		return fs.status("create", err)
+	flags := int(in.Flags)
+	c, r, lname, mode, s := fs.beginMake(filter.OpCreate, parent, name, unix.S_IFREG, in.Mode, flags, &in.Caller)
+	if !s.Ok() {
+		return fs.post(c, r, s)
 	}
-	fs.fillEntry(ino, &st, &out.EntryOut)
-	if s := fs.openReply(ino, int(in.Flags), fd, &in.Caller, &out.OpenOut); !s.Ok() {
+	if c != nil {
+		flags = r.Flags
+	}
+	var st unix.Stat_t
+	ino, fd, err := fs.tree.Create(parent, lname, flags, mode, fs.owner(&in.Caller), &st)
+	if err != nil {
+		return fs.post(c, r, fs.status("create", err))
+	}
+	if c == nil {
+		fs.fillEntry(ino, &st, &out.EntryOut)
+	} else {
+		fs.tree.SetName(ino, parent, name)
+		fs.entry(c, r, r.Path, ino, &st, &out.EntryOut)
+	}
+	_, mask := splitNodeID(out.NodeId)
+	if s := fs.open(c, r, ino, mask, flags, fd, &in.Caller, &out.OpenOut); !s.Ok() {
 		fs.tree.Forget(ino.ID, 1)
-		return s
+		return fs.post(c, r, s)
 	}
 	if in.OpenFlags&fuse.OPEN_KILL_SUIDGID != 0 {
 		fs.killPriv(ino)
+	}
+	if s := fs.post(c, r, fuse.OK); !s.Ok() {
+		fs.Release(cancel, &fuse.ReleaseIn{Fh: out.Fh})
+		fs.tree.Forget(ino.ID, 1)
+		return s
 	}
 	return fuse.OK
 }
 
 // Tmpfile makes and opens an unnamed file (O_TMPFILE).
 func (fs *fileSystem) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) (code fuse.Status) {
-	defer fs.track(opTmpfile, time.Now(), &code)
+	defer fs.track(filter.OpTmpfile, time.Now(), &code)
 	parent, s := fs.inode(in.NodeId)
 	if !s.Ok() {
 		return s
 	}
-	var st unix.Stat_t
-	ino, fd, err := fs.tree.Tmpfile(parent, int(in.Flags), in.Mode, fs.owner(&in.Caller), &st)
-	if err != nil {
-		return fs.status("tmpfile", err)
-	}
-	fs.fillEntry(ino, &st, &out.EntryOut)
-	if s := fs.openReply(ino, int(in.Flags), fd, &in.Caller, &out.OpenOut); !s.Ok() {
-		fs.tree.Forget(ino.ID, 1)
+	c, r, s := fs.begin(filter.OpTmpfile, parent, &in.Caller)
+	if !s.Ok() {
 		return s
 	}
-	return fuse.OK
+	flags, mode := int(in.Flags), in.Mode
+	if c != nil {
+		r.Flags, r.Mode, r.Type = flags, mode, unix.S_IFREG
+		if _, s := fs.pre(c, r, false); !s.Ok() {
+			return fs.post(c, r, s)
+		}
+		flags, mode = r.Flags, r.Mode
+	}
+	var st unix.Stat_t
+	ino, fd, err := fs.tree.Tmpfile(parent, flags, mode, fs.owner(&in.Caller), &st)
+	if err != nil {
+		return fs.post(c, r, fs.status("tmpfile", err))
+	}
+	if c == nil {
+		fs.fillEntry(ino, &st, &out.EntryOut)
+	} else {
+		fs.tree.SetName(ino, parent, "")
+		fs.entry(c, r, r.Path, ino, &st, &out.EntryOut)
+	}
+	_, mask := splitNodeID(out.NodeId)
+	if s := fs.open(c, r, ino, mask, flags, fd, &in.Caller, &out.OpenOut); !s.Ok() {
+		fs.tree.Forget(ino.ID, 1)
+		return fs.post(c, r, s)
+	}
+	return fs.post(c, r, fuse.OK)
 }
 
 // file returns the open file of a handle.
@@ -211,10 +310,17 @@ func (fs *fileSystem) withFD(f *openFile, accmode int, fn func(fd int) error) er
 
 // Read serves a read of a daemon-served file, spliced from the lower file.
 func (fs *fileSystem) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (_ fuse.ReadResult, code fuse.Status) {
-	defer fs.track(opRead, time.Now(), &code)
+	defer fs.track(filter.OpRead, time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return nil, s
+	}
+	if f.stream != nil {
+		n, err := f.stream.ReadAt(buf[:min(len(buf), int(in.Size))], int64(in.Offset))
+		if err != nil && err != io.EOF {
+			return nil, fs.status("read", err)
+		}
+		return fuse.ReadResultData(buf[:n]), fuse.OK
 	}
 	if f.fd < 0 {
 		// The kernel reads passthrough files itself; serve a stray read
@@ -234,13 +340,20 @@ func (fs *fileSystem) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) 
 
 // Write serves a write to a daemon-served file.
 func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (_ uint32, code fuse.Status) {
-	defer fs.track(opWrite, time.Now(), &code)
+	defer fs.track(filter.OpWrite, time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return 0, s
 	}
 	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
 		fs.killPriv(f.ino)
+	}
+	if f.stream != nil {
+		n, err := f.stream.WriteAt(data, int64(in.Offset))
+		if err != nil && n == 0 {
+			return 0, fs.status("write", err)
+		}
+		return uint32(n), fuse.OK
 	}
 	var written int
 	err := fs.withFD(f, unix.O_WRONLY, func(fd int) error {
@@ -265,13 +378,13 @@ func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byt
 // Flush has nothing to do: writes are not buffered in the daemon and locks
 // are the kernel's. Opens say FOPEN_NOFLUSH, so it is rarely sent.
 func (fs *fileSystem) Flush(cancel <-chan struct{}, in *fuse.FlushIn) (code fuse.Status) {
-	defer fs.track(opFlush, time.Now(), &code)
+	defer fs.track(filter.OpFlush, time.Now(), &code)
 	return fuse.OK
 }
 
 // Fsync flushes the lower file to stable storage.
 func (fs *fileSystem) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse.Status) {
-	defer fs.track(opFsync, time.Now(), &code)
+	defer fs.track(filter.OpFsync, time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return s
@@ -287,7 +400,7 @@ func (fs *fileSystem) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse
 // Release ends an open: a passthrough open drops its share of the backing
 // file, a daemon-served one closes its descriptor.
 func (fs *fileSystem) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
-	defer fs.trackNoStatus(opRelease, time.Now())
+	defer fs.trackNoStatus(filter.OpRelease, time.Now())
 	f, ok := fs.files.remove(in.Fh)
 	if !ok {
 		return
@@ -299,9 +412,19 @@ func (fs *fileSystem) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 		}
 		return
 	}
+	fs.closeDaemonServed(f)
+}
+
+// closeDaemonServed ends a daemon-served open.
+func (fs *fileSystem) closeDaemonServed(f *openFile) {
+	if f.stream != nil {
+		if err := f.stream.Close(); err != nil {
+			fs.log.Warn("closing a filter stream", "inode", f.ino.ID, "err", err)
+		}
+	}
 	unix.Close(f.fd)
 	fs.daemonOpens.Add(-1)
-	if fs.pt != nil {
+	if fs.pt != nil && !f.variant {
 		fs.pt.ReleaseDaemon(f.ino.ID)
 	}
 }
@@ -325,7 +448,7 @@ func (fs *fileSystem) killPriv(ino *lower.Inode) {
 
 // Lseek answers SEEK_DATA and SEEK_HOLE from the lower file.
 func (fs *fileSystem) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) (code fuse.Status) {
-	defer fs.track(opLseek, time.Now(), &code)
+	defer fs.track(filter.OpLseek, time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return s
@@ -339,7 +462,7 @@ func (fs *fileSystem) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.
 
 // Fallocate allocates, punches or zeroes ranges of the lower file.
 func (fs *fileSystem) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) (code fuse.Status) {
-	defer fs.track(opFallocate, time.Now(), &code)
+	defer fs.track(filter.OpFallocate, time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return s
@@ -351,7 +474,7 @@ func (fs *fileSystem) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) (c
 
 // CopyFileRange copies between two open files inside the lower filesystem.
 func (fs *fileSystem) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRangeIn) (_ uint32, code fuse.Status) {
-	defer fs.track(opCopyFileRange, time.Now(), &code)
+	defer fs.track(filter.OpCopyFileRange, time.Now(), &code)
 	src, s := fs.file(in.FhIn)
 	if !s.Ok() {
 		return 0, s
@@ -374,14 +497,14 @@ func (fs *fileSystem) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRan
 // SetLk takes or drops a flock(2) lock without waiting. POSIX record locks
 // stay with the kernel (see README); only flock is negotiated.
 func (fs *fileSystem) SetLk(cancel <-chan struct{}, in *fuse.LkIn) (code fuse.Status) {
-	defer fs.track(opSetlk, time.Now(), &code)
+	defer fs.track(filter.OpSetlk, time.Now(), &code)
 	return fs.flock(cancel, in, false)
 }
 
 // SetLkw takes a flock(2) lock, waiting until it is free or the client gives
 // up (interrupt).
 func (fs *fileSystem) SetLkw(cancel <-chan struct{}, in *fuse.LkIn) (code fuse.Status) {
-	defer fs.track(opSetlkw, time.Now(), &code)
+	defer fs.track(filter.OpSetlkw, time.Now(), &code)
 	return fs.flock(cancel, in, true)
 }
 

@@ -7,62 +7,14 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sievefs/sievefs/filter"
 )
 
-// op names one FUSE operation; the names are the same in logs, metrics and
-// (later) the policy file.
-type op uint8
+// op is the operation a request is counted under.
+type op = filter.Op
 
-const (
-	opLookup op = iota
-	opForget
-	opGetattr
-	opSetattr
-	opMknod
-	opMkdir
-	opUnlink
-	opRmdir
-	opRename
-	opLink
-	opSymlink
-	opReadlink
-	opAccess
-	opStatfs
-	opStatx
-	opGetxattr
-	opListxattr
-	opSetxattr
-	opRemovexattr
-	opCreate
-	opTmpfile
-	opOpen
-	opRead
-	opWrite
-	opFlush
-	opFsync
-	opRelease
-	opLseek
-	opFallocate
-	opCopyFileRange
-	opOpendir
-	opReaddir
-	opReaddirplus
-	opReleasedir
-	opFsyncdir
-	opSetlk
-	opSetlkw
-	numOps
-)
-
-var opNames = [numOps]string{
-	"lookup", "forget", "getattr", "setattr", "mknod", "mkdir", "unlink", "rmdir", "rename", "link",
-	"symlink", "readlink", "access", "statfs", "statx", "getxattr", "listxattr", "setxattr", "removexattr",
-	"create", "tmpfile", "open", "read", "write", "flush", "fsync", "release", "lseek", "fallocate",
-	"copy_file_range", "opendir", "readdir", "readdirplus", "releasedir", "fsyncdir",
-	"setlk", "setlkw",
-}
-
-func (o op) String() string { return opNames[o] }
+const numOps = filter.NumOps
 
 // latencyBuckets are the upper bounds of the latency histogram, in seconds.
 var latencyBuckets = [...]float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3, 100e-3, 1}
@@ -80,7 +32,7 @@ type opStats struct {
 
 // track records one finished request; handlers call it deferred:
 //
-//	defer fs.track(opLookup, time.Now(), &code)
+//	defer fs.track(filter.OpLookup, time.Now(), &code)
 func (fs *fileSystem) track(o op, start time.Time, code *fuse.Status) {
 	d := time.Since(start)
 	s := &fs.stats
@@ -113,7 +65,7 @@ func (fs *fileSystem) trackNoStatus(o op, start time.Time) {
 // Requests returns how many requests of the named operation the daemon has
 // served.
 func (m *Mount) Requests(opName string) uint64 {
-	for o, name := range opNames {
+	for o, name := range filter.OpNames() {
 		if name == opName {
 			return m.fs.stats.requests[o].Load()
 		}
@@ -136,12 +88,13 @@ var (
 	descOverBudg = prometheus.NewDesc("sievefs_backing_over_budget_total", "Opens served by the daemon because the backing-file budget was full.", nil, nil)
 	descInodes   = prometheus.NewDesc("sievefs_inodes", "Inodes in the daemon's table.", nil, nil)
 	descInodeFDs = prometheus.NewDesc("sievefs_inode_fds", "O_PATH descriptors the inode table holds.", nil, nil)
+	descFilter   = prometheus.NewDesc("sievefs_filter_decisions_total", "Decisions of each policy rule (rule is index:kind; counts restart when the policy is reloaded).", []string{"rule", "decision"}, nil)
 )
 
 type collector struct{ m *Mount }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descErrors, descLatency, descErrnos, descOpens, descOpen, descBacking, descOverBudg, descInodes, descInodeFDs} {
+	for _, d := range []*prometheus.Desc{descRequests, descErrors, descLatency, descErrnos, descOpens, descOpen, descBacking, descOverBudg, descInodes, descInodeFDs, descFilter} {
 		ch <- d
 	}
 }
@@ -178,4 +131,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descOverBudg, prometheus.CounterValue, float64(st.Counters.BackingOverBudget))
 	ch <- prometheus.MustNewConstMetric(descInodes, prometheus.GaugeValue, float64(st.Counters.Inodes))
 	ch <- prometheus.MustNewConstMetric(descInodeFDs, prometheus.GaugeValue, float64(st.Counters.InodeFDs))
+	for _, rule := range st.Filters {
+		for d, n := range rule.Decisions {
+			ch <- prometheus.MustNewConstMetric(descFilter, prometheus.CounterValue, float64(n), rule.Rule, string(d))
+		}
+	}
 }

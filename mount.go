@@ -14,6 +14,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/sievefs/sievefs/filter"
 	"github.com/sievefs/sievefs/internal/lower"
 )
 
@@ -311,4 +312,23 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// ErrNoFilters is returned by SetFilters on a mount made without a chain.
+var ErrNoFilters = errors.New("mounted without filters (Options.Filters): the chain cannot be changed")
+
+// SetFilters replaces the filter chain of a running mount (a policy reload)
+// and drops what the kernel cached under the old one: entries by name, and
+// attributes. Requests already under way finish with the old chain. Files
+// already open stay open.
+func (m *Mount) SetFilters(c *filter.Chain) error {
+	if m.fs.filters.Load() == nil {
+		return ErrNoFilters
+	}
+	if c == nil {
+		c, _ = filter.NewChain()
+	}
+	m.fs.filters.Store(c)
+	m.fs.invalidateAll()
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/sievefs/sievefs/filter"
 )
 
 // PassthroughMode says when file data goes through the kernel's FUSE
@@ -93,6 +95,12 @@ type Options struct {
 	// A lower tree that is itself stacked (overlayfs, another passthrough
 	// FUSE mount) needs 2; a mount of depth 2 cannot be stacked upon.
 	MaxStackDepth int
+	// Filters is the filter chain that shapes the view; nil shows the lower
+	// tree as it is. A mount made with a chain (even an empty one) tracks
+	// the path of every node, checks permissions in the kernel against
+	// what the filters present (default_permissions), and can change its
+	// chain later (Mount.SetFilters); a mount made without one cannot.
+	Filters *filter.Chain
 	// Logger receives the daemon's log; nil discards it.
 	Logger *slog.Logger
 	// Debug logs every operation at debug level.
@@ -108,7 +116,7 @@ func (o *Options) setDefaults() {
 	if o.Cache == "" {
 		o.Cache = CacheAuto
 	}
-	if o.AllowOther {
+	if o.AllowOther || o.Filters != nil {
 		o.DefaultPermissions = true
 	}
 	if o.MaxStackDepth <= 0 {

@@ -1,5 +1,7 @@
 package sievefs
 
+import "github.com/sievefs/sievefs/filter"
+
 // Status is a snapshot of what a mount is doing. Its JSON keys are stable.
 type Status struct {
 	Lower      string `json:"lower"`
@@ -12,6 +14,9 @@ type Status struct {
 	// not appear in lsof.
 	BackingFiles []BackingFile `json:"backing_files"`
 	Counters     Counters      `json:"counters"`
+	// Filters counts each rule's decisions, in rule order; empty without
+	// a policy.
+	Filters []filter.RuleStats `json:"filters"`
 }
 
 // PassthroughStatus says whether passthrough is in use and, if not, why.
@@ -71,11 +76,12 @@ func (m *Mount) Status() Status {
 			st.OpenFiles.DaemonServed++
 		}
 	})
+	st.Filters = fs.filters.Load().Stats()
 	st.Counters.Inodes = m.tree.Len()
 	st.Counters.InodeFDs = m.tree.OpenFDs()
 	st.Counters.DaemonServedOpens = fs.daemonServed.Load()
-	st.Counters.DaemonReads = fs.stats.requests[opRead].Load()
-	st.Counters.DaemonWrites = fs.stats.requests[opWrite].Load()
+	st.Counters.DaemonReads = fs.stats.requests[filter.OpRead].Load()
+	st.Counters.DaemonWrites = fs.stats.requests[filter.OpWrite].Load()
 	if fs.pt != nil {
 		st.Passthrough.MaxBacking = fs.pt.Budget()
 		for _, b := range fs.pt.List() {

@@ -47,6 +47,8 @@ type Inode struct {
 
 	handle unix.FileHandle // valid only if handleValid
 
+	loc atomic.Pointer[location] // where the view shows it (SetName)
+
 	lookups uint64 // protected by Tree.mu
 
 	// Fields protected by fdCache.mu.

@@ -1,0 +1,364 @@
+package filter
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync/atomic"
+	"syscall"
+)
+
+// Callers is a set of users and groups.
+type Callers struct {
+	Uids []uint32
+	Gids []uint32
+}
+
+// has reports whether c's uid or gid is in the set.
+func (s *Callers) has(c Caller) bool {
+	return slices.Contains(s.Uids, c.Uid) || slices.Contains(s.Gids, c.Gid)
+}
+
+// Condition limits a rule to some callers: those in Only (when set) and not
+// in Unless (when set).
+type Condition struct {
+	Only   *Callers
+	Unless *Callers
+}
+
+// IsZero reports whether the condition lets every caller through.
+func (c Condition) IsZero() bool { return c.Only == nil && c.Unless == nil }
+
+// Applies reports whether the rule applies to c.
+func (c Condition) Applies(caller Caller) bool {
+	if c.Only != nil && !c.Only.has(caller) {
+		return false
+	}
+	return c.Unless == nil || !c.Unless.has(caller)
+}
+
+// Rule is one filter of a chain and the callers it applies to.
+type Rule struct {
+	// Name identifies the rule in logs, metrics and status ("3:hide").
+	Name   string
+	Filter Filter
+	When   Condition
+}
+
+// Decision names what a rule did, as counted per rule.
+type Decision string
+
+// The decisions counted.
+const (
+	DecisionError    Decision = "error"   // a pre- or post-filter ended an operation with an errno
+	DecisionAnswer   Decision = "answer"  // a pre-filter answered an operation
+	DecisionRewrite  Decision = "rewrite" // attributes or a post result rewritten
+	DecisionDrop     Decision = "drop"    // a directory entry not listed
+	DecisionData     Decision = "data"    // an open served through the filter's stream
+	DecisionRename   Decision = "rename"  // a name mapped
+	numDecisionKinds          = 6
+)
+
+// Indexes of the decision counters of a rule, in the order of decisionKinds.
+const (
+	countError = iota
+	countAnswer
+	countRewrite
+	countDrop
+	countData
+	countRename
+)
+
+var decisionKinds = [numDecisionKinds]Decision{DecisionError, DecisionAnswer, DecisionRewrite, DecisionDrop, DecisionData, DecisionRename}
+
+// RuleStats counts the decisions of one rule.
+type RuleStats struct {
+	Rule      string              `json:"rule"`
+	Decisions map[Decision]uint64 `json:"decisions"`
+}
+
+// MaxDataRules is how many rules of a chain may be DataFilters.
+const MaxDataRules = 8
+
+type rule struct {
+	Rule
+	pre       PreFilter
+	post      PostFilter
+	attr      AttrFilter
+	dir       DirFilter
+	names     NameMapper
+	data      DataFilter
+	dependent CallerDependent
+	scoped    Scoped
+	counts    [numDecisionKinds]atomic.Uint64
+}
+
+func (r *rule) count(d int) { r.counts[d].Add(1) }
+
+// Chain runs the rules of a mount. It is immutable once made and safe for
+// concurrent use; a policy reload makes a new one.
+type Chain struct {
+	rules []*rule
+	// Indexes into rules, per family, in rule order.
+	pre, post, attr, dir, names, data []int
+}
+
+// NewChain checks the rules and makes a chain of them. Every rule's filter
+// must implement at least one family; name mappers cannot have conditions
+// (names must be the same for every caller); at most MaxDataRules rules may
+// be data filters.
+func NewChain(rules ...Rule) (*Chain, error) {
+	c := &Chain{}
+	for i, r := range rules {
+		if r.Filter == nil {
+			return nil, fmt.Errorf("rule %d: no filter", i+1)
+		}
+		if r.Name == "" {
+			r.Name = fmt.Sprintf("%d:%s", i+1, r.Filter.Kind())
+		}
+		x := &rule{Rule: r}
+		x.pre, _ = r.Filter.(PreFilter)
+		x.post, _ = r.Filter.(PostFilter)
+		x.attr, _ = r.Filter.(AttrFilter)
+		x.dir, _ = r.Filter.(DirFilter)
+		x.names, _ = r.Filter.(NameMapper)
+		x.data, _ = r.Filter.(DataFilter)
+		x.dependent, _ = r.Filter.(CallerDependent)
+		x.scoped, _ = r.Filter.(Scoped)
+		if x.pre == nil && x.post == nil && x.attr == nil && x.dir == nil && x.names == nil && x.data == nil {
+			return nil, fmt.Errorf("rule %s: %T implements no filter family", r.Name, r.Filter)
+		}
+		if x.names != nil && !r.When.IsZero() {
+			return nil, fmt.Errorf("rule %s: a name mapper applies to every caller; drop only/unless", r.Name)
+		}
+		idx := len(c.rules)
+		c.rules = append(c.rules, x)
+		for _, fam := range []struct {
+			ok  bool
+			set *[]int
+		}{{x.pre != nil, &c.pre}, {x.post != nil, &c.post}, {x.attr != nil, &c.attr}, {x.dir != nil, &c.dir}, {x.names != nil, &c.names}, {x.data != nil, &c.data}} {
+			if fam.ok {
+				*fam.set = append(*fam.set, idx)
+			}
+		}
+	}
+	if len(c.data) > MaxDataRules {
+		return nil, fmt.Errorf("%d data-rewriting rules: at most %d", len(c.data), MaxDataRules)
+	}
+	return c, nil
+}
+
+// Len returns the number of rules; a nil chain has none.
+func (c *Chain) Len() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.rules)
+}
+
+// Rules returns the rules, in order.
+func (c *Chain) Rules() []Rule {
+	out := make([]Rule, len(c.rules))
+	for i, r := range c.rules {
+		out[i] = r.Rule
+	}
+	return out
+}
+
+// Pre runs the pre-filters in order. It returns nil to go on, Answered, or
+// the errno that ends the operation.
+func (c *Chain) Pre(r *Request) error {
+	for _, i := range c.pre {
+		x := c.rules[i]
+		if !x.When.Applies(r.Caller) {
+			continue
+		}
+		if err := x.pre.Pre(r); err != nil {
+			if errors.Is(err, Answered) {
+				x.count(countAnswer)
+				return Answered
+			}
+			x.count(countError)
+			return err
+		}
+	}
+	return nil
+}
+
+// HasPost reports whether any rule has a post-filter.
+func (c *Chain) HasPost() bool { return len(c.post) > 0 }
+
+// Post runs the post-filters in reverse order and returns the result the
+// kernel gets.
+func (c *Chain) Post(r *Request, err error) error {
+	for k := len(c.post) - 1; k >= 0; k-- {
+		x := c.rules[c.post[k]]
+		if !x.When.Applies(r.Caller) {
+			continue
+		}
+		out := x.post.Post(r, err)
+		if out != err {
+			if out != nil {
+				x.count(countError)
+			} else {
+				x.count(countRewrite)
+			}
+		}
+		err = out
+	}
+	return err
+}
+
+// Attr runs the attribute filters, in reverse order (they rewrite an
+// output), on the attributes of the node at path.
+func (c *Chain) Attr(r *Request, path string, a *Attr) {
+	for k := len(c.attr) - 1; k >= 0; k-- {
+		x := c.rules[c.attr[k]]
+		if x.When.Applies(r.Caller) && x.attr.Attr(r, path, a) {
+			x.count(countRewrite)
+		}
+	}
+}
+
+// HasAttr reports whether any rule rewrites attributes.
+func (c *Chain) HasAttr() bool { return len(c.attr) > 0 }
+
+// HasDir reports whether any rule filters listings.
+func (c *Chain) HasDir() bool { return len(c.dir) > 0 }
+
+// Keep reports whether a directory entry is listed to r's caller.
+func (c *Chain) Keep(r *Request, e *DirEntry) bool {
+	for k := len(c.dir) - 1; k >= 0; k-- {
+		x := c.rules[c.dir[k]]
+		if x.When.Applies(r.Caller) && !x.dir.Keep(r, e) {
+			x.count(countDrop)
+			return false
+		}
+	}
+	return true
+}
+
+// MapsNames reports whether any rule maps names.
+func (c *Chain) MapsNames() bool { return len(c.names) > 0 }
+
+// LowerName maps a view name in the view directory dir to its lower name,
+// through every name mapper in order.
+func (c *Chain) LowerName(dir, name string) (string, error) {
+	for _, i := range c.names {
+		x := c.rules[i]
+		lower, err := x.names.LowerName(dir, name)
+		if err != nil {
+			x.count(countError)
+			return "", err
+		}
+		if lower != name {
+			x.count(countRename)
+		}
+		name = lower
+	}
+	return name, nil
+}
+
+// ViewName maps a lower name in the view directory dir to its view name,
+// through every name mapper in reverse order; false means it is not shown.
+func (c *Chain) ViewName(dir, lower string) (string, bool) {
+	for k := len(c.names) - 1; k >= 0; k-- {
+		x := c.rules[c.names[k]]
+		view, ok := x.names.ViewName(dir, lower)
+		if !ok {
+			x.count(countDrop)
+			return "", false
+		}
+		lower = view
+	}
+	return lower, true
+}
+
+// HasData reports whether any rule is a data filter.
+func (c *Chain) HasData() bool { return len(c.data) > 0 }
+
+// Claims returns the set of data rules (bit k for the k-th data rule) that
+// must see the data of the regular file r.Path for r's caller.
+func (c *Chain) Claims(r *Request, head io.ReaderAt) uint8 {
+	var mask uint8
+	for k, i := range c.data {
+		x := c.rules[i]
+		if x.When.Applies(r.Caller) && x.data.Claims(r, head) {
+			mask |= 1 << k
+		}
+	}
+	return mask
+}
+
+// Open opens the streams of the data rules in mask, in rule order, each
+// over the one before (the first over the lower file).
+func (c *Chain) Open(r *Request, f File, mask uint8) (Stream, error) {
+	var s Stream
+	for k, i := range c.data {
+		if mask&(1<<k) == 0 {
+			continue
+		}
+		x := c.rules[i]
+		var under File = f
+		if s != nil {
+			under = streamFile{s, f}
+		}
+		next, err := x.data.Open(r, under)
+		if err != nil {
+			if s != nil {
+				s.Close()
+			}
+			x.count(countError)
+			return nil, fmt.Errorf("rule %s: %w", x.Name, err)
+		}
+		x.count(countData)
+		s = next
+	}
+	if s == nil {
+		return nil, syscall.EINVAL
+	}
+	return s, nil
+}
+
+// streamFile presents a stream as the file of the next data filter.
+type streamFile struct {
+	Stream
+	f File
+}
+
+func (s streamFile) Size() (int64, error)     { return s.f.Size() }
+func (s streamFile) Version() (uint64, error) { return s.f.Version() }
+
+// DependsOnCaller reports whether the answers for path may differ by
+// caller: a rule with a condition that covers the path, or a filter that
+// says so. The kernel must not cache such answers for everyone.
+func (c *Chain) DependsOnCaller(path string) bool {
+	for _, x := range c.rules {
+		if x.dependent != nil && x.dependent.DependsOnCaller(path) {
+			return true
+		}
+		if !x.When.IsZero() && (x.scoped == nil || x.scoped.Covers(path)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Stats returns each rule's decision counts.
+func (c *Chain) Stats() []RuleStats {
+	out := make([]RuleStats, 0, c.Len())
+	if c == nil {
+		return out
+	}
+	for _, x := range c.rules {
+		st := RuleStats{Rule: x.Name, Decisions: map[Decision]uint64{}}
+		for d, kind := range decisionKinds {
+			if n := x.counts[d].Load(); n > 0 {
+				st.Decisions[kind] = n
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}

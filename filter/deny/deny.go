@@ -1,0 +1,70 @@
+// Package deny is the filter that refuses chosen operations on paths.
+package deny
+
+import (
+	"syscall"
+
+	"github.com/sievefs/sievefs/filter"
+)
+
+// Filter fails the operations it lists on the paths it matches (for rename
+// and link, the source or the destination) with an errno, EACCES unless
+// configured. Directories whose subtree may hold such paths cannot be
+// renamed out of the patterns' reach (EXDEV).
+type Filter struct {
+	ops   [filter.NumOps]bool
+	paths filter.Patterns
+	errno syscall.Errno
+}
+
+var (
+	_ filter.PreFilter = (*Filter)(nil)
+	_ filter.Scoped    = (*Filter)(nil)
+)
+
+// New returns a filter refusing ops on paths with errno (0 means EACCES).
+func New(ops []filter.Op, paths filter.Patterns, errno syscall.Errno) *Filter {
+	f := &Filter{paths: paths, errno: errno}
+	if f.errno == 0 {
+		f.errno = syscall.EACCES
+	}
+	for _, o := range ops {
+		f.ops[o] = true
+	}
+	return f
+}
+
+// Kind returns "deny".
+func (f *Filter) Kind() string { return "deny" }
+
+// Errno returns the errno denied operations fail with.
+func (f *Filter) Errno() syscall.Errno { return f.errno }
+
+// Ops returns the denied operations.
+func (f *Filter) Ops() []filter.Op {
+	var out []filter.Op
+	for o, on := range f.ops {
+		if on {
+			out = append(out, filter.Op(o))
+		}
+	}
+	return out
+}
+
+// Paths returns the globs the denial applies to.
+func (f *Filter) Paths() filter.Patterns { return f.paths }
+
+// Covers reports whether path is governed by the filter.
+func (f *Filter) Covers(path string) bool { return f.paths.Match(path) }
+
+// Pre refuses the listed operations under the paths.
+func (f *Filter) Pre(r *filter.Request) error {
+	both := r.Op == filter.OpRename || r.Op == filter.OpLink
+	if f.ops[r.Op] && (f.paths.Match(r.Path) || both && f.paths.Match(r.NewPath)) {
+		return f.errno
+	}
+	if r.Op == filter.OpRename && f.paths.Escapes(r.Path, r.NewPath, r.Type == syscall.S_IFDIR) {
+		return syscall.EXDEV
+	}
+	return nil
+}

@@ -1,0 +1,207 @@
+// Package filter is the extension point of sievefs: filters that change what
+// a mount shows, shaped after FUSE-BPF's pre- and post-filters.
+//
+// A filter implements only the families of operations it intercepts, each a
+// small interface:
+//
+//   - PreFilter runs before the lower filesystem is touched, in rule order:
+//     it may rewrite the request's inputs, answer the operation itself
+//     (return Answered) or end it with an errno.
+//   - PostFilter runs after, in reverse order: it sees the result and may
+//     rewrite the outputs and the errno.
+//   - AttrFilter rewrites the attributes of every node the kernel is told
+//     about (lookup, getattr, setattr, create, readdirplus, statx).
+//   - DirFilter drops entries from directory listings.
+//   - NameMapper maps names between the view and the lower tree.
+//   - DataFilter claims files whose data it must see; only those are served
+//     by the daemon, through the filter's Stream, while every other file
+//     keeps kernel passthrough.
+//
+// Every request carries the node's path relative to the mount root and the
+// caller. Filters never see FUSE wire structures. A Chain runs the rules of
+// a mount; a Rule may apply only to some callers (Condition), and a filter
+// whose answer depends on the caller keeps the kernel from caching that
+// answer for other callers.
+package filter
+
+import (
+	"errors"
+	"io"
+	"syscall"
+)
+
+// Caller is the process a request comes from.
+type Caller struct {
+	Uid, Gid, Pid uint32
+}
+
+// Request is one operation as filters see it.
+type Request struct {
+	Op     Op
+	Caller Caller
+	// Path is the path of the node the operation is about, relative to the
+	// mount root ("" for the root). For an operation on a name in a
+	// directory (lookup, create, mknod, mkdir, symlink, link, unlink, rmdir,
+	// rename) it is the path of that name.
+	Path string
+	// Type is the node's file type (the S_IFMT bits) when it exists and is
+	// known; for the create family it is the type being made.
+	Type uint32
+	// NewPath is the destination of rename and link.
+	NewPath string
+
+	// Inputs a PreFilter may rewrite.
+
+	// Flags are the open(2) flags of open and create.
+	Flags int
+	// Mode holds the permission bits of create, mknod, mkdir and tmpfile,
+	// and of setattr when SetAttr.Mode is set.
+	Mode uint32
+	// SetAttr says what a setattr changes.
+	SetAttr SetAttr
+	// Xattr is the extended attribute name of getxattr, setxattr and
+	// removexattr.
+	Xattr string
+	// Target is the target of symlink, and the answer of readlink.
+	Target string
+
+	// Outputs a PostFilter may rewrite, or a PreFilter fill when it
+	// answers.
+
+	// Attr is the node's attributes (getattr, setattr, and the new node of
+	// lookup and the create family).
+	Attr Attr
+	// Value is the answer of getxattr and listxattr.
+	Value []byte
+}
+
+// Modifies reports whether the request can change the tree: a modifying
+// operation, or an open that asks for writing or truncation.
+func (r *Request) Modifies() bool {
+	if r.Op == OpOpen || r.Op == OpCreate || r.Op == OpTmpfile {
+		return r.Op != OpOpen || r.Flags&(syscall.O_ACCMODE|syscall.O_TRUNC) != syscall.O_RDONLY
+	}
+	return r.Op.Modifies()
+}
+
+// SetAttr says which attributes a setattr changes.
+type SetAttr struct {
+	Mode, Uid, Gid, Size, Atime, Mtime bool
+	UidValue, GidValue                 uint32
+	SizeValue                          uint64
+}
+
+// Attr is the part of a node's attributes filters may rewrite.
+type Attr struct {
+	Ino   uint64
+	Mode  uint32 // file type and permission bits
+	Nlink uint32
+	Uid   uint32
+	Gid   uint32
+	Size  uint64
+}
+
+// DirEntry is one entry of a directory listing.
+type DirEntry struct {
+	Name string // as the view shows it
+	Path string // relative to the mount root
+	Ino  uint64
+	Type uint32 // S_IFMT bits, 0 when the lower filesystem does not say
+}
+
+// Answered is returned by a PreFilter that answered the operation itself,
+// filling the request's outputs: the lower filesystem is not asked. It is
+// accepted for getattr (Attr), readlink (Target), getxattr and listxattr
+// (Value), access, and operations without outputs (setattr, unlink, rmdir,
+// rename, setxattr, removexattr); for the others it ends the operation with
+// EIO.
+var Answered = errors.New("answered by a filter")
+
+// Filter is what every filter implements: its kind, for logs and metrics.
+type Filter interface {
+	Kind() string
+}
+
+// PreFilter runs before the operation reaches the lower tree.
+type PreFilter interface {
+	Filter
+	// Pre may rewrite r's inputs and returns nil to go on, Answered, or an
+	// error (a syscall.Errno) that ends the operation.
+	Pre(r *Request) error
+}
+
+// PostFilter runs after the operation, with its result.
+type PostFilter interface {
+	Filter
+	// Post sees the result err (nil on success) and returns the result the
+	// kernel gets; it may rewrite r's outputs.
+	Post(r *Request, err error) error
+}
+
+// AttrFilter rewrites the attributes the kernel is given.
+type AttrFilter interface {
+	Filter
+	// Attr may rewrite a, the attributes of the node at path, as shown to
+	// r's caller; it reports whether it changed anything.
+	Attr(r *Request, path string, a *Attr) bool
+}
+
+// DirFilter drops entries from directory listings.
+type DirFilter interface {
+	Filter
+	// Keep reports whether e is listed to r's caller.
+	Keep(r *Request, e *DirEntry) bool
+}
+
+// NameMapper maps names between the view and the lower tree. It must be a
+// bijection on the names it shows, and must not depend on the caller.
+type NameMapper interface {
+	Filter
+	// LowerName returns the lower name of name in the view directory dir,
+	// or an error (a syscall.Errno) when the view cannot hold that name.
+	LowerName(dir, name string) (string, error)
+	// ViewName returns the view name of the lower name in dir, and false
+	// when the entry is not shown.
+	ViewName(dir, lower string) (string, bool)
+}
+
+// DataFilter sees the data of the files it claims.
+type DataFilter interface {
+	Filter
+	// Claims reports whether the filter must see the data of the regular
+	// file r.Path for r's caller. head reads the lower file. It is asked
+	// when the kernel learns of the file and again at open.
+	Claims(r *Request, head io.ReaderAt) bool
+	// Open returns the stream through which the claimed file is read and
+	// written for this open.
+	Open(r *Request, f File) (Stream, error)
+}
+
+// File is a lower file open for a DataFilter.
+type File interface {
+	io.ReaderAt
+	io.WriterAt
+	// Size returns the file's current size.
+	Size() (int64, error)
+	// Version changes whenever the file's data may have changed (size,
+	// mtime or ctime).
+	Version() (uint64, error)
+}
+
+// Stream serves the reads and writes of one open of a claimed file.
+type Stream interface {
+	io.ReaderAt
+	io.WriterAt
+	io.Closer
+}
+
+// CallerDependent is implemented by filters whose answers for a path depend
+// on who asks, so that the kernel must not cache them for everyone.
+type CallerDependent interface {
+	DependsOnCaller(path string) bool
+}
+
+// Scoped is implemented by filters that act only on some paths.
+type Scoped interface {
+	Covers(path string) bool
+}

@@ -1,0 +1,103 @@
+// Package remap is the filter that presents other owners and modes, as
+// bindfs's --force-user, --force-group and --perms do.
+package remap
+
+import (
+	"syscall"
+
+	"github.com/sievefs/sievefs/filter"
+)
+
+// Config says what the filter presents; nil fields are left as they are.
+type Config struct {
+	Paths    filter.Patterns
+	Uid, Gid *uint32
+	// FileMode is the permission bits of everything but directories and
+	// symlinks; DirMode those of directories.
+	FileMode, DirMode *uint32
+}
+
+// Filter rewrites the owner and permission bits the kernel is shown for
+// the paths it matches. The kernel checks permissions against what is
+// presented (sievefs mounts with a policy use default_permissions). A
+// chmod or chown through the mount that would change a presented
+// attribute fails with EPERM (the policy fixes it); one that sets it to
+// the presented value succeeds without touching the lower file. Other
+// attributes pass through.
+type Filter struct {
+	c Config
+}
+
+var (
+	_ filter.AttrFilter = (*Filter)(nil)
+	_ filter.PreFilter  = (*Filter)(nil)
+	_ filter.Scoped     = (*Filter)(nil)
+)
+
+// New returns a filter presenting c.
+func New(c Config) *Filter { return &Filter{c: c} }
+
+// Kind returns "remap".
+func (f *Filter) Kind() string { return "remap" }
+
+// Config returns what the filter presents.
+func (f *Filter) Config() Config { return f.c }
+
+// Covers reports whether path is remapped.
+func (f *Filter) Covers(path string) bool { return f.c.Paths.Match(path) }
+
+// mode returns the presented permission bits for a node of type typ.
+func (f *Filter) mode(typ uint32) *uint32 {
+	switch typ {
+	case syscall.S_IFDIR:
+		return f.c.DirMode
+	case syscall.S_IFLNK:
+		return nil
+	}
+	return f.c.FileMode
+}
+
+// Attr presents the configured owner and modes.
+func (f *Filter) Attr(r *filter.Request, path string, a *filter.Attr) bool {
+	if !f.c.Paths.Match(path) {
+		return false
+	}
+	if f.c.Uid != nil {
+		a.Uid = *f.c.Uid
+	}
+	if f.c.Gid != nil {
+		a.Gid = *f.c.Gid
+	}
+	if m := f.mode(a.Mode & syscall.S_IFMT); m != nil {
+		a.Mode = a.Mode&syscall.S_IFMT | *m
+	}
+	return true
+}
+
+// Pre refuses chmod and chown of presented attributes to other values;
+// set to the presented values they succeed and leave the lower file alone.
+func (f *Filter) Pre(r *filter.Request) error {
+	if r.Op != filter.OpSetattr || !f.c.Paths.Match(r.Path) {
+		return nil
+	}
+	s := &r.SetAttr
+	if m := f.mode(r.Type); s.Mode && m != nil {
+		if r.Mode&07777 != *m {
+			return syscall.EPERM
+		}
+		s.Mode = false
+	}
+	if s.Uid && f.c.Uid != nil {
+		if s.UidValue != *f.c.Uid {
+			return syscall.EPERM
+		}
+		s.Uid = false
+	}
+	if s.Gid && f.c.Gid != nil {
+		if s.GidValue != *f.c.Gid {
+			return syscall.EPERM
+		}
+		s.Gid = false
+	}
+	return nil
+}
