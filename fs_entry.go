@@ -29,7 +29,7 @@ func (fs *fileSystem) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name stri
 	if err != nil {
 		return fs.negative(c, r, fs.status("lookup", err), out)
 	}
-	return fs.newEntry(c, r, parent, name, ino, &st, out)
+	return fs.newEntry(c, r, r.Path, parent, name, ino, &st, out)
 }
 
 // negative answers a lookup that found nothing: ENOENT becomes a negative
@@ -51,16 +51,17 @@ func (fs *fileSystem) negative(c *filter.Chain, r *filter.Request, code fuse.Sta
 	return fuse.OK
 }
 
-// newEntry answers an operation that found or made ino as name in parent:
-// it records the name, fills the reply and runs the post-filters. When they
-// turn the result into an error, the lookup the table counted is dropped.
-func (fs *fileSystem) newEntry(c *filter.Chain, r *filter.Request, parent *lower.Inode, name string, ino *lower.Inode, st *unix.Stat_t, out *fuse.EntryOut) fuse.Status {
+// newEntry answers an operation that found or made ino as name in parent
+// (path in the view): it records the name, fills the reply and runs the
+// post-filters. When they turn the result into an error, the lookup the
+// table counted is dropped.
+func (fs *fileSystem) newEntry(c *filter.Chain, r *filter.Request, path string, parent *lower.Inode, name string, ino *lower.Inode, st *unix.Stat_t, out *fuse.EntryOut) fuse.Status {
 	if c == nil {
 		fs.fillEntry(ino, st, out)
 		return fuse.OK
 	}
 	fs.tree.SetName(ino, parent, name)
-	fs.entry(c, r, r.Path, ino, st, out)
+	fs.entry(c, r, path, ino, st, out)
 	requestAttr(r, &out.Attr)
 	code := fs.post(c, r, fuse.OK)
 	if !code.Ok() {
@@ -239,12 +240,13 @@ func (fs *fileSystem) truncate(ino *lower.Inode, in *fuse.SetAttrIn, size int64)
 	return fs.tree.Truncate(ino, size)
 }
 
-// made answers an operation that made a new inode (err from the lower tree).
-func (fs *fileSystem) made(c *filter.Chain, r *filter.Request, parent *lower.Inode, name string, ino *lower.Inode, st *unix.Stat_t, err error, out *fuse.EntryOut) fuse.Status {
+// made answers an operation that made a new inode, path in the view (err
+// from the lower tree).
+func (fs *fileSystem) made(c *filter.Chain, r *filter.Request, path string, parent *lower.Inode, name string, ino *lower.Inode, st *unix.Stat_t, err error, out *fuse.EntryOut) fuse.Status {
 	if err != nil {
 		return fs.post(c, r, fs.status(r.Op.String(), err))
 	}
-	return fs.newEntry(c, r, parent, name, ino, st, out)
+	return fs.newEntry(c, r, path, parent, name, ino, st, out)
 }
 
 // beginMake starts an operation that makes name in parent: the filters may
@@ -277,7 +279,7 @@ func (fs *fileSystem) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name strin
 	}
 	var st unix.Stat_t
 	ino, err := fs.tree.Mknod(parent, lname, mode, in.Rdev, fs.owner(&in.Caller), &st)
-	return fs.made(c, r, parent, name, ino, &st, err, out)
+	return fs.made(c, r, r.Path, parent, name, ino, &st, err, out)
 }
 
 // Mkdir makes a directory.
@@ -293,7 +295,7 @@ func (fs *fileSystem) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name strin
 	}
 	var st unix.Stat_t
 	ino, err := fs.tree.Mkdir(parent, lname, mode, fs.owner(&in.Caller), &st)
-	return fs.made(c, r, parent, name, ino, &st, err, out)
+	return fs.made(c, r, r.Path, parent, name, ino, &st, err, out)
 }
 
 // Symlink makes a symbolic link; the target is stored as the client gave it.
@@ -318,7 +320,7 @@ func (fs *fileSystem) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, 
 	if c == nil {
 		r = &filter.Request{Op: filter.OpSymlink}
 	}
-	return fs.made(c, r, parent, name, ino, &st, err, out)
+	return fs.made(c, r, r.Path, parent, name, ino, &st, err, out)
 }
 
 // Link makes a hard link.
@@ -345,11 +347,11 @@ func (fs *fileSystem) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string,
 	var st unix.Stat_t
 	ino, err := fs.tree.Link(target, parent, lname, &st)
 	if c == nil {
-		return fs.made(c, &filter.Request{Op: filter.OpLink}, parent, name, ino, &st, err, out)
+		return fs.made(c, &filter.Request{Op: filter.OpLink}, "", parent, name, ino, &st, err, out)
 	}
 	// The new name is the link's path from now on.
 	r.Path, r.NewPath = r.NewPath, r.Path
-	return fs.made(c, r, parent, name, ino, &st, err, out)
+	return fs.made(c, r, r.Path, parent, name, ino, &st, err, out)
 }
 
 // remove runs unlink or rmdir.

@@ -166,7 +166,7 @@ func (c *Chain) Rules() []Rule {
 	return out
 }
 
-// Pre runs the pre-filters in order. It returns nil to go on, Answered, or
+// Pre runs the pre-filters in order. It returns nil to go on, ErrAnswered, or
 // the errno that ends the operation.
 func (c *Chain) Pre(r *Request) error {
 	for _, i := range c.pre {
@@ -175,9 +175,9 @@ func (c *Chain) Pre(r *Request) error {
 			continue
 		}
 		if err := x.pre.Pre(r); err != nil {
-			if errors.Is(err, Answered) {
+			if errors.Is(err, ErrAnswered) {
 				x.count(countAnswer)
-				return Answered
+				return ErrAnswered
 			}
 			x.count(countError)
 			return err

@@ -6,7 +6,7 @@
 //
 //   - PreFilter runs before the lower filesystem is touched, in rule order:
 //     it may rewrite the request's inputs, answer the operation itself
-//     (return Answered) or end it with an errno.
+//     (return ErrAnswered) or end it with an errno.
 //   - PostFilter runs after, in reverse order: it sees the result and may
 //     rewrite the outputs and the errno.
 //   - AttrFilter rewrites the attributes of every node the kernel is told
@@ -109,13 +109,13 @@ type DirEntry struct {
 	Type uint32 // S_IFMT bits, 0 when the lower filesystem does not say
 }
 
-// Answered is returned by a PreFilter that answered the operation itself,
+// ErrAnswered is returned by a PreFilter that answered the operation itself,
 // filling the request's outputs: the lower filesystem is not asked. It is
 // accepted for getattr (Attr), readlink (Target), getxattr and listxattr
 // (Value), access, and operations without outputs (setattr, unlink, rmdir,
 // rename, setxattr, removexattr); for the others it ends the operation with
 // EIO.
-var Answered = errors.New("answered by a filter")
+var ErrAnswered = errors.New("answered by a filter")
 
 // Filter is what every filter implements: its kind, for logs and metrics.
 type Filter interface {
@@ -125,7 +125,7 @@ type Filter interface {
 // PreFilter runs before the operation reaches the lower tree.
 type PreFilter interface {
 	Filter
-	// Pre may rewrite r's inputs and returns nil to go on, Answered, or an
+	// Pre may rewrite r's inputs and returns nil to go on, ErrAnswered, or an
 	// error (a syscall.Errno) that ends the operation.
 	Pre(r *Request) error
 }

@@ -14,6 +14,9 @@ import (
 type Pattern struct {
 	src   string
 	elems []string
+	// literal[i] is set when elems[i] has no glob syntax: it is compared
+	// as a string, which is much cheaper than path.Match.
+	literal []bool
 }
 
 // ParsePattern parses a glob. It must be relative, without empty, "." or
@@ -44,7 +47,11 @@ func ParsePattern(s string) (Pattern, error) {
 		}
 		out = append(out, e)
 	}
-	return Pattern{src: s, elems: out}, nil
+	lit := make([]bool, len(out))
+	for i, e := range out {
+		lit[i] = !strings.ContainsAny(e, `*?[\\`)
+	}
+	return Pattern{src: s, elems: out, literal: lit}, nil
 }
 
 // MustPattern is ParsePattern for patterns known to be valid; it panics
@@ -66,14 +73,27 @@ func (p Pattern) Match(name string) bool {
 	if name == "" {
 		return false
 	}
-	return matchElems(p.elems, name, false)
+	if p.ByName() {
+		// The common "**/name": only the last element counts.
+		return p.matchElem(1, name[strings.LastIndexByte(name, '/')+1:])
+	}
+	return p.matchFrom(0, name, false)
+}
+
+// matchElem matches element i of the pattern against one path element.
+func (p Pattern) matchElem(i int, elem string) bool {
+	if p.literal[i] {
+		return p.elems[i] == elem
+	}
+	ok, _ := path.Match(p.elems[i], elem)
+	return ok
 }
 
 // MatchBelow reports whether the pattern could match a path strictly beneath
 // the directory dir: whether moving dir elsewhere could carry something the
 // pattern matches along with it.
 func (p Pattern) MatchBelow(dir string) bool {
-	return matchElems(p.elems, dir, true)
+	return p.matchFrom(0, dir, true)
 }
 
 // ByName reports whether the pattern matches by last element alone
@@ -89,40 +109,37 @@ func (p Pattern) coversBelow() bool {
 	return len(p.elems) > 0 && p.elems[len(p.elems)-1] == "**"
 }
 
-// matchElems matches pattern elements against the "/"-separated name. With
-// below set it reports whether some strict descendant of name could match.
-func matchElems(pat []string, name string, below bool) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			if below {
-				return true
-			}
-			rest := pat[1:]
-			if len(rest) == 0 {
+// matchFrom matches the pattern's elements from i on against the
+// "/"-separated name. With below set it reports whether some strict
+// descendant of name could match.
+func (p Pattern) matchFrom(i int, name string, below bool) bool {
+	for i < len(p.elems) {
+		if p.elems[i] == "**" {
+			if below || i == len(p.elems)-1 {
 				return true
 			}
 			for {
-				if name != "" && matchElems(rest, name, false) {
+				if name != "" && p.matchFrom(i+1, name, false) {
 					return true
 				}
-				i := strings.IndexByte(name, '/')
-				if i < 0 {
+				k := strings.IndexByte(name, '/')
+				if k < 0 {
 					return false
 				}
-				name = name[i+1:]
+				name = name[k+1:]
 			}
 		}
 		if name == "" {
 			return below
 		}
 		elem, tail, _ := strings.Cut(name, "/")
-		if ok, _ := path.Match(pat[0], elem); !ok {
+		if !p.matchElem(i, elem) {
 			return false
 		}
-		pat, name = pat[1:], tail
-		if tail == "" && len(pat) > 0 && !below {
+		i, name = i+1, tail
+		if tail == "" && i < len(p.elems) && !below {
 			// name is used up: only a trailing ** can still match.
-			return len(pat) == 1 && pat[0] == "**"
+			return i == len(p.elems)-1 && p.elems[i] == "**"
 		}
 	}
 	return name == "" && !below

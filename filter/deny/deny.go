@@ -9,8 +9,8 @@ import (
 
 // Filter fails the operations it lists on the paths it matches (for rename
 // and link, the source or the destination) with an errno, EACCES unless
-// configured. Directories whose subtree may hold such paths cannot be
-// renamed out of the patterns' reach (EXDEV).
+// configured. Files cannot be linked, nor directories whose subtree may
+// hold such paths renamed, out of the patterns' reach (EXDEV).
 type Filter struct {
 	ops   [filter.NumOps]bool
 	paths filter.Patterns
@@ -63,8 +63,16 @@ func (f *Filter) Pre(r *filter.Request) error {
 	if f.ops[r.Op] && (f.paths.Match(r.Path) || both && f.paths.Match(r.NewPath)) {
 		return f.errno
 	}
-	if r.Op == filter.OpRename && f.paths.Escapes(r.Path, r.NewPath, r.Type == syscall.S_IFDIR) {
-		return syscall.EXDEV
+	switch r.Op {
+	case filter.OpRename:
+		if f.paths.Escapes(r.Path, r.NewPath, r.Type == syscall.S_IFDIR) {
+			return syscall.EXDEV
+		}
+	case filter.OpLink:
+		// A link elsewhere would be a way around the denial.
+		if f.paths.Escapes(r.Path, r.NewPath, false) {
+			return syscall.EXDEV
+		}
 	}
 	return nil
 }

@@ -11,7 +11,8 @@ import (
 // with EROFS: writes by open flags, setattr, xattr changes, creation,
 // removal, links from or to them and renames into or out of them. Reads
 // are untouched (passthrough). Directories whose subtree may hold
-// read-only paths cannot be renamed out of the patterns' reach (EXDEV).
+// read-only paths cannot be renamed out of the patterns' reach, nor into it
+// (EXDEV; mv(1) then copies entry by entry, which the filter governs).
 type Filter struct {
 	paths filter.Patterns
 }
@@ -50,7 +51,10 @@ func (f *Filter) Pre(r *filter.Request) error {
 		if f.paths.Match(r.NewPath) {
 			return syscall.EROFS
 		}
-		if f.paths.Escapes(r.Path, r.NewPath, r.Type == syscall.S_IFDIR) {
+		// Out of the patterns' reach, or (a directory) into it: either
+		// would change what the read-only paths hold.
+		dir := r.Type == syscall.S_IFDIR
+		if f.paths.Escapes(r.Path, r.NewPath, dir) || f.paths.Escapes(r.NewPath, r.Path, dir) {
 			return syscall.EXDEV
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"syscall"
 
 	"github.com/sievefs/sievefs/filter"
 )
@@ -16,7 +17,8 @@ var Fields = []string{"gps"}
 // claims only files that start like such images; the callers its rule
 // applies to read them through the daemon, everyone else (and every other
 // file) keeps passthrough. Writes go to the lower file as they are; the
-// redacted ranges are found again whenever the file changes.
+// redacted ranges are found again whenever the file changes. Those callers
+// cannot rename or link files out of the paths.
 type Filter struct {
 	paths  filter.Patterns
 	fields []string
@@ -24,6 +26,7 @@ type Filter struct {
 
 var (
 	_ filter.DataFilter = (*Filter)(nil)
+	_ filter.PreFilter  = (*Filter)(nil)
 	_ filter.Scoped     = (*Filter)(nil)
 )
 
@@ -61,6 +64,18 @@ func (f *Filter) Claims(r *filter.Request, head io.ReaderAt) bool {
 	var b [8]byte
 	n, _ := head.ReadAt(b[:], 0)
 	return Sniff(b[:n])
+}
+
+// Pre keeps the callers the rule applies to from taking files out of its
+// reach by renaming or linking them elsewhere (EXDEV: mv(1) then copies the
+// redacted bytes).
+func (f *Filter) Pre(r *filter.Request) error {
+	if r.Op == filter.OpRename || r.Op == filter.OpLink {
+		if f.paths.Escapes(r.Path, r.NewPath, r.Type == syscall.S_IFDIR) {
+			return syscall.EXDEV
+		}
+	}
+	return nil
 }
 
 // Open returns the stream of one open of a claimed file.

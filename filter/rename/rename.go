@@ -59,7 +59,7 @@ func (f *Filter) LowerName(dir, name string) (string, error) {
 	if stem, ok := strings.CutSuffix(name, f.to); ok && f.paths.Match(join(dir, name)) {
 		return stem + f.from, nil
 	}
-	if strings.HasSuffix(name, f.from) && f.paths.Match(join(dir, name)) {
+	if stem, ok := strings.CutSuffix(name, f.from); ok && f.paths.Match(join(dir, stem+f.to)) {
 		return "", syscall.ENOENT
 	}
 	return name, nil
