@@ -84,7 +84,7 @@ func (fs *fileSystem) beginName(o filter.Op, parent *lower.Inode, name string, c
 	return chain, r, lname, fuse.OK
 }
 
-// pre runs the pre-filters. It returns OK to go on; filter.Answered is
+// pre runs the pre-filters. It returns OK to go on; filter.ErrAnswered is
 // reported as answered, and ends with EIO for operations that cannot be
 // answered by a filter.
 func (fs *fileSystem) pre(c *filter.Chain, r *filter.Request, answerable bool) (answered bool, code fuse.Status) {
@@ -92,7 +92,7 @@ func (fs *fileSystem) pre(c *filter.Chain, r *filter.Request, answerable bool) (
 	if err == nil {
 		return false, fuse.OK
 	}
-	if errors.Is(err, filter.Answered) {
+	if errors.Is(err, filter.ErrAnswered) {
 		if answerable {
 			return true, fuse.OK
 		}
