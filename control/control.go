@@ -26,11 +26,13 @@ import (
 )
 
 // Status is a daemon's answer to a status request: the mount's status, the
-// daemon's process id and, when it has one, its policy file.
+// daemon's process id and, when it has one, its policy file and the error of
+// its last failed reload (cleared by a successful one).
 type Status struct {
 	sievefs.Status
-	PID    int    `json:"pid"`
-	Policy string `json:"policy,omitempty"`
+	PID         int    `json:"pid"`
+	Policy      string `json:"policy,omitempty"`
+	PolicyError string `json:"policy_error,omitempty"`
 }
 
 // Errors that Query wraps.

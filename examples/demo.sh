@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs sievefs for real on an example tree: builds the binary, makes a lower
-# directory with a few files and a 64 MiB file, mounts a view of it, uses the
-# view, and unmounts with SIGTERM as systemd would. Everything lives in one
-# temporary directory, removed at the end; nothing is left mounted, also when
-# a step fails.
+# directory with a few files and a 64 MiB file, mounts a view of it with the
+# policy of examples/view.yaml (hide, readonly, remap, audit), shows each rule
+# acting, uses the view, reads the big file through passthrough, and unmounts
+# with SIGTERM as systemd would. Everything lives in one temporary directory,
+# removed at the end; nothing is left mounted, also when a step fails.
 #
 #   sudo bash examples/demo.sh      (from the repository root, or anywhere)
 #
@@ -27,6 +28,8 @@ BIN="$work/bin/sievefs"
 LOWER="$work/lower"
 MNT="$work/mnt"
 LOG="$work/sievefs.log"
+POLICY="$work/view.yaml"
+AUDIT="$work/audit.jsonl"
 pid=""
 
 # fstype_at prints the filesystem type mounted at $1, if any.
@@ -71,16 +74,28 @@ go build -o "$BIN" ./cmd/sievefs 2>/dev/null || go build -buildvcs=false -o "$BI
 echo "kernel $(uname -r)"
 
 say "example lower tree in $LOWER"
-mkdir -p "$LOWER/docs/notes" "$LOWER/src" "$LOWER/data" "$MNT"
+mkdir -p "$LOWER/docs/notes" "$LOWER/src" "$LOWER/data" "$LOWER/secrets" "$LOWER/system/etc" "$LOWER/shared" "$MNT"
 printf 'Hello from the lower tree.\n' >"$LOWER/hello.txt"
 printf '# Notes\nsievefs shows this file as it is in the lower tree.\n' >"$LOWER/docs/notes/readme.md"
 printf 'package main\n\nfunc main() {}\n' >"$LOWER/src/main.go"
+printf 'API_TOKEN=not-for-the-view\n' >"$LOWER/src/.env"
+printf 'the private key\n' >"$LOWER/secrets/api-key"
+printf 'setting = 1\n' >"$LOWER/system/etc/app.conf"
+printf 'quarterly numbers\n' >"$LOWER/shared/report.txt"
+chmod 0600 "$LOWER/shared/report.txt"
 ln -s ../hello.txt "$LOWER/docs/hello-link"
 dd if=/dev/urandom of="$LOWER/data/big.bin" bs=1M count=64 status=none
 find "$LOWER" | sort
+ls -ln "$LOWER/shared"
 
-say "sievefs mount $LOWER $MNT &"
-"$BIN" mount "$LOWER" "$MNT" 2>"$LOG" &
+say "the policy: examples/view.yaml, its audit log in $AUDIT"
+sed "s|/var/log/sievefs/view-audit.jsonl|$AUDIT|" examples/view.yaml >"$POLICY"
+grep -v '^ *#' "$POLICY" | grep -v '^$'
+echo "\$ sievefs check $POLICY"
+"$BIN" check "$POLICY"
+
+say "sievefs mount --policy $POLICY $LOWER $MNT &"
+"$BIN" mount --policy "$POLICY" "$LOWER" "$MNT" 2>"$LOG" &
 pid=$!
 for _ in $(seq 100); do
 	mounted && break
@@ -93,9 +108,24 @@ echo "mounted (fstype $(fstype_at "$MNT"), daemon pid $pid)"
 sed 's/^/  log: /' "$LOG"
 logged=$(wc -l <"$LOG")
 
-say "ls -la $MNT (and below)"
+say "ls -la $MNT (and below): secrets/ and src/.env are hidden"
 ls -la "$MNT"
-ls -la "$MNT/docs" "$MNT/data"
+ls -la "$MNT/docs" "$MNT/data" "$MNT/src"
+[ ! -e "$MNT/secrets" ] && [ ! -e "$MNT/src/.env" ] || die "a hidden path is visible"
+if out=$(cat "$MNT/secrets/api-key" 2>&1); then die "read a hidden file: $out"; fi
+echo "$out"
+
+say "system/ is read-only in the view"
+cat "$MNT/system/etc/app.conf"
+if out=$(echo changed 2>&1 | tee -a "$MNT/system/etc/app.conf" 2>&1 >/dev/null); then die "wrote to a read-only file"; fi
+echo "$out"
+if out=$(touch "$MNT/system/new.conf" 2>&1); then die "created a file in a read-only directory"; fi
+echo "$out"
+
+say "shared/ is presented owned by 1000:1000, files 0640 (the lower file: root 0600)"
+ls -ln "$MNT/shared"
+owner=$(stat -c '%u:%g %a' "$MNT/shared/report.txt")
+[ "$owner" = "1000:1000 640" ] || die "shared/report.txt shows $owner, want 1000:1000 640"
 
 say "cat $MNT/hello.txt; cat $MNT/docs/hello-link (a symlink)"
 cat "$MNT/hello.txt"
@@ -115,6 +145,16 @@ a=$(sha256sum <"$MNT/data/big.bin")
 b=$(sha256sum <"$LOWER/data/big.bin")
 [ "$a" = "$b" ] || die "the file read through the mount differs from the lower file"
 echo "sha256 through the mount matches the lower file: ${a%% *}"
+
+say "the audit log: operations under docs/, one JSON line each"
+mv "$MNT/docs/notes/new.txt" "$MNT/docs/notes/renamed.txt"
+rm "$MNT/docs/notes/renamed.txt"
+[ -s "$AUDIT" ] || die "nothing in the audit log"
+sed 's/^/  /' "$AUDIT"
+grep -q '"op":"rename","path":"docs/notes/new.txt","new_path":"docs/notes/renamed.txt"' "$AUDIT" || die "the rename is not in the audit log"
+
+say "sievefs status $MNT: the policy and each rule's decisions"
+"$BIN" status "$MNT"
 
 say "grep $MNT /proc/self/mountinfo"
 grep -F " $MNT " /proc/self/mountinfo

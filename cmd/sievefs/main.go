@@ -2,6 +2,7 @@
 // going through the kernel's FUSE passthrough.
 //
 //	sievefs mount [flags] LOWER MOUNTPOINT
+//	sievefs check FILE...
 //	sievefs status [--json] [MOUNTPOINT]
 //	sievefs umount [--lazy] [--timeout D] MOUNTPOINT
 //	sievefs install-helper [--prefix DIR]
@@ -74,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "mount":
 		return runMount(args[1:], stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
 	case "status":
 		return runStatus(args[1:], stdout, stderr)
 	case "umount":
@@ -89,6 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   sievefs mount [flags] LOWER MOUNTPOINT   mount a view of LOWER on MOUNTPOINT (foreground)
+  sievefs check FILE...                    check policy files and print their rules as understood
   sievefs status [--json] [MOUNTPOINT]     show what the sievefs mounts are doing
   sievefs umount [--lazy] MOUNTPOINT       unmount and wait for the daemon to exit
   sievefs install-helper [--prefix DIR]    install mount.fuse.sievefs for mount(8) and fstab
@@ -108,6 +112,18 @@ func versionString() string {
 	return "(devel)"
 }
 
+// mountUsage is the usage line of sievefs mount, with its exit codes.
+const mountUsage = `sievefs mount [flags] LOWER MOUNTPOINT
+
+Exit codes: 0 unmounted cleanly; 1 other failure; 2 usage: a bad flag,
+option or value, or a bad --policy file (its errors printed as
+FILE:LINE:COL: message); 3 bad lower directory; 4 bad mountpoint; 5 the
+mountpoint is already a mount; 6 lower and mountpoint overlap; 7 no FUSE;
+8 --passthrough require and passthrough unavailable; 9 the mountpoint is a
+dead FUSE mount.
+
+Flags:`
+
 // mountConfig is what the mount flags and -o options set.
 type mountConfig struct {
 	opts      sievefs.Options
@@ -116,6 +132,10 @@ type mountConfig struct {
 	debug     bool
 	recover   bool
 	metrics   string
+	// policy is the --policy file; passthroughSet says --passthrough was
+	// given, which overrides the policy's passthrough.
+	policy         string
+	passthroughSet bool
 }
 
 // newMountFlags declares the mount flags on a FlagSet bound to cfg.
@@ -125,8 +145,10 @@ func newMountFlags(cfg *mountConfig, stderr io.Writer) *flag.FlagSet {
 	f.Func("passthrough", "auto|off|require: use the kernel's FUSE passthrough for file data (default auto)", func(s string) error {
 		m, err := sievefs.ParsePassthroughMode(s)
 		cfg.opts.Passthrough = m
+		cfg.passthroughSet = true
 		return err
 	})
+	f.StringVar(&cfg.policy, "policy", "", "policy file: the filter rules of the view (YAML, see examples/ and 'sievefs check'); reloaded on SIGHUP")
 	f.Func("cache", "auto|always|never: how long the kernel may cache entries, attributes and data (default auto)", func(s string) error {
 		m, err := sievefs.ParseCacheMode(s)
 		cfg.opts.Cache = m
@@ -232,7 +254,7 @@ func runMount(args []string, stderr io.Writer) int {
 	stderr = ready.tee(stderr)
 	var cfg mountConfig
 	f := newMountFlags(&cfg, stderr)
-	pos, code, done := parseCommand(f, "sievefs mount [flags] LOWER MOUNTPOINT", args, stderr)
+	pos, code, done := parseCommand(f, mountUsage, args, stderr)
 	if done {
 		return code
 	}
@@ -258,6 +280,12 @@ func runMount(args []string, stderr io.Writer) int {
 	}
 	cfg.opts.Logger = logger
 	cfg.opts.Debug = cfg.debug
+	// A bad policy is a usage error, before anything is mounted.
+	pol, code, ok := loadPolicy(&cfg, ready.pipe != nil, stderr)
+	if !ok {
+		return code
+	}
+	defer pol.close()
 
 	if cfg.recover {
 		if err := detachDead(pos[1], logger); err != nil {
@@ -279,6 +307,11 @@ func runMount(args []string, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	// SIGHUP reloads the policy; its own channel, so that a pending reload
+	// never crowds out a SIGTERM.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 	m, err := sievefs.MountView(pos[0], pos[1], cfg.opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "sievefs mount: %v\n", err)
@@ -288,7 +321,9 @@ func runMount(args []string, stderr io.Writer) int {
 		return exitCode(err)
 	}
 	ctl, err := control.Listen(control.SocketPath(m.Mountpoint, os.Geteuid()), func() control.Status {
-		return control.Status{Status: m.Status(), PID: os.Getpid()}
+		st := control.Status{Status: m.Status(), PID: os.Getpid()}
+		st.Policy, st.PolicyError = pol.status()
+		return st
 	})
 	if err != nil {
 		logger.Warn("no control socket: sievefs status and umount will not reach this daemon", "err", err)
@@ -304,22 +339,31 @@ func runMount(args []string, stderr io.Writer) int {
 	if err := sdNotify("READY=1\nSTATUS=serving " + m.Lower + " on " + m.Mountpoint); err != nil {
 		logger.Warn("sd_notify", "err", err)
 	}
-	select {
-	case sig := <-sigs:
-		logger.Info("unmounting", "signal", sig.String())
-		sdNotify("STOPPING=1")
-		if ctl != nil {
-			ctl.Close()
+	for {
+		select {
+		case <-hups:
+			if pol == nil {
+				logger.Warn("SIGHUP: no policy to reload (mounted without --policy)")
+			} else {
+				pol.reload(m, logger)
+			}
+			continue
+		case sig := <-sigs:
+			logger.Info("unmounting", "signal", sig.String())
+			sdNotify("STOPPING=1")
+			if ctl != nil {
+				ctl.Close()
+			}
+			if err := m.Unmount(); err != nil {
+				fmt.Fprintf(stderr, "sievefs mount: unmount %s: %v\n", m.Mountpoint, err)
+				return exitFailure
+			}
+		case <-m.Done():
+			logger.Info("unmounted from outside", "mountpoint", m.Mountpoint)
+			sdNotify("STOPPING=1")
 		}
-		if err := m.Unmount(); err != nil {
-			fmt.Fprintf(stderr, "sievefs mount: unmount %s: %v\n", m.Mountpoint, err)
-			return exitFailure
-		}
-	case <-m.Done():
-		logger.Info("unmounted from outside", "mountpoint", m.Mountpoint)
-		sdNotify("STOPPING=1")
+		return exitOK
 	}
-	return exitOK
 }
 
 // detachDead detaches mountpoint if it is a FUSE mount whose daemon died

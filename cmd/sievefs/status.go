@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/sievefs/sievefs/control"
+	"github.com/sievefs/sievefs/filter"
 )
 
 // runStatus prints what every sievefs mount (or the one on MOUNTPOINT) is
@@ -97,6 +99,13 @@ func printEntry(w io.Writer, e control.Entry) {
 	if st.Policy != "" {
 		fmt.Fprintf(tw, "  policy\t%s\n", st.Policy)
 	}
+	if st.PolicyError != "" {
+		// One line per error of the file, the first after the label.
+		fmt.Fprintf(tw, "  reload failed\t%s\n", strings.ReplaceAll(st.PolicyError, "\n", "\n\t"))
+	}
+	for _, r := range st.Filters {
+		fmt.Fprintf(tw, "  rule %s\t%s\n", r.Rule, decisions(r.Decisions))
+	}
 	pt := st.Passthrough
 	if pt.Active {
 		fmt.Fprintf(tw, "  passthrough\tactive (mode %s, at most %d backing files)\n", pt.Mode, pt.MaxBacking)
@@ -115,6 +124,19 @@ func printEntry(w io.Writer, e control.Entry) {
 		}
 		bw.Flush()
 	}
+}
+
+// decisions formats a rule's decision counts as kind=count, by kind.
+func decisions(d map[filter.Decision]uint64) string {
+	if len(d) == 0 {
+		return "no decisions yet"
+	}
+	var parts []string
+	for k, n := range d {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
 }
 
 // counters formats the counters as name=value, with their JSON names.
