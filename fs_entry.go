@@ -22,7 +22,10 @@ func (fs *fileSystem) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name stri
 		_, s = fs.pre(c, r, false)
 	}
 	if !s.Ok() {
-		return fs.negative(c, r, s, out)
+		// A name a filter refuses is not cached as absent: a policy
+		// reload may show it, and the kernel cannot be told to forget
+		// negative entries by name.
+		return fs.post(c, r, s)
 	}
 	var st unix.Stat_t
 	ino, err := fs.tree.Lookup(parent, lname, &st)

@@ -29,8 +29,8 @@ type openFile struct {
 	// stream serves the reads and writes of a file data rules see; nil
 	// otherwise.
 	stream filter.Stream
-	// variant is set for opens the passthrough manager does not know of:
-	// those of data variants and through streams.
+	// variant is set for opens of data variants (see nodeID), which the
+	// passthrough manager does not know of.
 	variant bool
 
 	lockMu sync.Mutex
@@ -181,17 +181,30 @@ func (fs *fileSystem) open(c *filter.Chain, r *filter.Request, ino *lower.Inode,
 	if mask == 0 && !variant {
 		return fs.openReply(ino, flags, fd, caller, out)
 	}
-	if fd < 0 {
+	if !variant && fs.pt != nil && !fs.pt.ServeByDaemon(ino.ID) {
+		// The plain node is open with passthrough (the caller reached it
+		// through a node looked up for someone else, or before the
+		// policy changed): the kernel allows no daemon-served open of it
+		// now, and passthrough would show the data unfiltered.
+		fs.log.Warn("file open unfiltered elsewhere; refusing a filtered open", "inode", ino.ID)
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return fuse.Status(unix.EBUSY)
+	}
+	f := &openFile{ino: ino, flags: flags, fd: fd, lockFD: -1, variant: variant}
+	if f.fd < 0 {
 		var err error
-		if fd, err = fs.tree.Open(ino, flags); err != nil {
+		if f.fd, err = fs.tree.Open(ino, flags); err != nil {
+			fs.releaseDaemonMode(f)
 			return fs.status("open", err)
 		}
 	}
-	f := &openFile{ino: ino, flags: flags, fd: fd, lockFD: -1, variant: true}
 	if mask != 0 {
-		st, err := c.Open(r, lowerFile{fd}, mask)
+		st, err := c.Open(r, lowerFile{f.fd}, mask)
 		if err != nil {
-			unix.Close(fd)
+			unix.Close(f.fd)
+			fs.releaseDaemonMode(f)
 			return fs.status("open", err)
 		}
 		f.stream = st
@@ -424,6 +437,12 @@ func (fs *fileSystem) closeDaemonServed(f *openFile) {
 	}
 	unix.Close(f.fd)
 	fs.daemonOpens.Add(-1)
+	fs.releaseDaemonMode(f)
+}
+
+// releaseDaemonMode ends the daemon-served mode the passthrough manager
+// records for a daemon-served open of a plain node.
+func (fs *fileSystem) releaseDaemonMode(f *openFile) {
 	if fs.pt != nil && !f.variant {
 		fs.pt.ReleaseDaemon(f.ino.ID)
 	}
