@@ -3,6 +3,7 @@ package sievefs
 import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+	"strings"
 	"time"
 
 	"github.com/sievefs/sievefs/filter"
@@ -32,6 +33,10 @@ func (fs *fileSystem) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name stri
 	if err != nil {
 		return fs.negative(c, r, fs.status("lookup", err), out)
 	}
+	if c == nil {
+		fs.fillEntry(ino, &st, out)
+		return fuse.OK
+	}
 	return fs.newEntry(c, r, r.Path, parent, name, ino, &st, out)
 }
 
@@ -43,8 +48,15 @@ func (fs *fileSystem) negative(c *filter.Chain, r *filter.Request, code fuse.Sta
 		return code
 	}
 	t := fs.timeout
-	if r != nil {
+	if c != nil {
 		t = fs.timeoutFor(c, r.Path)
+		if !strings.Contains(r.Path, "/") {
+			// A reload drops what the kernel caches under each known
+			// directory, absent names included, but there is no way
+			// to do that for the root's: its absent names are not
+			// cached when a policy may change.
+			t = 0
+		}
 	}
 	if t == 0 {
 		return code
