@@ -65,12 +65,18 @@ func (fs *fileSystem) trackNoStatus(o op, start time.Time) {
 // Requests returns how many requests of the named operation the daemon has
 // served.
 func (m *Mount) Requests(opName string) uint64 {
-	for o, name := range filter.OpNames() {
-		if name == opName {
-			return m.fs.stats.requests[o].Load()
-		}
+	n, _ := m.RequestTime(opName)
+	return n
+}
+
+// RequestTime returns how many requests of the named operation the daemon
+// has served and the time it spent on them (from receiving each to
+// answering it, not counting the trip through the kernel).
+func (m *Mount) RequestTime(opName string) (uint64, time.Duration) {
+	if o, ok := filter.ParseOp(opName); ok {
+		return m.fs.stats.requests[o].Load(), time.Duration(m.fs.stats.nanos[o].Load())
 	}
-	return 0
+	return 0, 0
 }
 
 // Collector returns a Prometheus collector of the mount's metrics. Several
