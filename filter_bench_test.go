@@ -44,9 +44,7 @@ func BenchmarkFilterRules(b *testing.B) {
 		}
 	}
 	for _, p := range policies {
-		// default_permissions, which every mount with a policy uses, in
-		// all four, so that only the chain differs.
-		opts := sievefs.Options{Cache: sievefs.CacheNever, DefaultPermissions: true}
+		opts := sievefs.Options{Cache: sievefs.CacheNever}
 		if p.yaml != "" {
 			pol, err := config.Parse(p.name, []byte(p.yaml))
 			if err != nil {

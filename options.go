@@ -97,9 +97,9 @@ type Options struct {
 	MaxStackDepth int
 	// Filters is the filter chain that shapes the view; nil shows the lower
 	// tree as it is. A mount made with a chain (even an empty one) tracks
-	// the path of every node, checks permissions in the kernel against
-	// what the filters present (default_permissions), and can change its
-	// chain later (Mount.SetFilters); a mount made without one cannot.
+	// the path of every node and can change its chain later
+	// (Mount.SetFilters); a mount made without one cannot. With AllowOther
+	// the kernel checks permissions against what the filters present.
 	Filters *filter.Chain
 	// Logger receives the daemon's log; nil discards it.
 	Logger *slog.Logger
@@ -116,7 +116,7 @@ func (o *Options) setDefaults() {
 	if o.Cache == "" {
 		o.Cache = CacheAuto
 	}
-	if o.AllowOther || o.Filters != nil {
+	if o.AllowOther {
 		o.DefaultPermissions = true
 	}
 	if o.MaxStackDepth <= 0 {
