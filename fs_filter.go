@@ -159,11 +159,17 @@ func (fs *fileSystem) entry(c *filter.Chain, r *filter.Request, path string, ino
 // claims asks the data rules which must see the data of the regular file
 // ino, known as path, for r's caller.
 func (fs *fileSystem) claims(c *filter.Chain, r *filter.Request, path string, ino *lower.Inode) uint8 {
-	q := *r
-	q.Path, q.Type = path, unix.S_IFREG
+	if !c.MayClaim(r.Caller, path) {
+		return 0
+	}
+	// r is this request's own: it is borrowed for the question.
+	savedPath, savedType := r.Path, r.Type
+	r.Path, r.Type = path, unix.S_IFREG
 	head := &lazyFile{fs: fs, ino: ino, fd: -1}
-	defer head.close()
-	return c.Claims(&q, head)
+	mask := c.Claims(r, head)
+	head.close()
+	r.Path, r.Type = savedPath, savedType
+	return mask
 }
 
 // lazyFile reads a lower file, opening it on the first read.

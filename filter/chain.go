@@ -278,6 +278,19 @@ func (c *Chain) ViewName(dir, lower string) (string, bool) {
 // HasData reports whether any rule is a data filter.
 func (c *Chain) HasData() bool { return len(c.data) > 0 }
 
+// MayClaim reports whether a data rule could claim the file at path for
+// caller, by its condition and, for a Scoped filter, its paths: a cheap
+// check before Claims, which may read the file.
+func (c *Chain) MayClaim(caller Caller, path string) bool {
+	for _, i := range c.data {
+		x := c.rules[i]
+		if x.When.Applies(caller) && (x.scoped == nil || x.scoped.Covers(path)) {
+			return true
+		}
+	}
+	return false
+}
+
 // Claims returns the set of data rules (bit k for the k-th data rule) that
 // must see the data of the regular file r.Path for r's caller.
 func (c *Chain) Claims(r *Request, head io.ReaderAt) uint8 {
