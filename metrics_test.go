@@ -8,6 +8,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sievefs/sievefs"
+	"github.com/sievefs/sievefs/filter"
+	"github.com/sievefs/sievefs/filter/hide"
+	"github.com/sievefs/sievefs/filter/readonly"
 	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
@@ -76,5 +79,55 @@ func TestMetrics(t *testing.T) {
 	}
 	if n := m["sievefs_inodes"][""].GetGauge().GetValue(); n < 2 {
 		t.Errorf("inodes %v, want >= 2", n)
+	}
+}
+
+// TestMetricsFilterDecisions checks that each policy rule's decisions are
+// exported, labelled by rule and decision.
+func TestMetricsFilterDecisions(t *testing.T) {
+	chain, err := filter.NewChain(
+		filter.Rule{Filter: hide.New(filter.Patterns{filter.MustPattern("secret")})},
+		filter.Rule{Filter: readonly.New(filter.Patterns{filter.MustPattern("frozen")})},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := fusetest.Mount(t, sievefs.Options{Filters: chain})
+	writeFile(t, v.LowerPath("secret"), []byte("s"))
+	writeFile(t, v.LowerPath("frozen"), []byte("f"))
+	writeFile(t, v.LowerPath("plain"), []byte("p"))
+	if _, err := os.ReadDir(v.Mnt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(v.Path("secret")); !os.IsNotExist(err) {
+		t.Fatalf("stat of a hidden file: %v", err)
+	}
+	if err := os.WriteFile(v.Path("frozen"), []byte("x"), 0); err == nil {
+		t.Fatal("wrote a read-only file")
+	}
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(v.Mount.Collector())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "sievefs_filter_decisions_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["rule"]+" "+labels["decision"]] = m.GetCounter().GetValue()
+		}
+	}
+	for _, key := range []string{"1:hide drop", "1:hide error", "2:readonly error"} {
+		if got[key] < 1 {
+			t.Errorf("sievefs_filter_decisions_total{%s} = %v, want >= 1 (all: %v)", key, got[key], got)
+		}
 	}
 }
