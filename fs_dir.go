@@ -29,11 +29,10 @@ const dirBufSize = 32 << 10
 // OpenDir opens a directory.
 func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) (code fuse.Status) {
 	defer fs.track(filter.OpOpendir, time.Now(), &code)
-	c, r, s := fs.beginNode(filter.OpOpendir, in.NodeId, &in.Caller)
+	ino, c, r, s := fs.beginNode(filter.OpOpendir, in.NodeId, &in.Caller)
 	if !s.Ok() {
 		return s
 	}
-	ino, _ := fs.inode(in.NodeId)
 	fd, err := fs.tree.OpenDir(ino)
 	if err != nil {
 		return fs.post(c, r, fs.status("opendir", err))

@@ -77,7 +77,7 @@ func (fs *fileSystem) newEntry(c *filter.Chain, r *filter.Request, path string, 
 	}
 	fs.tree.SetName(ino, parent, name)
 	fs.entry(c, r, path, ino, st, out)
-	requestAttr(r, &out.Attr)
+	r.Attr = filterAttr(&out.Attr)
 	code := fs.post(c, r, fuse.OK)
 	if !code.Ok() {
 		fs.tree.Forget(ino.ID, 1)
@@ -115,9 +115,15 @@ func (fs *fileSystem) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *f
 			return fs.post(c, r, fuse.OK)
 		}
 	}
+	return fs.attrReply(c, r, ino, out)
+}
+
+// attrReply answers GETATTR and SETATTR with the node's attributes now, as
+// the filters present them to the caller.
+func (fs *fileSystem) attrReply(c *filter.Chain, r *filter.Request, ino *lower.Inode, out *fuse.AttrOut) fuse.Status {
 	var st unix.Stat_t
 	if err := fs.tree.Stat(ino, &st); err != nil {
-		return fs.post(c, r, fs.status("getattr", err))
+		return fs.post(c, r, fs.status("stat", err))
 	}
 	fillAttr(&st, &out.Attr)
 	out.SetTimeout(fs.timeout)
@@ -126,7 +132,7 @@ func (fs *fileSystem) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *f
 	}
 	present(c, r, r.Path, &out.Attr)
 	out.SetTimeout(fs.timeoutFor(c, r.Path))
-	requestAttr(r, &out.Attr)
+	r.Attr = filterAttr(&out.Attr)
 	return fs.post(c, r, fuse.OK)
 }
 
@@ -158,19 +164,7 @@ func (fs *fileSystem) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *f
 	if err := fs.setAttr(ino, in, ch, mode); err != nil {
 		return fs.post(c, r, fs.status("setattr", err))
 	}
-	var st unix.Stat_t
-	if err := fs.tree.Stat(ino, &st); err != nil {
-		return fs.post(c, r, fs.status("setattr", err))
-	}
-	fillAttr(&st, &out.Attr)
-	out.SetTimeout(fs.timeout)
-	if c == nil {
-		return fuse.OK
-	}
-	present(c, r, r.Path, &out.Attr)
-	out.SetTimeout(fs.timeoutFor(c, r.Path))
-	requestAttr(r, &out.Attr)
-	return fs.post(c, r, fuse.OK)
+	return fs.attrReply(c, r, ino, out)
 }
 
 // setAttrOf says what a SETATTR request changes.
@@ -524,11 +518,10 @@ func (fs *fileSystem) Access(cancel <-chan struct{}, in *fuse.AccessIn) (code fu
 // StatFs reports the lower filesystem's statistics.
 func (fs *fileSystem) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) (code fuse.Status) {
 	defer fs.track(filter.OpStatfs, time.Now(), &code)
-	c, r, s := fs.beginNode(filter.OpStatfs, h.NodeId, &h.Caller)
+	ino, c, r, s := fs.beginNode(filter.OpStatfs, h.NodeId, &h.Caller)
 	if !s.Ok() {
 		return s
 	}
-	ino, _ := fs.inode(h.NodeId)
 	var st unix.Statfs_t
 	if err := fs.tree.Statfs(ino, &st); err != nil {
 		return fs.post(c, r, fs.status("statfs", err))
@@ -548,19 +541,19 @@ func (fs *fileSystem) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse
 
 // beginNode starts a filtered operation on a node ID and runs the
 // pre-filters; an operation it cannot go on with comes back as not OK.
-func (fs *fileSystem) beginNode(o filter.Op, id uint64, caller *fuse.Caller) (*filter.Chain, *filter.Request, fuse.Status) {
+func (fs *fileSystem) beginNode(o filter.Op, id uint64, caller *fuse.Caller) (*lower.Inode, *filter.Chain, *filter.Request, fuse.Status) {
 	ino, s := fs.inode(id)
 	if !s.Ok() {
-		return nil, nil, s
+		return nil, nil, nil, s
 	}
 	c, r, s := fs.begin(o, ino, caller)
 	if !s.Ok() || c == nil {
-		return nil, nil, s
+		return ino, nil, nil, s
 	}
 	if _, s := fs.pre(c, r, false); !s.Ok() {
-		return nil, nil, fs.post(c, r, s)
+		return nil, nil, nil, fs.post(c, r, s)
 	}
-	return c, r, fuse.OK
+	return ino, c, r, fuse.OK
 }
 
 // GetXAttr reads an extended attribute; with an empty dest it returns the
@@ -582,6 +575,9 @@ func (fs *fileSystem) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr st
 	answered, s := fs.pre(c, r, true)
 	if !s.Ok() {
 		return 0, fs.post(c, r, s)
+	}
+	if !answered && !c.HasPost() {
+		return fs.getXattr(ino, r.Xattr, dest)
 	}
 	if !answered {
 		// The whole value, so that post-filters see it whatever the size
@@ -625,11 +621,10 @@ func (fs *fileSystem) getXattr(ino *lower.Inode, attr string, dest []byte) (uint
 // ListXAttr lists extended attribute names.
 func (fs *fileSystem) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (_ uint32, code fuse.Status) {
 	defer fs.track(filter.OpListxattr, time.Now(), &code)
-	c, r, s := fs.beginNode(filter.OpListxattr, h.NodeId, &h.Caller)
+	ino, c, r, s := fs.beginNode(filter.OpListxattr, h.NodeId, &h.Caller)
 	if !s.Ok() {
 		return 0, s
 	}
-	ino, _ := fs.inode(h.NodeId)
 	n, err := fs.tree.ListXattr(ino, dest)
 	if err == unix.ERANGE {
 		n, err = fs.tree.ListXattr(ino, nil)
@@ -659,11 +654,10 @@ func (fs *fileSystem) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr
 // Statx returns extended attributes (birth time among them).
 func (fs *fileSystem) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.StatxOut) (code fuse.Status) {
 	defer fs.track(filter.OpStatx, time.Now(), &code)
-	c, r, s := fs.beginNode(filter.OpStatx, in.NodeId, &in.Caller)
+	ino, c, r, s := fs.beginNode(filter.OpStatx, in.NodeId, &in.Caller)
 	if !s.Ok() {
 		return s
 	}
-	ino, _ := fs.inode(in.NodeId)
 	var stx unix.Statx_t
 	if err := fs.tree.Statx(ino, in.SxMask|unix.STATX_BASIC_STATS, &stx); err != nil {
 		return fs.post(c, r, fs.status("statx", err))

@@ -120,14 +120,14 @@ func present(c *filter.Chain, r *filter.Request, path string, a *fuse.Attr) {
 	if !c.HasAttr() {
 		return
 	}
-	fa := filter.Attr{Ino: a.Ino, Mode: a.Mode, Nlink: a.Nlink, Uid: a.Uid, Gid: a.Gid, Size: a.Size}
+	fa := filterAttr(a)
 	c.Attr(r, path, &fa)
 	a.Ino, a.Mode, a.Nlink, a.Owner.Uid, a.Owner.Gid, a.Size = fa.Ino, fa.Mode, fa.Nlink, fa.Uid, fa.Gid, fa.Size
 }
 
-// requestAttr copies attributes into a request for post-filters.
-func requestAttr(r *filter.Request, a *fuse.Attr) {
-	r.Attr = filter.Attr{Ino: a.Ino, Mode: a.Mode, Nlink: a.Nlink, Uid: a.Uid, Gid: a.Gid, Size: a.Size}
+// filterAttr returns the part of FUSE attributes filters see.
+func filterAttr(a *fuse.Attr) filter.Attr {
+	return filter.Attr{Ino: a.Ino, Mode: a.Mode, Nlink: a.Nlink, Uid: a.Uid, Gid: a.Gid, Size: a.Size}
 }
 
 // timeoutFor is how long the kernel may cache what it is told about path:
