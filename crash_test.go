@@ -58,9 +58,9 @@ func crashDirs(t *testing.T) (lower, mnt string) {
 func daemonUsesPassthrough(t *testing.T, d *daemon) bool {
 	t.Helper()
 	eventually(t, 5*time.Second, "the daemon's 'mounted' log line", func() bool {
-		return strings.Contains(d.stderr.String(), "msg=mounted")
+		return strings.Contains(d.Stderr.String(), "msg=mounted")
 	})
-	return strings.Contains(d.stderr.String(), "passthrough=true")
+	return strings.Contains(d.Stderr.String(), "passthrough=true")
 }
 
 // detachDeadMount makes sure nothing stays mounted on mnt once the test ends,
@@ -347,7 +347,7 @@ func crashWriteLoop(t *testing.T, flags []string, wantPassthrough *bool, fsync b
 	detachDeadMount(t, mnt)
 	pt := daemonUsesPassthrough(t, d)
 	if wantPassthrough != nil && pt != *wantPassthrough {
-		t.Fatalf("daemon says passthrough=%v, want %v; stderr:\n%s", pt, *wantPassthrough, d.stderr)
+		t.Fatalf("daemon says passthrough=%v, want %v; stderr:\n%s", pt, *wantPassthrough, d.Stderr)
 	}
 	t.Logf("passthrough=%v", pt)
 
@@ -375,8 +375,8 @@ func crashWriteLoop(t *testing.T, flags []string, wantPassthrough *bool, fsync b
 	delay := time.Duration(rand.Int64N(int64(300 * time.Millisecond)))
 	time.Sleep(delay)
 	before := w.records.Load()
-	d.signal(t, syscall.SIGKILL)
-	d.wait(t, 10*time.Second)
+	d.Signal(t, syscall.SIGKILL)
+	d.Wait(t, 10*time.Second)
 	w.dead.Store(true)
 	// Give the writer time to see the dead mount. Passthrough
 	// writes to files already open may go on succeeding: the
@@ -646,7 +646,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 				detachDeadMount(t, mnt)
 				pt := daemonUsesPassthrough(t, d)
 				if mode.passthrough != nil && pt != *mode.passthrough {
-					t.Fatalf("daemon says passthrough=%v, want %v; stderr:\n%s", pt, *mode.passthrough, d.stderr)
+					t.Fatalf("daemon says passthrough=%v, want %v; stderr:\n%s", pt, *mode.passthrough, d.Stderr)
 				}
 
 				ws := make([]*termWorker, workers)
@@ -706,7 +706,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 				default:
 				}
 				sent := time.Now()
-				d.signal(t, syscall.SIGTERM)
+				d.Signal(t, syscall.SIGTERM)
 				if graceful {
 					time.Sleep(500 * time.Millisecond)
 					stopWorkers()
@@ -718,9 +718,9 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 				}
 				stopped := time.Since(sent)
 				bound := sievefs.UnmountGrace + 5*time.Second
-				code := d.wait(t, bound)
+				code := d.Wait(t, bound)
 				exited := time.Since(sent)
-				aborted := strings.Contains(d.stderr.String(), "aborting the FUSE connection")
+				aborted := strings.Contains(d.Stderr.String(), "aborting the FUSE connection")
 				t.Logf("passthrough=%v; workers stopped %v and the daemon exited %v after SIGTERM (code %d, aborted the connection: %v)",
 					pt, stopped.Round(time.Millisecond), exited.Round(time.Millisecond), code, aborted)
 				for _, w := range ws {
@@ -732,14 +732,14 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 						w.id, kind, w.ops, len(w.files), len(w.uncertain), w.err)
 				}
 				if code != 0 {
-					t.Errorf("exit code %d after SIGTERM, want 0; stderr:\n%s", code, d.stderr)
+					t.Errorf("exit code %d after SIGTERM, want 0; stderr:\n%s", code, d.Stderr)
 				}
 				if exited > bound {
 					t.Errorf("the daemon took %v to exit after SIGTERM, over %v (UnmountGrace + 5s)", exited, bound)
 				}
 				if graceful && aborted {
 					t.Errorf("the daemon aborted the connection although every file was closed %v after SIGTERM; stderr:\n%s",
-						stopped.Round(time.Millisecond), d.stderr)
+						stopped.Round(time.Millisecond), d.Stderr)
 				}
 				if sievefsMounted(mnt) {
 					t.Errorf("%s still mounted after the daemon exited", mnt)

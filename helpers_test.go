@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -20,7 +19,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -147,97 +145,23 @@ func openFDs(t testing.TB) int {
 // sievefsBinary builds ./cmd/sievefs once per test run and returns its path.
 func sievefsBinary(t testing.TB) string { return fusetest.Binary(t) }
 
-// syncBuffer is a bytes.Buffer safe for a child's output and the test.
-type syncBuffer = fusetest.SyncBuffer
-
 // daemon is a sievefs process serving a mount.
-type daemon struct {
-	cmd    *exec.Cmd
-	mnt    string
-	stderr *syncBuffer
-	exited chan struct{} // closed when the process has been waited for
-	err    error         // what Wait returned, once exited is closed
-}
+type daemon = fusetest.Daemon
 
 // startDaemon runs `sievefs mount [flags] lower mnt` and waits until the
 // mount appears. Cleanup always resumes, terminates and reaps the process,
 // and detaches the mount if it is still there.
 func startDaemon(t *testing.T, lower, mnt string, flags ...string) *daemon {
 	t.Helper()
-	args := append([]string{"mount"}, flags...)
-	d := &daemon{
-		cmd:    exec.Command(sievefsBinary(t), append(args, lower, mnt)...),
-		mnt:    mnt,
-		stderr: &syncBuffer{},
-		exited: make(chan struct{}),
-	}
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() { d.stop(t) })
-	deadline := time.Now().Add(10 * time.Second)
-	for !sievefsMounted(mnt) {
-		select {
-		case <-d.exited:
-			t.Fatalf("sievefs exited before mounting (%v); stderr:\n%s", d.err, d.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear in /proc/self/mountinfo; stderr:\n%s", mnt, d.stderr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return d
-}
-
-// signal sends sig to the daemon unless it has exited.
-func (d *daemon) signal(t testing.TB, sig os.Signal) {
-	t.Helper()
-	if err := d.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Errorf("signal %v: %v", sig, err)
-	}
-}
-
-// wait waits up to timeout for the daemon to exit and returns its exit code.
-func (d *daemon) wait(t testing.TB, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-d.exited:
-	case <-time.After(timeout):
-		t.Fatalf("sievefs did not exit within %v; stderr:\n%s", timeout, d.stderr)
-	}
-	var ee *exec.ExitError
-	if d.err != nil && !errors.As(d.err, &ee) {
-		t.Fatalf("wait: %v", d.err)
-	}
-	return d.cmd.ProcessState.ExitCode()
-}
-
-// stop resumes and terminates the daemon, reaps it and detaches its mount if
-// it is still there.
-func (d *daemon) stop(t testing.TB) {
-	select {
-	case <-d.exited:
-	default:
-		d.cmd.Process.Signal(syscall.SIGCONT)
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.exited:
-		case <-time.After(10 * time.Second):
-			t.Errorf("sievefs ignored SIGTERM for 10s, killing it; stderr:\n%s", d.stderr)
-			d.cmd.Process.Kill()
-			<-d.exited
-		}
-	}
-	if sievefsMounted(d.mnt) {
-		t.Errorf("%s still mounted after the daemon exited; detaching it", d.mnt)
-		unix.Unmount(d.mnt, unix.MNT_DETACH)
-	}
+	args := append(append([]string{"mount"}, flags...), lower, mnt)
+	return fusetest.StartDaemon(t, exec.Command(sievefsBinary(t), args...), mnt,
+		func() bool { return sievefsMounted(mnt) },
+		func(t testing.TB) {
+			if sievefsMounted(mnt) {
+				t.Errorf("%s still mounted after the daemon exited; detaching it", mnt)
+				unix.Unmount(mnt, unix.MNT_DETACH)
+			}
+		})
 }
 
 // processState returns the state letter of /proc/PID/stat (R, S, T…).

@@ -267,7 +267,7 @@ func TestMemoryDaemonRSS(t *testing.T) {
 		return err
 	})
 	d := startDaemon(t, lower, mnt, "--max-backing", "100")
-	pid := d.cmd.Process.Pid
+	pid := d.Cmd.Process.Pid
 	// Warm up the server as TestMemoryPerCachedInode does.
 	forEach(t, 0, min(n, 2000), func(i int) error {
 		_, err := os.Lstat(filepath.Join(mnt, fileOf(i)))
@@ -281,9 +281,9 @@ func TestMemoryDaemonRSS(t *testing.T) {
 	rss1, hwm := procMemory(t, pid)
 	t.Logf("daemon resident set %d -> %d KiB (peak %d KiB) for %d cached inodes: %.0f bytes per cached inode (peak: %.0f); a million: %.0f MB",
 		rss0>>10, rss1>>10, hwm>>10, n, float64(rss1-rss0)/float64(n), float64(hwm-rss0)/float64(n), float64(rss1-rss0)/float64(n))
-	d.signal(t, syscall.SIGTERM)
-	if code := d.wait(t, 20*time.Second); code != 0 {
-		t.Errorf("exit code %d on SIGTERM, want 0; stderr:\n%s", code, d.stderr)
+	d.Signal(t, syscall.SIGTERM)
+	if code := d.Wait(t, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d on SIGTERM, want 0; stderr:\n%s", code, d.Stderr)
 	}
 }
 

@@ -121,10 +121,10 @@ func TestPassthroughSurvivesSIGSTOP(t *testing.T) {
 
 	d := startDaemon(t, lower, mnt)
 	eventually(t, 5*time.Second, "the daemon's 'mounted' log line", func() bool {
-		return bytes.Contains([]byte(d.stderr.String()), []byte("msg=mounted"))
+		return bytes.Contains([]byte(d.Stderr.String()), []byte("msg=mounted"))
 	})
-	if !bytes.Contains([]byte(d.stderr.String()), []byte("passthrough=true")) {
-		t.Skipf("the daemon does not use passthrough; its log:\n%s", d.stderr)
+	if !bytes.Contains([]byte(d.Stderr.String()), []byte("passthrough=true")) {
+		t.Skipf("the daemon does not use passthrough; its log:\n%s", d.Stderr)
 	}
 
 	f, err := os.OpenFile(filepath.Join(mnt, "file"), os.O_RDWR, 0)
@@ -143,8 +143,8 @@ func TestPassthroughSurvivesSIGSTOP(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pid := d.cmd.Process.Pid
-	d.signal(t, syscall.SIGSTOP)
+	pid := d.Cmd.Process.Pid
+	d.Signal(t, syscall.SIGSTOP)
 	eventually(t, 5*time.Second, "the daemon to stop", func() bool { return processState(pid) == "T" })
 
 	// Each step runs in a goroutine: if it blocks on the stopped daemon,
@@ -159,7 +159,7 @@ func TestPassthroughSurvivesSIGSTOP(t *testing.T) {
 				t.Errorf("%s while the daemon is stopped: %v", name, err)
 			}
 		case <-time.After(5 * time.Second):
-			d.signal(t, syscall.SIGCONT)
+			d.Signal(t, syscall.SIGCONT)
 			<-done
 			t.Fatalf("%s blocked while the daemon was stopped (it completed after SIGCONT)", name)
 		}
@@ -185,7 +185,7 @@ func TestPassthroughSurvivesSIGSTOP(t *testing.T) {
 		}
 		return err
 	})
-	d.signal(t, syscall.SIGCONT)
+	d.Signal(t, syscall.SIGCONT)
 
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
@@ -194,9 +194,9 @@ func TestPassthroughSurvivesSIGSTOP(t *testing.T) {
 	if !bytes.Equal(readFile(t, filepath.Join(lower, "file")), data) {
 		t.Error("lower file differs from what was written through the mount")
 	}
-	d.signal(t, syscall.SIGTERM)
-	if code := d.wait(t, 10*time.Second); code != 0 {
-		t.Errorf("exit code %d on SIGTERM, want 0; stderr:\n%s", code, d.stderr)
+	d.Signal(t, syscall.SIGTERM)
+	if code := d.Wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code %d on SIGTERM, want 0; stderr:\n%s", code, d.Stderr)
 	}
 	if sievefsMounted(mnt) {
 		t.Error("still mounted after the daemon exited")

@@ -346,17 +346,17 @@ func TestSignalsAndOutsideUmount(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			_, mnt, d := setup(t)
-			if err := d.cmd.Process.Signal(sig); err != nil {
+			if err := d.Cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			if code := d.wait(t, 10*time.Second); code != exitOK {
-				t.Errorf("exit code %d, want 0; stderr:\n%s", code, d.stderr)
+			if code := d.Wait(t, 10*time.Second); code != exitOK {
+				t.Errorf("exit code %d, want 0; stderr:\n%s", code, d.Stderr)
 			}
 			if mountedOn(mnt) {
 				t.Error("still mounted after the daemon exited")
 			}
-			if !strings.Contains(d.stderr.String(), "unmounting") {
-				t.Errorf("log does not say it is unmounting:\n%s", d.stderr)
+			if !strings.Contains(d.Stderr.String(), "unmounting") {
+				t.Errorf("log does not say it is unmounting:\n%s", d.Stderr)
 			}
 		})
 	}
@@ -367,9 +367,9 @@ func TestSignalsAndOutsideUmount(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		if code := d.wait(t, 10*time.Second); code != exitOK {
-			t.Errorf("exit code %d, want 0; stderr:\n%s", code, d.stderr)
+		d.Cmd.Process.Signal(syscall.SIGTERM)
+		if code := d.Wait(t, 10*time.Second); code != exitOK {
+			t.Errorf("exit code %d, want 0; stderr:\n%s", code, d.Stderr)
 		}
 		if mountedOn(mnt) {
 			t.Error("still mounted after the daemon exited")
@@ -384,14 +384,14 @@ func TestSignalsAndOutsideUmount(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if code := d.wait(t, 10*time.Second); code != exitOK {
-			t.Errorf("exit code %d, want 0; stderr:\n%s", code, d.stderr)
+		if code := d.Wait(t, 10*time.Second); code != exitOK {
+			t.Errorf("exit code %d, want 0; stderr:\n%s", code, d.Stderr)
 		}
 		if mountedOn(mnt) {
 			t.Error("still mounted")
 		}
-		if !strings.Contains(d.stderr.String(), "unmounted from outside") {
-			t.Errorf("log does not say it was unmounted from outside:\n%s", d.stderr)
+		if !strings.Contains(d.Stderr.String(), "unmounted from outside") {
+			t.Errorf("log does not say it was unmounted from outside:\n%s", d.Stderr)
 		}
 	})
 }

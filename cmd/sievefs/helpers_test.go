@@ -78,80 +78,21 @@ func runBinary(t *testing.T, args ...string) result {
 }
 
 // daemon is a running `sievefs mount`.
-type daemon struct {
-	cmd    *exec.Cmd
-	mnt    string
-	stderr *syncBuffer
-	exited chan struct{}
-	err    error // what Wait returned, once exited is closed
-}
+type daemon = fusetest.Daemon
 
 // startMount runs `sievefs mount lower mnt` and waits until the mount
 // appears. Cleanup always resumes, terminates and reaps the daemon, and
 // detaches the mount if it is still there.
 func startMount(t *testing.T, lower, mnt string) *daemon {
 	t.Helper()
-	d := &daemon{
-		cmd:    exec.Command(binary(t), "mount", lower, mnt),
-		mnt:    mnt,
-		stderr: &syncBuffer{},
-		exited: make(chan struct{}),
-	}
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			d.cmd.Process.Signal(syscall.SIGCONT)
-			d.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.exited:
-			case <-time.After(10 * time.Second):
-				t.Errorf("sievefs ignored SIGTERM for 10s; killing it")
-				d.cmd.Process.Kill()
-				<-d.exited
+	return fusetest.StartDaemon(t, exec.Command(binary(t), "mount", lower, mnt), mnt,
+		func() bool { return sievefsMountedOn(mnt) },
+		func(t testing.TB) {
+			if mountedOn(mnt) {
+				t.Errorf("%s still mounted after the daemon exited; detaching it", mnt)
+				unix.Unmount(mnt, unix.MNT_DETACH)
 			}
-		}
-		if mountedOn(mnt) {
-			t.Errorf("%s still mounted after the daemon exited; detaching it", mnt)
-			unix.Unmount(mnt, unix.MNT_DETACH)
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !sievefsMountedOn(mnt) {
-		select {
-		case <-d.exited:
-			t.Fatalf("sievefs exited before mounting (%v); stderr:\n%s", d.err, d.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear in /proc/self/mountinfo; stderr:\n%s", mnt, d.stderr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return d
-}
-
-// wait waits up to timeout for the daemon to exit and returns its exit code.
-func (d *daemon) wait(t testing.TB, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-d.exited:
-	case <-time.After(timeout):
-		t.Fatalf("sievefs did not exit within %v; stderr:\n%s", timeout, d.stderr)
-	}
-	var ee *exec.ExitError
-	if d.err != nil && !errors.As(d.err, &ee) {
-		t.Fatalf("wait: %v", d.err)
-	}
-	return d.cmd.ProcessState.ExitCode()
+		})
 }
 
 // mount is one line of /proc/self/mountinfo.

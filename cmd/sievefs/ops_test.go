@@ -21,6 +21,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sievefs/sievefs/control"
+
+	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
 // viewDirs makes base/lower, with a file "data.txt", and base/mnt.
@@ -57,45 +59,11 @@ func serving(mnt string) bool {
 // mounted.
 func startView(t *testing.T, mnt string, env []string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{cmd: exec.Command(binary(t), args...), mnt: mnt, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	d.cmd.Env = append(os.Environ(), env...)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.exited:
-		default:
-			d.cmd.Process.Signal(syscall.SIGCONT)
-			d.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.exited:
-			case <-time.After(10 * time.Second):
-				t.Errorf("sievefs ignored SIGTERM for 10s; killing it")
-				d.cmd.Process.Kill()
-				<-d.exited
-			}
-		}
-		detachAll(t, mnt)
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !serving(mnt) || !answers(mnt) {
-		select {
-		case <-d.exited:
-			t.Fatalf("sievefs exited before mounting (%v); stderr:\n%s", d.err, d.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no live mount on %s after 10s; stderr:\n%s", mnt, d.stderr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return d
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	return fusetest.StartDaemon(t, cmd, mnt,
+		func() bool { return serving(mnt) && answers(mnt) },
+		func(t testing.TB) { detachAll(t, mnt) })
 }
 
 // answers reports whether the daemon of the mount on mnt answers on its
@@ -106,7 +74,7 @@ func answers(mnt string) bool {
 }
 
 // detachAll detaches whatever is still mounted on mnt, dead mounts included.
-func detachAll(t *testing.T, mnt string) {
+func detachAll(t testing.TB, mnt string) {
 	for i := 0; i < 8 && mountedOn(mnt); i++ {
 		unix.Unmount(mnt, unix.MNT_DETACH)
 	}
@@ -181,8 +149,8 @@ func TestStatus(t *testing.T) {
 		if e.State != control.StateRunning || e.Status == nil {
 			t.Fatalf("state %q (%s), want running", e.State, e.Error)
 		}
-		if e.PID != d.cmd.Process.Pid || e.Lower != lower || e.Mountpoint != mnt {
-			t.Errorf("pid %d lower %s mountpoint %s, want %d %s %s", e.PID, e.Lower, e.Mountpoint, d.cmd.Process.Pid, lower, mnt)
+		if e.PID != d.Cmd.Process.Pid || e.Lower != lower || e.Mountpoint != mnt {
+			t.Errorf("pid %d lower %s mountpoint %s, want %d %s %s", e.PID, e.Lower, e.Mountpoint, d.Cmd.Process.Pid, lower, mnt)
 		}
 		if !e.Passthrough.Active {
 			t.Skipf("passthrough unavailable here (%s): no backing files to list", e.Passthrough.Reason)
@@ -245,7 +213,7 @@ func TestStatus(t *testing.T) {
 		for _, args := range [][]string{{"status"}, {"status", mnt}} {
 			r := runBinary(t, args...)
 			for _, w := range []string{
-				mnt + ": running (pid " + strconv.Itoa(d.cmd.Process.Pid) + ")",
+				mnt + ": running (pid " + strconv.Itoa(d.Cmd.Process.Pid) + ")",
 				"lower          " + lower,
 				"passthrough    active",
 				"open files     1 passthrough, 0 daemon-served",
@@ -275,8 +243,8 @@ func TestStatus(t *testing.T) {
 		// A daemon that does not answer makes status wait, not hang.
 		lower, mnt := viewDirs(t)
 		d := startView(t, mnt, nil, "mount", lower, mnt)
-		d.cmd.Process.Signal(syscall.SIGSTOP)
-		defer d.cmd.Process.Signal(syscall.SIGCONT)
+		d.Cmd.Process.Signal(syscall.SIGSTOP)
+		defer d.Cmd.Process.Signal(syscall.SIGCONT)
 		r := runBinary(t, "status", mnt)
 		if r.code != exitFailure || !strings.Contains(r.stderr, "unreachable") || !strings.Contains(r.stderr, "did not answer") {
 			t.Errorf("status of a stopped daemon: exit %d; stderr:\n%s", r.code, r.stderr)
@@ -311,8 +279,8 @@ func TestUmount(t *testing.T) {
 		}
 		// The daemon has exited by the time umount returns: only the
 		// test's reaping of it remains.
-		if code := d.wait(t, 2*time.Second); code != exitOK {
-			t.Errorf("daemon exit code %d; stderr:\n%s", code, d.stderr)
+		if code := d.Wait(t, 2*time.Second); code != exitOK {
+			t.Errorf("daemon exit code %d; stderr:\n%s", code, d.Stderr)
 		}
 		if mountedOn(mnt) {
 			t.Error("still mounted")
@@ -350,8 +318,8 @@ func TestUmount(t *testing.T) {
 		if took := time.Since(start); took < 250*time.Millisecond {
 			t.Errorf("umount --lazy returned after %v, before the file was closed", took)
 		}
-		if code := d.wait(t, 2*time.Second); code != exitOK {
-			t.Errorf("daemon exit code %d; stderr:\n%s", code, d.stderr)
+		if code := d.Wait(t, 2*time.Second); code != exitOK {
+			t.Errorf("daemon exit code %d; stderr:\n%s", code, d.Stderr)
 		}
 	})
 }
@@ -361,8 +329,8 @@ func deadMount(t *testing.T) (lower, mnt string) {
 	t.Helper()
 	lower, mnt = viewDirs(t)
 	d := startView(t, mnt, nil, "mount", lower, mnt)
-	d.cmd.Process.Kill()
-	d.wait(t, 5*time.Second)
+	d.Cmd.Process.Kill()
+	d.Wait(t, 5*time.Second)
 	t.Cleanup(func() { os.Remove(control.SocketPath(mnt, 0)) }) // left by the killed daemon
 	if !control.Dead(mnt) {
 		t.Fatalf("%s is not a dead mount after SIGKILL of its daemon", mnt)
@@ -410,13 +378,13 @@ func TestDeadMount(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(mnt, "data.txt")); err != nil || string(b) != "lower data" {
 			t.Errorf("read through the recovered mount: %q, %v", b, err)
 		}
-		if !strings.Contains(d.stderr.String(), "detached a dead FUSE mount") {
-			t.Errorf("log does not say it detached the dead mount:\n%s", d.stderr)
+		if !strings.Contains(d.Stderr.String(), "detached a dead FUSE mount") {
+			t.Errorf("log does not say it detached the dead mount:\n%s", d.Stderr)
 		}
 		if r := runBinary(t, "umount", mnt); r.code != exitOK {
 			t.Fatalf("umount: exit %d; stderr:\n%s", r.code, r.stderr)
 		}
-		d.wait(t, 2*time.Second)
+		d.Wait(t, 2*time.Second)
 		if mountedOn(mnt) {
 			t.Errorf("something still mounted on %s after umount: the dead mount was not detached", mnt)
 		}

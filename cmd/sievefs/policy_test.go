@@ -110,7 +110,7 @@ func TestMountPolicy(t *testing.T) {
 
 	t.Run("Reload", func(t *testing.T) {
 		writePolicy(t, base, "policy.yaml", "rules:\n  - readonly: [\"**\"]\n  - hide: [b.txt]\n")
-		d.cmd.Process.Signal(syscall.SIGHUP)
+		d.Cmd.Process.Signal(syscall.SIGHUP)
 		eventually(t, "a.txt visible and b.txt hidden after SIGHUP", func() bool {
 			return slices.Equal(listing(t, mnt), []string{"a.txt", "c.txt", "data.txt"})
 		})
@@ -121,7 +121,7 @@ func TestMountPolicy(t *testing.T) {
 			t.Errorf("create under the new readonly rule: %v, want EROFS", err)
 		}
 		eventually(t, "the daemon logs the reload", func() bool {
-			return strings.Contains(d.stderr.String(), `msg="policy reloaded" policy=`+pf+" rules=2")
+			return strings.Contains(d.Stderr.String(), `msg="policy reloaded" policy=`+pf+" rules=2")
 		})
 		e := statusOf(t, mnt)
 		if len(e.Filters) != 2 || e.Filters[0].Rule != "1:readonly" || e.Filters[1].Rule != "2:hide" {
@@ -130,7 +130,7 @@ func TestMountPolicy(t *testing.T) {
 	})
 	t.Run("BrokenReload", func(t *testing.T) {
 		writePolicy(t, base, "policy.yaml", "rules:\n  - hide: [c.txt]\n  - hidden: [a.txt]\n")
-		d.cmd.Process.Signal(syscall.SIGHUP)
+		d.Cmd.Process.Signal(syscall.SIGHUP)
 		var e *control.Entry
 		eventually(t, "status shows the failed reload", func() bool {
 			e = statusOf(t, mnt)
@@ -139,8 +139,8 @@ func TestMountPolicy(t *testing.T) {
 		if want := pf + `:3:5: rule 2: unknown key "hidden"`; !strings.HasPrefix(e.PolicyError, want) {
 			t.Errorf("policy_error %q, want it to begin with %q", e.PolicyError, want)
 		}
-		if !strings.Contains(d.stderr.String(), `level=ERROR msg="policy reload failed; keeping the previous policy"`) {
-			t.Errorf("no error logged:\n%s", d.stderr)
+		if !strings.Contains(d.Stderr.String(), `level=ERROR msg="policy reload failed; keeping the previous policy"`) {
+			t.Errorf("no error logged:\n%s", d.Stderr)
 		}
 		// The previous policy stays.
 		if got := listing(t, mnt); !slices.Equal(got, []string{"a.txt", "c.txt", "data.txt"}) {
@@ -156,15 +156,15 @@ func TestMountPolicy(t *testing.T) {
 		}
 		// A good policy again clears the error.
 		writePolicy(t, base, "policy.yaml", "rules: []\n")
-		d.cmd.Process.Signal(syscall.SIGHUP)
+		d.Cmd.Process.Signal(syscall.SIGHUP)
 		eventually(t, "the error cleared and every file shown", func() bool {
 			return statusOf(t, mnt).PolicyError == "" && len(listing(t, mnt)) == 4
 		})
 	})
 	t.Run("Unmount", func(t *testing.T) {
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		if code := d.wait(t, 10*time.Second); code != exitOK {
-			t.Errorf("exit %d after SIGTERM; stderr:\n%s", code, d.stderr)
+		d.Cmd.Process.Signal(syscall.SIGTERM)
+		if code := d.Wait(t, 10*time.Second); code != exitOK {
+			t.Errorf("exit %d after SIGTERM; stderr:\n%s", code, d.Stderr)
 		}
 		if mountedOn(mnt) {
 			t.Error("still mounted")
@@ -263,9 +263,9 @@ func TestSighupWithoutPolicy(t *testing.T) {
 	requireFuse(t)
 	lower, mnt := viewDirs(t)
 	d := startView(t, mnt, nil, "mount", lower, mnt)
-	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.Cmd.Process.Signal(syscall.SIGHUP)
 	eventually(t, "the daemon logs that there is no policy", func() bool {
-		return strings.Contains(d.stderr.String(), "no policy to reload")
+		return strings.Contains(d.Stderr.String(), "no policy to reload")
 	})
 	if b, err := os.ReadFile(filepath.Join(mnt, "data.txt")); err != nil || string(b) != "lower data" {
 		t.Errorf("read after SIGHUP: %q, %v", b, err)
