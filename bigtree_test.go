@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,19 +18,7 @@ import (
 // bigTreeFiles is how many files TestBigTree makes: SIEVEFS_BIGTREE_FILES,
 // else 200,000, or 30,000 under the race detector (which slows the daemon
 // several times).
-func bigTreeFiles(t *testing.T) int {
-	if s := os.Getenv("SIEVEFS_BIGTREE_FILES"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			t.Fatalf("SIEVEFS_BIGTREE_FILES=%q: want a positive number", s)
-		}
-		return n
-	}
-	if raceEnabled {
-		return 30_000
-	}
-	return 200_000
-}
+func bigTreeFiles(t *testing.T) int { return testSize(t, "SIEVEFS_BIGTREE_FILES", 200_000, 30_000) }
 
 // TestBigTree creates, walks and reads a tree of many small files through a
 // mount whose inode descriptor cache is far smaller than the tree, and

@@ -351,3 +351,20 @@ func (tr *fuseTrace) counts(t testing.TB) map[int]int {
 	}
 	return out
 }
+
+// testSize is how big a test runs: the environment variable name when set,
+// else normal, or underRace under the race detector (which slows the daemon
+// several times).
+func testSize(t *testing.T, name string, normal, underRace int) int {
+	if s := os.Getenv(name); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			t.Fatalf("%s=%q: want a positive number", name, s)
+		}
+		return n
+	}
+	if raceEnabled {
+		return underRace
+	}
+	return normal
+}

@@ -24,19 +24,7 @@ import (
 // memoryInodes is how many files TestMemoryPerCachedInode has the kernel
 // cache: SIEVEFS_MEMORY_INODES, else 100,000, or 20,000 under the race
 // detector.
-func memoryInodes(t *testing.T) int {
-	if s := os.Getenv("SIEVEFS_MEMORY_INODES"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			t.Fatalf("SIEVEFS_MEMORY_INODES=%q: want a positive number", s)
-		}
-		return n
-	}
-	if raceEnabled {
-		return 20_000
-	}
-	return 100_000
-}
+func memoryInodes(t *testing.T) int { return testSize(t, "SIEVEFS_MEMORY_INODES", 100_000, 20_000) }
 
 // maxBytesPerInode is what one cached inode may cost the daemon's heap: a
 // million cached inodes must fit in 300 MB.
