@@ -38,6 +38,13 @@ func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse
 		return fs.post(c, r, fs.status("opendir", err))
 	}
 	out.Fh = fs.dirs.add(&dirHandle{ino: ino, fd: fd, buf: make([]byte, dirBufSize)})
+	if fs.opts.Cache != CacheNever && (c == nil || c.ListingCacheable(r.Path)) {
+		// The kernel keeps the listing and serves the next ones itself
+		// until the directory changes: through the mount (it counts the
+		// changes), or underneath it (the directory's mtime, checked
+		// when its attributes expire). Reloads drop it (invalidateAll).
+		out.OpenFlags |= fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
+	}
 	if s := fs.post(c, r, fuse.OK); !s.Ok() {
 		fs.ReleaseDir(&fuse.ReleaseIn{Fh: out.Fh})
 		return s

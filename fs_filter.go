@@ -262,8 +262,15 @@ func (fs *fileSystem) invalidateAll() {
 	if fs.server == nil {
 		return
 	}
+	// Directories drop their cached listings too (offset 0: the pages that
+	// hold them); other inodes their attributes.
+	fs.server.InodeNotify(lower.RootID, 0, 0)
 	for _, n := range fs.tree.Names() {
 		fs.server.EntryNotify(n.Parent.ID, n.Name)
-		fs.server.InodeNotify(n.Ino.ID, -1, 0)
+		off := int64(-1)
+		if n.Ino.Type == unix.S_IFDIR {
+			off = 0
+		}
+		fs.server.InodeNotify(n.Ino.ID, off, 0)
 	}
 }

@@ -358,6 +358,27 @@ func (c *Chain) DependsOnCaller(path string) bool {
 	return false
 }
 
+// ListingCacheable reports whether the kernel may keep the listing of the
+// directory dir (its view path) and show it to every caller: no rule that
+// drops entries depends on the caller beneath dir, and no rule observes
+// results (a post-filter must see every listing that is made).
+func (c *Chain) ListingCacheable(dir string) bool {
+	if len(c.post) > 0 {
+		return false
+	}
+	for _, i := range c.dir {
+		x := c.rules[i]
+		if x.When.IsZero() && x.dependent == nil {
+			continue
+		}
+		below, ok := x.Filter.(ScopedBelow)
+		if !ok || below.CoversBelow(dir) {
+			return false
+		}
+	}
+	return true
+}
+
 // Stats returns each rule's decision counts.
 func (c *Chain) Stats() []RuleStats {
 	out := make([]RuleStats, 0, c.Len())

@@ -205,3 +205,11 @@ type CallerDependent interface {
 type Scoped interface {
 	Covers(path string) bool
 }
+
+// ScopedBelow is implemented by scoped filters that can tell whether they
+// may act on anything beneath a directory. A directory filter with a
+// condition that does not implement it is taken to act beneath every
+// directory, so that no listing is cached for everyone.
+type ScopedBelow interface {
+	CoversBelow(dir string) bool
+}

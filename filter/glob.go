@@ -171,6 +171,17 @@ func (ps Patterns) Match(name string) bool {
 	return false
 }
 
+// MatchBelow reports whether any pattern could match a path strictly
+// beneath dir.
+func (ps Patterns) MatchBelow(dir string) bool {
+	for _, p := range ps {
+		if p.MatchBelow(dir) {
+			return true
+		}
+	}
+	return false
+}
+
 // Escapes reports whether renaming from to to could carry something the
 // patterns match out of their reach: the node itself, or for a directory
 // anything beneath it (patterns that match by name alone excepted).

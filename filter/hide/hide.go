@@ -18,9 +18,10 @@ type Filter struct {
 }
 
 var (
-	_ filter.PreFilter = (*Filter)(nil)
-	_ filter.DirFilter = (*Filter)(nil)
-	_ filter.Scoped    = (*Filter)(nil)
+	_ filter.PreFilter   = (*Filter)(nil)
+	_ filter.DirFilter   = (*Filter)(nil)
+	_ filter.Scoped      = (*Filter)(nil)
+	_ filter.ScopedBelow = (*Filter)(nil)
 )
 
 // New returns a filter hiding paths.
@@ -34,6 +35,9 @@ func (f *Filter) Paths() filter.Patterns { return f.paths }
 
 // Covers reports whether path is hidden.
 func (f *Filter) Covers(path string) bool { return f.paths.Match(path) }
+
+// CoversBelow reports whether something beneath dir may be hidden.
+func (f *Filter) CoversBelow(dir string) bool { return f.paths.MatchBelow(dir) }
 
 // Pre refuses every operation on or onto a hidden path.
 func (f *Filter) Pre(r *filter.Request) error {
