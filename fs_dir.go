@@ -130,7 +130,7 @@ func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryLi
 				var st unix.Stat_t
 				// An entry removed since getdents is left without a
 				// node (NodeId 0), which the kernel skips.
-				if child, err := fs.tree.LookupAt(d.fd, lname, &st); err == nil {
+				if child, err := fs.tree.LookupAt(d.ino, d.fd, lname, &st); err == nil {
 					if c == nil {
 						fs.fillEntry(child, &st, eo)
 					} else {

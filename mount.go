@@ -60,7 +60,12 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	}
 	lower.RaiseFDLimit()
 	unix.Umask(0)
-	tree, err := lower.Open(low, lower.Options{MaxFDs: opts.MaxInodeFDs})
+	tree, err := lower.Open(low, lower.Options{
+		MaxFDs: opts.MaxInodeFDs,
+		// A directory moved out of the tree underneath the mount is
+		// refused within what the kernel may cache anyway, and 1 s.
+		RecheckAfter: min(opts.Cache.timeout(), time.Second),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLower, err)
 	}

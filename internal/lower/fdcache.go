@@ -9,7 +9,9 @@ import (
 // fdCache bounds the O_PATH descriptors held for inodes. Inodes that can be
 // reopened by handle sit on an LRU list while they hold a descriptor; past
 // max, the least recently used ones that no operation is using lose theirs.
-// Inodes without a handle keep their descriptor pinned.
+// Inodes without a handle keep their descriptor pinned. Inodes found by a
+// lookup get no descriptor until an operation needs one (see Tree.adopt):
+// until then they are known by their directory and name.
 type fdCache struct {
 	mu         sync.Mutex
 	max        int
@@ -18,26 +20,83 @@ type fdCache struct {
 	head, tail *Inode // most and least recently used
 }
 
-// holds reports whether ino has a descriptor now. Caller holds no fdCache lock.
-func (c *fdCache) holds(ino *Inode) bool {
+// knownState is what the table's inode with a lookup's key says about the
+// file the lookup found.
+type knownState int
+
+const (
+	knownOther    knownState = iota // another file: the lookup gets a new inode
+	knownSame                       // the same file
+	knownByHandle                   // compare file handles to tell
+)
+
+// known compares the table's inode ino with a file of the same key and type
+// found as name in parent. A held descriptor keeps the inode alive, so its
+// number cannot have been reused.
+func (c *fdCache) known(ino *Inode, parent *Inode, name string) knownState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return ino.fd >= 0
+	switch {
+	case ino.fd >= 0:
+		return knownSame
+	case ino.lazy != nil:
+		if ino.lazy.parent == parent && ino.lazy.name == name {
+			return knownSame
+		}
+		return knownOther
+	case ino.handleValid:
+		return knownByHandle
+	}
+	return knownOther
+}
+
+// sameFile reports whether the table entry old and fresh, just opened with
+// the same key, are the same file.
+func (c *fdCache) sameFile(old, fresh *Inode) bool {
+	if old.Type != fresh.Type {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case old.fd >= 0:
+		return true
+	case old.handleValid && fresh.handleValid:
+		return string(old.handle.Bytes()) == string(fresh.handle.Bytes()) && old.handle.Type() == fresh.handle.Type()
+	}
+	// An inode not opened yet is known by name only (see Tree.adopt), and
+	// one without a descriptor or handle is stale.
+	return false
+}
+
+// relocate moves an inode not opened yet from one name to another.
+func (c *fdCache) relocate(ino *Inode, from, to location) {
+	c.mu.Lock()
+	if ino.lazy != nil && *ino.lazy == from {
+		ino.lazy = &to
+	}
+	c.mu.Unlock()
 }
 
 // install gives a new inode its first descriptor.
 func (c *fdCache) install(ino *Inode, fd int) {
 	c.mu.Lock()
 	ino.fd = fd
-	var victims []int
-	if ino.evictable() {
-		c.pushFront(ino)
-		victims = c.evict()
-	} else {
-		c.pinned++
-	}
+	victims := c.track(ino)
 	c.mu.Unlock()
 	closeAll(victims)
+}
+
+// track puts ino, which just got its descriptor, on the LRU list or counts
+// it as pinned. Caller holds mu and closes what it returns.
+func (c *fdCache) track(ino *Inode) []int {
+	if ino.evictable() {
+		c.pushFront(ino)
+		return c.evict()
+	}
+	ino.pinned = true
+	c.pinned++
+	return nil
 }
 
 // offer gives ino a descriptor if it has none, else closes fd.
@@ -49,13 +108,14 @@ func (c *fdCache) offer(ino *Inode, fd int) {
 		return
 	}
 	ino.fd = fd
-	c.pushFront(ino)
-	victims := c.evict()
+	victims := c.track(ino)
 	c.mu.Unlock()
 	closeAll(victims)
 }
 
-// acquire returns a descriptor of ino that stays open until release.
+// acquire returns a descriptor of ino that stays open until release: the
+// one it holds, or one reopened by handle, or for an inode not opened yet
+// one opened by name.
 func (c *fdCache) acquire(t *Tree, ino *Inode) (int, error) {
 	c.mu.Lock()
 	if ino.fd >= 0 {
@@ -68,11 +128,20 @@ func (c *fdCache) acquire(t *Tree, ino *Inode) (int, error) {
 		c.mu.Unlock()
 		return fd, nil
 	}
+	handle, byHandle, lazy := ino.handle, ino.handleValid, ino.lazy
 	c.mu.Unlock()
-	if !ino.evictable() {
+	var fd int
+	var err error
+	var fresh unix.FileHandle
+	var freshValid bool
+	switch {
+	case byHandle:
+		fd, err = unix.OpenByHandleAt(t.mountFD, handle, unix.O_PATH|unix.O_CLOEXEC)
+	case lazy != nil:
+		fd, fresh, freshValid, err = t.resolve(ino, lazy)
+	default:
 		return -1, unix.ESTALE
 	}
-	fd, err := unix.OpenByHandleAt(t.mountFD, ino.handle, unix.O_PATH|unix.O_CLOEXEC)
 	if err != nil {
 		return -1, err
 	}
@@ -85,17 +154,20 @@ func (c *fdCache) acquire(t *Tree, ino *Inode) (int, error) {
 		unix.Close(fd)
 		return cur, nil
 	}
-	if ino.forgotten {
-		// The kernel forgot it meanwhile: the descriptor is closed on release.
-		ino.fd = fd
-		ino.users++
-		c.mu.Unlock()
-		return fd, nil
+	if lazy != nil {
+		ino.lazy = nil
+		if !ino.handleValid {
+			ino.handle, ino.handleValid = fresh, freshValid
+		}
 	}
 	ino.fd = fd
 	ino.users++
-	c.pushFront(ino)
-	victims := c.evict()
+	if ino.forgotten {
+		// The kernel forgot it meanwhile: the descriptor is closed on release.
+		c.mu.Unlock()
+		return fd, nil
+	}
+	victims := c.track(ino)
 	c.mu.Unlock()
 	closeAll(victims)
 	return fd, nil
@@ -136,10 +208,11 @@ func (c *fdCache) drop(ino *Inode) int {
 	ino.fd = -1
 	if ino.inLRU {
 		c.unlink(ino)
-	} else if !ino.evictable() {
+	} else if ino.pinned {
+		ino.pinned = false
 		c.pinned--
 	}
-	// A forgotten evictable inode reopened by handle is on no list.
+	// A forgotten inode reopened meanwhile is on no list.
 	return fd
 }
 

@@ -2,7 +2,9 @@ package lower
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,10 +30,10 @@ func (t *Tree) Release(ino *Inode) { t.fds.release(ino) }
 // keeps lookups and changes inside the tree.
 func (t *Tree) AcquireDir(ino *Inode) (int, error) {
 	fd, err := t.Acquire(ino)
-	if err != nil || ino == t.root {
+	if err != nil {
 		return fd, err
 	}
-	if !t.beneath(fd) {
+	if !t.Beneath(ino, fd) {
 		t.Release(ino)
 		return -1, unix.ENOENT
 	}
@@ -39,9 +41,12 @@ func (t *Tree) AcquireDir(ino *Inode) (int, error) {
 }
 
 // beneath reports whether the directory fd is the lower root or lies under
-// it, by the path the kernel gives it now.
+// it, by the path the kernel gives it now. It runs for every lookup, so it
+// reads the descriptor's link relative to an open /proc/self/fd into a
+// buffer on the stack.
 func (t *Tree) beneath(fd int) bool {
-	p, err := readlinkString(procPath(fd))
+	var buf [512]byte
+	p, err := t.fdLink(fd, buf[:])
 	if err != nil {
 		return false
 	}
@@ -58,12 +63,34 @@ func (t *Tree) beneath(fd int) bool {
 	return within(p, now)
 }
 
-// within reports whether path is dir or lies under it.
-func within(path, dir string) bool {
-	if dir == "/" {
-		return strings.HasPrefix(path, "/")
+// fdLink returns the path the kernel gives the descriptor fd now, read into
+// buf when it fits.
+func (t *Tree) fdLink(fd int, buf []byte) ([]byte, error) {
+	if t.procFD < 0 {
+		s, err := readlinkString(procPath(fd))
+		return []byte(s), err
 	}
-	return path == dir || strings.HasPrefix(path, dir+"/")
+	var num [20]byte
+	name := string(strconv.AppendInt(num[:0], int64(fd), 10))
+	for {
+		n, err := unix.Readlinkat(t.procFD, name, buf)
+		if err != nil {
+			return nil, err
+		}
+		if n < len(buf) {
+			return buf[:n], nil
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// within reports whether path is dir or lies under it.
+func within(path []byte, dir string) bool {
+	if dir == "/" {
+		return len(path) > 0 && path[0] == '/'
+	}
+	return len(path) >= len(dir) && string(path[:len(dir)]) == dir &&
+		(len(path) == len(dir) || path[len(dir)] == '/')
 }
 
 // checkName refuses anything but a single path component.
@@ -88,29 +115,70 @@ func (t *Tree) Lookup(parent *Inode, name string, st *unix.Stat_t) (*Inode, erro
 		return nil, err
 	}
 	defer t.Release(parent)
-	return t.LookupAt(pfd, name, st)
+	return t.LookupAt(parent, pfd, name, st)
 }
 
-// LookupAt is Lookup in the directory open as dirfd, which the caller has
-// checked (Beneath) and keeps open: readdirplus looks up every entry of a
+// LookupAt is Lookup in the directory parent open as dirfd, which the caller
+// has checked (Beneath) and keeps open: readdirplus looks up every entry of a
 // directory it is listing.
-func (t *Tree) LookupAt(dirfd int, name string, st *unix.Stat_t) (*Inode, error) {
+func (t *Tree) LookupAt(parent *Inode, dirfd int, name string, st *unix.Stat_t) (*Inode, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
 	if err := unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, err
 	}
-	if ino := t.knownPinned(st); ino != nil {
+	if ino, ok := t.adopt(parent, name, st); ok {
 		return ino, nil
 	}
 	return t.openChild(dirfd, name, st)
 }
 
+// resolve opens an inode not opened yet by its name, and checks that the
+// name still holds it: ENOENT when the name is gone, ESTALE when it now
+// holds another file. It returns the descriptor and, when the tree uses
+// them, a file handle of the inode.
+func (t *Tree) resolve(ino *Inode, at *location) (int, unix.FileHandle, bool, error) {
+	pfd, err := t.AcquireDir(at.parent)
+	if err != nil {
+		return -1, unix.FileHandle{}, false, err
+	}
+	defer t.Release(at.parent)
+	fd, err := unix.Openat(pfd, at.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, unix.FileHandle{}, false, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, unix.FileHandle{}, false, err
+	}
+	if (Key{st.Dev, st.Ino}) != ino.Key || st.Mode&unix.S_IFMT != ino.Type {
+		unix.Close(fd)
+		return -1, unix.FileHandle{}, false, unix.ESTALE
+	}
+	h, ok := t.handleOf(fd, &st)
+	return fd, h, ok, nil
+}
+
 // Beneath reports whether the open directory dirfd of ino is still beneath
-// the lower root (see AcquireDir).
+// the lower root (see AcquireDir). A directory found there is trusted for
+// Options.RecheckAfter before it is checked again.
 func (t *Tree) Beneath(ino *Inode, dirfd int) bool {
-	return ino == t.root || t.beneath(dirfd)
+	if ino == t.root {
+		return true
+	}
+	now := int64(time.Since(t.epoch))
+	if t.recheck > 0 && now < ino.beneathUntil.Load() {
+		return true
+	}
+	if !t.beneath(dirfd) {
+		return false
+	}
+	if t.recheck > 0 {
+		ino.beneathUntil.Store(now + int64(t.recheck))
+	}
+	return true
 }
 
 // openChild opens name in the directory pfd as O_PATH, fills st from the
@@ -306,21 +374,22 @@ func openFlags(flags int) int {
 // Open opens ino for I/O with the given open(2) flags.
 func (t *Tree) Open(ino *Inode, flags int) (int, error) {
 	flags = openFlags(flags) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)
-	if ino.handleValid {
-		return unix.OpenByHandleAt(t.mountFD, ino.handle, flags)
-	}
 	fd, err := t.Acquire(ino)
 	if err != nil {
 		return -1, err
 	}
 	defer t.Release(ino)
-	return reopen(fd, flags)
+	return t.reopen(fd, flags)
 }
 
 // reopen opens the file behind the O_PATH descriptor fd with new flags. The
 // magic link in /proc refers to the inode itself, not to a path.
-func reopen(fd, flags int) (int, error) {
-	return unix.Open(procPath(fd), flags&^unix.O_NOFOLLOW, 0)
+func (t *Tree) reopen(fd, flags int) (int, error) {
+	flags &^= unix.O_NOFOLLOW
+	if t.procFD < 0 {
+		return unix.Open(procPath(fd), flags, 0)
+	}
+	return unix.Openat(t.procFD, strconv.Itoa(fd), flags, 0)
 }
 
 // OpenDir opens the directory ino for reading entries.
@@ -372,7 +441,21 @@ func (t *Tree) Rename(oldParent *Inode, oldName string, newParent *Inode, newNam
 		return err
 	}
 	defer t.Release(newParent)
-	return unix.Renameat2(ofd, oldName, nfd, newName, uint(flags))
+	// Inodes not opened yet are known by name: they move with it.
+	var src, dst unix.Stat_t
+	srcOK := unix.Fstatat(ofd, oldName, &src, unix.AT_SYMLINK_NOFOLLOW) == nil
+	dstOK := flags&unix.RENAME_EXCHANGE != 0 && unix.Fstatat(nfd, newName, &dst, unix.AT_SYMLINK_NOFOLLOW) == nil
+	if err := unix.Renameat2(ofd, oldName, nfd, newName, uint(flags)); err != nil {
+		return err
+	}
+	from, to := location{oldParent, oldName}, location{newParent, newName}
+	if srcOK {
+		t.relocate(&src, from, to)
+	}
+	if dstOK {
+		t.relocate(&dst, to, from)
+	}
+	return nil
 }
 
 // Readlink returns the target of the symlink ino.

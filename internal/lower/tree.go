@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,32 +50,39 @@ type Inode struct {
 
 	loc atomic.Pointer[location] // where the view shows it (SetName)
 
+	beneathUntil atomic.Int64 // a directory: until when (since Tree.epoch) it is trusted beneath the root
+
 	lookups uint64 // protected by Tree.mu
 
 	// Fields protected by fdCache.mu.
-	prev, next *Inode // LRU links, only while fd >= 0 and evictable
-	fd         int    // O_PATH descriptor, -1 when evicted
-	users      int32  // callers between Acquire and Release
+	prev, next *Inode    // LRU links, only while fd >= 0 and evictable
+	lazy       *location // where to open it (lower name) until it first has a descriptor
+	fd         int       // O_PATH descriptor, -1 when evicted or not opened yet
+	users      int32     // callers between Acquire and Release
 
 	// Type is the S_IFMT bits of the inode's mode.
 	Type uint32
 
-	handleValid bool
+	handleValid bool // protected by fdCache.mu; set once
 	forgotten   bool // protected by fdCache.mu
 	inLRU       bool // protected by fdCache.mu
+	pinned      bool // protected by fdCache.mu: holds a descriptor it keeps
 }
 
-// Evictable reports whether the inode's descriptor may be closed and reopened
-// by handle.
+// evictable reports whether the inode's descriptor may be closed and reopened
+// by handle. Caller holds fdCache.mu.
 func (ino *Inode) evictable() bool { return ino.handleValid }
 
 // Tree is the inode table of one lower directory.
 type Tree struct {
 	rootFD   int
 	mountFD  int // O_RDONLY descriptor of the root: open_by_handle_at refuses O_PATH ones
+	procFD   int // /proc/self/fd, to read descriptors' paths (-1 without /proc)
 	rootDev  uint64
 	rootPath atomic.Pointer[string] // the root's path now, for AcquireDir
 	handles  bool                   // open_by_handle_at works on this tree
+	recheck  time.Duration          // Options.RecheckAfter
+	epoch    time.Time              // origin of Inode.beneathUntil
 	root     *Inode
 	fds      fdCache
 
@@ -90,6 +98,10 @@ type Options struct {
 	// MaxFDs bounds the O_PATH descriptors kept open for inodes that can be
 	// reopened by handle. Zero means a default derived from RLIMIT_NOFILE.
 	MaxFDs int
+	// RecheckAfter is how long a directory found beneath the root is
+	// trusted to stay there before the next use checks again (see
+	// AcquireDir). Zero checks on every use.
+	RecheckAfter time.Duration
 }
 
 // ErrNotDir is returned by Open when the lower root is not a directory.
@@ -114,9 +126,16 @@ func Open(path string, opts Options) (*Tree, error) {
 	if err != nil {
 		mountFD = -1 // no handles then
 	}
+	procFD, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		procFD = -1
+	}
 	t := &Tree{
 		rootFD:  fd,
 		mountFD: mountFD,
+		procFD:  procFD,
+		recheck: opts.RecheckAfter,
+		epoch:   time.Now(),
 		rootDev: st.Dev,
 		byKey:   make(map[Key]*Inode),
 		byID:    make(map[uint64]*Inode),
@@ -197,8 +216,10 @@ func (t *Tree) Close() {
 	}
 	t.fds.head, t.fds.tail, t.fds.n = nil, nil, 0
 	t.fds.mu.Unlock()
-	if t.mountFD >= 0 {
-		unix.Close(t.mountFD)
+	for _, fd := range []int{t.mountFD, t.procFD} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 	}
 	t.byID = map[uint64]*Inode{}
 	t.byKey = map[Key]*Inode{}
@@ -287,57 +308,89 @@ func (t *Tree) shrink() {
 // gone, which an evicted descriptor no longer prevents; the file handle (which
 // carries the generation) tells a reused number from the same file.
 func (t *Tree) register(fd int, st *unix.Stat_t) *Inode {
-	ino := &Inode{Key: Key{st.Dev, st.Ino}, Type: st.Mode & unix.S_IFMT, fd: -1}
-	if t.handles && st.Dev == t.rootDev {
-		if h, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH); err == nil {
-			// An exact-size copy: NameToHandleAt's buffer is much larger.
-			ino.handle, ino.handleValid = unix.NewFileHandle(h.Type(), h.Bytes()), true
-		}
-	}
+	ino := t.newInode(st)
+	ino.handle, ino.handleValid = t.handleOf(fd, st)
 	t.mu.Lock()
-	if old := t.byKey[ino.Key]; old != nil && sameFile(old, ino) {
+	if old := t.byKey[ino.Key]; old != nil && t.fds.sameFile(old, ino) {
 		old.lookups++
 		t.mu.Unlock()
 		t.fds.offer(old, fd)
 		return old
 	}
+	t.add(ino)
+	t.mu.Unlock()
+	t.fds.install(ino, fd)
+	return ino
+}
+
+// newInode returns a table entry for st, not yet in the table.
+func (t *Tree) newInode(st *unix.Stat_t) *Inode {
+	return &Inode{Key: Key{st.Dev, st.Ino}, Type: st.Mode & unix.S_IFMT, fd: -1}
+}
+
+// add puts a new inode in the table with one lookup. Caller holds mu.
+func (t *Tree) add(ino *Inode) {
 	ino.ID = t.nextID
 	t.nextID++
 	ino.lookups = 1
 	t.byKey[ino.Key] = ino // a stale entry with the same key stays in byID until forgotten
 	t.byID[ino.ID] = ino
 	t.peak = max(t.peak, len(t.byID))
-	t.mu.Unlock()
-	t.fds.install(ino, fd)
-	return ino
 }
 
-// sameFile reports whether a table entry and a freshly opened inode with the
-// same key are the same file.
-func sameFile(old, fresh *Inode) bool {
-	if old.Type != fresh.Type {
-		return false
+// handleOf returns a file handle of the inode open as fd, when the tree
+// reopens inodes by handle.
+func (t *Tree) handleOf(fd int, st *unix.Stat_t) (unix.FileHandle, bool) {
+	if !t.handles || st.Dev != t.rootDev {
+		return unix.FileHandle{}, false
 	}
-	if old.handleValid && fresh.handleValid {
-		return string(old.handle.Bytes()) == string(fresh.handle.Bytes()) && old.handle.Type() == fresh.handle.Type()
+	h, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+	if err != nil {
+		return unix.FileHandle{}, false
 	}
-	// Without handles the old entry's descriptor is pinned, which keeps its
-	// inode number from being reused.
-	return !old.handleValid
+	// An exact-size copy: NameToHandleAt's buffer is much larger.
+	return unix.NewFileHandle(h.Type(), h.Bytes()), true
 }
 
-// knownPinned returns the table entry for st after counting one more lookup,
-// provided the entry holds a descriptor right now: an open descriptor keeps
-// the inode alive, so its number cannot have been reused. It returns nil
-// otherwise, and the caller must open the name to compare handles.
-func (t *Tree) knownPinned(st *unix.Stat_t) *Inode {
-	key := Key{st.Dev, st.Ino}
+// adopt counts one more lookup of the table's inode for st, found as name
+// in parent, or adds a new inode for it that is opened only when first used:
+// a lookup that only reads attributes then costs one fstatat. It reports
+// false when the name must be opened instead: to compare file handles with
+// an inode the table knows by handle, or for a hard-linked file.
+//
+// An inode not opened yet is known by where it was found. Found again under
+// another name, it may have been renamed underneath the mount or deleted and
+// its number reused: the new name gets a new inode.
+func (t *Tree) adopt(parent *Inode, name string, st *unix.Stat_t) (*Inode, bool) {
+	key, typ := Key{st.Dev, st.Ino}, st.Mode&unix.S_IFMT
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ino := t.byKey[key]
-	if ino == nil || ino.Type != st.Mode&unix.S_IFMT || !t.fds.holds(ino) {
-		return nil
+	if ino := t.byKey[key]; ino != nil && ino.Type == typ {
+		switch t.fds.known(ino, parent, name) {
+		case knownSame:
+			ino.lookups++
+			return ino, true
+		case knownByHandle:
+			return nil, false
+		}
 	}
-	ino.lookups++
-	return ino
+	if typ != unix.S_IFDIR && st.Nlink > 1 {
+		// A hard-linked file keeps one identity through all its names.
+		return nil, false
+	}
+	ino := t.newInode(st)
+	ino.lazy = &location{parent: parent, name: name}
+	t.add(ino)
+	return ino, true
+}
+
+// relocate records that the inode the table holds for st, if it is not
+// opened yet and known as from, is now to (a rename through the mount).
+func (t *Tree) relocate(st *unix.Stat_t, from, to location) {
+	t.mu.RLock()
+	ino := t.byKey[Key{st.Dev, st.Ino}]
+	t.mu.RUnlock()
+	if ino != nil && ino.Type == st.Mode&unix.S_IFMT {
+		t.fds.relocate(ino, from, to)
+	}
 }
