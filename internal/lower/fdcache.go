@@ -81,7 +81,7 @@ func (c *fdCache) relocate(ino *Inode, from, to location) {
 // install gives a new inode its first descriptor.
 func (c *fdCache) install(ino *Inode, fd int) {
 	c.mu.Lock()
-	ino.fd = fd
+	ino.fd = int32(fd)
 	victims := c.track(ino)
 	c.mu.Unlock()
 	closeAll(victims)
@@ -107,7 +107,7 @@ func (c *fdCache) offer(ino *Inode, fd int) {
 		unix.Close(fd)
 		return
 	}
-	ino.fd = fd
+	ino.fd = int32(fd)
 	victims := c.track(ino)
 	c.mu.Unlock()
 	closeAll(victims)
@@ -124,7 +124,7 @@ func (c *fdCache) acquire(t *Tree, ino *Inode) (int, error) {
 			c.unlink(ino)
 			c.pushFront(ino)
 		}
-		fd := ino.fd
+		fd := int(ino.fd)
 		c.mu.Unlock()
 		return fd, nil
 	}
@@ -149,7 +149,7 @@ func (c *fdCache) acquire(t *Tree, ino *Inode) (int, error) {
 	if ino.fd >= 0 {
 		// Another operation reopened it first.
 		ino.users++
-		cur := ino.fd
+		cur := int(ino.fd)
 		c.mu.Unlock()
 		unix.Close(fd)
 		return cur, nil
@@ -160,7 +160,7 @@ func (c *fdCache) acquire(t *Tree, ino *Inode) (int, error) {
 			ino.handle, ino.handleValid = fresh, freshValid
 		}
 	}
-	ino.fd = fd
+	ino.fd = int32(fd)
 	ino.users++
 	if ino.forgotten {
 		// The kernel forgot it meanwhile: the descriptor is closed on release.
@@ -204,7 +204,7 @@ func (c *fdCache) forget(ino *Inode) {
 
 // drop detaches ino's descriptor and returns it for closing. Caller holds mu.
 func (c *fdCache) drop(ino *Inode) int {
-	fd := ino.fd
+	fd := int(ino.fd)
 	ino.fd = -1
 	if ino.inLRU {
 		c.unlink(ino)

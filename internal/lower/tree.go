@@ -57,7 +57,7 @@ type Inode struct {
 	// Fields protected by fdCache.mu.
 	prev, next *Inode    // LRU links, only while fd >= 0 and evictable
 	lazy       *location // where to open it (lower name) until it first has a descriptor
-	fd         int       // O_PATH descriptor, -1 when evicted or not opened yet
+	fd         int32     // O_PATH descriptor, -1 when evicted or not opened yet
 	users      int32     // callers between Acquire and Release
 
 	// Type is the S_IFMT bits of the inode's mode.
@@ -145,7 +145,7 @@ func Open(path string, opts Options) (*Tree, error) {
 	if t.fds.max <= 0 {
 		t.fds.max = DefaultMaxFDs()
 	}
-	root := &Inode{ID: RootID, Key: Key{st.Dev, st.Ino}, Type: st.Mode & unix.S_IFMT, fd: fd, lookups: 1}
+	root := &Inode{ID: RootID, Key: Key{st.Dev, st.Ino}, Type: st.Mode & unix.S_IFMT, fd: int32(fd), lookups: 1}
 	t.root = root
 	t.byKey[root.Key] = root
 	t.byID[RootID] = root
@@ -210,7 +210,7 @@ func (t *Tree) Close() {
 	t.fds.mu.Lock()
 	for _, ino := range t.byID {
 		if ino.fd >= 0 {
-			unix.Close(ino.fd)
+			unix.Close(int(ino.fd))
 			ino.fd = -1
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -329,5 +330,13 @@ func TestDirectoryMovedOutRechecked(t *testing.T) {
 	time.Sleep(2 * recheck)
 	if _, err := tr.Lookup(d, "inside", &st); err != unix.ENOENT {
 		t.Errorf("lookup in a directory moved out of the tree, after RecheckAfter: %v, want ENOENT", err)
+	}
+}
+
+// TestInodeSize keeps an Inode in the 96-byte allocation class: the kernel
+// may cache millions of them, and the next class is 112 bytes.
+func TestInodeSize(t *testing.T) {
+	if n := unsafe.Sizeof(Inode{}); n > 96 {
+		t.Errorf("an Inode takes %d bytes, want at most 96", n)
 	}
 }
