@@ -113,24 +113,30 @@ func (c *fdCache) offer(ino *Inode, fd int) {
 	closeAll(victims)
 }
 
+// held returns the descriptor ino holds, acquired until release, or -1 with
+// what reopens it: its file handle, or for an inode not opened yet its name.
+func (c *fdCache) held(ino *Inode) (fd int, handle unix.FileHandle, byHandle bool, lazy *location) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ino.fd < 0 {
+		return -1, ino.handle, ino.handleValid, ino.lazy
+	}
+	ino.users++
+	if ino.inLRU {
+		c.unlink(ino)
+		c.pushFront(ino)
+	}
+	return int(ino.fd), unix.FileHandle{}, false, nil
+}
+
 // acquire returns a descriptor of ino that stays open until release: the
 // one it holds, or one reopened by handle, or for an inode not opened yet
 // one opened by name.
 func (c *fdCache) acquire(t *Tree, ino *Inode) (int, error) {
-	c.mu.Lock()
-	if ino.fd >= 0 {
-		ino.users++
-		if ino.inLRU {
-			c.unlink(ino)
-			c.pushFront(ino)
-		}
-		fd := int(ino.fd)
-		c.mu.Unlock()
+	fd, handle, byHandle, lazy := c.held(ino)
+	if fd >= 0 {
 		return fd, nil
 	}
-	handle, byHandle, lazy := ino.handle, ino.handleValid, ino.lazy
-	c.mu.Unlock()
-	var fd int
 	var err error
 	var fresh unix.FileHandle
 	var freshValid bool

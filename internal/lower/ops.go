@@ -374,9 +374,16 @@ func openFlags(flags int) int {
 // Open opens ino for I/O with the given open(2) flags.
 func (t *Tree) Open(ino *Inode, flags int) (int, error) {
 	flags = openFlags(flags) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)
-	fd, err := t.Acquire(ino)
-	if err != nil {
-		return -1, err
+	fd, handle, byHandle, _ := t.fds.held(ino)
+	if fd < 0 && byHandle {
+		// Evicted: one open by handle, not an O_PATH reopen and then this.
+		return unix.OpenByHandleAt(t.mountFD, handle, flags)
+	}
+	if fd < 0 {
+		var err error
+		if fd, err = t.Acquire(ino); err != nil {
+			return -1, err
+		}
 	}
 	defer t.Release(ino)
 	return t.reopen(fd, flags)
