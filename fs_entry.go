@@ -422,15 +422,18 @@ func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName,
 	}
 	r.NewPath = rn.Path
 	// The nodes that move, to name them anew once moved.
-	var src, dst unix.Stat_t
-	if err := fs.tree.StatAt(oldParent, lold, &src); err != nil {
+	var m lower.Moved
+	src, dst := &m.Src, &m.Dst
+	if err := fs.tree.StatAt(oldParent, lold, src); err != nil {
 		return fs.post(c, r, fs.status("rename", err))
 	}
+	m.HaveSrc = true
 	exchange := in.Flags&unix.RENAME_EXCHANGE != 0
 	if exchange {
-		if err := fs.tree.StatAt(newParent, lnew, &dst); err != nil {
+		if err := fs.tree.StatAt(newParent, lnew, dst); err != nil {
 			return fs.post(c, r, fs.status("rename", err))
 		}
+		m.HaveDst = true
 		// An exchange also moves the destination to the source's place.
 		back := *r
 		back.Path, back.NewPath, back.Type = r.NewPath, r.Path, dst.Mode&unix.S_IFMT
@@ -442,14 +445,14 @@ func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName,
 	if _, s := fs.pre(c, r, false); !s.Ok() {
 		return fs.post(c, r, s)
 	}
-	if err := fs.tree.Rename(oldParent, lold, newParent, lnew, in.Flags); err != nil {
+	if err := fs.tree.RenameMoved(oldParent, lold, newParent, lnew, in.Flags, &m); err != nil {
 		return fs.post(c, r, fs.status("rename", err))
 	}
-	if ino := fs.tree.ByKey(&src); ino != nil {
+	if ino := fs.tree.ByKey(src); ino != nil {
 		fs.tree.SetName(ino, newParent, newName)
 	}
 	if exchange {
-		if ino := fs.tree.ByKey(&dst); ino != nil {
+		if ino := fs.tree.ByKey(dst); ino != nil {
 			fs.tree.SetName(ino, oldParent, oldName)
 		}
 	}

@@ -432,6 +432,20 @@ func (t *Tree) inDir(parent *Inode, name string, fn func(pfd int) error) error {
 
 // Rename renames with renameat2 flags (RENAME_NOREPLACE, RENAME_EXCHANGE…).
 func (t *Tree) Rename(oldParent *Inode, oldName string, newParent *Inode, newName string, flags uint32) error {
+	return t.RenameMoved(oldParent, oldName, newParent, newName, flags, nil)
+}
+
+// Moved is what a rename moves, as it was found just before: the source
+// and, for an exchange, the destination.
+type Moved struct {
+	Src, Dst         unix.Stat_t
+	HaveSrc, HaveDst bool
+}
+
+// RenameMoved is Rename for a caller that has already looked at what moves
+// (m); with a nil m it looks itself. Inodes not opened yet are known by name
+// and move with it.
+func (t *Tree) RenameMoved(oldParent *Inode, oldName string, newParent *Inode, newName string, flags uint32, m *Moved) error {
 	if err := checkName(oldName); err != nil {
 		return err
 	}
@@ -448,19 +462,20 @@ func (t *Tree) Rename(oldParent *Inode, oldName string, newParent *Inode, newNam
 		return err
 	}
 	defer t.Release(newParent)
-	// Inodes not opened yet are known by name: they move with it.
-	var src, dst unix.Stat_t
-	srcOK := unix.Fstatat(ofd, oldName, &src, unix.AT_SYMLINK_NOFOLLOW) == nil
-	dstOK := flags&unix.RENAME_EXCHANGE != 0 && unix.Fstatat(nfd, newName, &dst, unix.AT_SYMLINK_NOFOLLOW) == nil
+	if m == nil {
+		m = &Moved{}
+		m.HaveSrc = unix.Fstatat(ofd, oldName, &m.Src, unix.AT_SYMLINK_NOFOLLOW) == nil
+		m.HaveDst = flags&unix.RENAME_EXCHANGE != 0 && unix.Fstatat(nfd, newName, &m.Dst, unix.AT_SYMLINK_NOFOLLOW) == nil
+	}
 	if err := unix.Renameat2(ofd, oldName, nfd, newName, uint(flags)); err != nil {
 		return err
 	}
 	from, to := location{oldParent, oldName}, location{newParent, newName}
-	if srcOK {
-		t.relocate(&src, from, to)
+	if m.HaveSrc {
+		t.relocate(&m.Src, from, to)
 	}
-	if dstOK {
-		t.relocate(&dst, to, from)
+	if m.HaveDst {
+		t.relocate(&m.Dst, to, from)
 	}
 	return nil
 }
