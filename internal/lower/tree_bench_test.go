@@ -10,17 +10,13 @@ import (
 // BenchmarkLookupKnown measures a lookup of an inode the table holds with a
 // descriptor: one fstatat and a map lookup.
 func BenchmarkLookupKnown(b *testing.B) {
-	dir := b.TempDir()
-	tr, err := Open(dir, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
-	touchB(b, filepath.Join(dir, "f"))
+	tr, dir := openTree(b, 0)
+	touch(b, filepath.Join(dir, "f"))
 	var st unix.Stat_t
 	b.ReportAllocs()
 	var n uint64
 	var ino *Inode
+	var err error
 	for b.Loop() {
 		if ino, err = tr.Lookup(tr.Root(), "f", &st); err != nil {
 			b.Fatal(err)
@@ -33,13 +29,8 @@ func BenchmarkLookupKnown(b *testing.B) {
 // BenchmarkLookupNew measures registering an inode the table does not hold:
 // one fstatat and two map inserts; nothing is opened.
 func BenchmarkLookupNew(b *testing.B) {
-	dir := b.TempDir()
-	tr, err := Open(dir, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
-	touchB(b, filepath.Join(dir, "f"))
+	tr, dir := openTree(b, 0)
+	touch(b, filepath.Join(dir, "f"))
 	var st unix.Stat_t
 	b.ReportAllocs()
 	for b.Loop() {
@@ -55,13 +46,8 @@ func BenchmarkLookupNew(b *testing.B) {
 // use (a stat), which opens it by name: fstatat, then openat, fstat,
 // name_to_handle_at and the stat itself.
 func BenchmarkFirstUse(b *testing.B) {
-	dir := b.TempDir()
-	tr, err := Open(dir, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
-	touchB(b, filepath.Join(dir, "f"))
+	tr, dir := openTree(b, 0)
+	touch(b, filepath.Join(dir, "f"))
 	var st unix.Stat_t
 	b.ReportAllocs()
 	for b.Loop() {
@@ -80,15 +66,10 @@ func BenchmarkFirstUse(b *testing.B) {
 // budget is smaller than the working set, so inodes are reopened by handle
 // and others evicted.
 func BenchmarkLookupEvicted(b *testing.B) {
-	dir := b.TempDir()
-	tr, err := Open(dir, Options{MaxFDs: 4})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
+	tr, dir := openTree(b, 4)
 	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
 	for _, n := range names {
-		touchB(b, filepath.Join(dir, n))
+		touch(b, filepath.Join(dir, n))
 	}
 	var st unix.Stat_t
 	i := 0
@@ -108,13 +89,8 @@ func BenchmarkLookupEvicted(b *testing.B) {
 // BenchmarkAcquireRelease measures borrowing a cached descriptor, which every
 // operation on an inode does.
 func BenchmarkAcquireRelease(b *testing.B) {
-	dir := b.TempDir()
-	tr, err := Open(dir, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
-	touchB(b, filepath.Join(dir, "f"))
+	tr, dir := openTree(b, 0)
+	touch(b, filepath.Join(dir, "f"))
 	var st unix.Stat_t
 	ino, err := tr.Lookup(tr.Root(), "f", &st)
 	if err != nil {
@@ -130,13 +106,4 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			tr.Release(ino)
 		}
 	})
-}
-
-func touchB(b *testing.B, path string) {
-	b.Helper()
-	fd, err := unix.Open(path, unix.O_CREAT|unix.O_WRONLY, 0o644)
-	if err != nil {
-		b.Fatal(err)
-	}
-	unix.Close(fd)
 }
