@@ -66,14 +66,9 @@ func (t *Tree) beneath(fd int) bool {
 // fdLink returns the path the kernel gives the descriptor fd now, read into
 // buf when it fits.
 func (t *Tree) fdLink(fd int, buf []byte) ([]byte, error) {
-	if t.procFD < 0 {
-		s, err := readlinkString(procPath(fd))
-		return []byte(s), err
-	}
-	var num [20]byte
-	name := string(strconv.AppendInt(num[:0], int64(fd), 10))
+	dirfd, name := t.magicLink(fd)
 	for {
-		n, err := unix.Readlinkat(t.procFD, name, buf)
+		n, err := unix.Readlinkat(dirfd, name, buf)
 		if err != nil {
 			return nil, err
 		}
@@ -392,11 +387,18 @@ func (t *Tree) Open(ino *Inode, flags int) (int, error) {
 // reopen opens the file behind the O_PATH descriptor fd with new flags. The
 // magic link in /proc refers to the inode itself, not to a path.
 func (t *Tree) reopen(fd, flags int) (int, error) {
-	flags &^= unix.O_NOFOLLOW
+	dirfd, name := t.magicLink(fd)
+	return unix.Openat(dirfd, name, flags&^unix.O_NOFOLLOW, 0)
+}
+
+// magicLink names the /proc link of the descriptor fd for the *at calls:
+// relative to the open /proc/self/fd, which spares resolving that path on
+// every call.
+func (t *Tree) magicLink(fd int) (dirfd int, name string) {
 	if t.procFD < 0 {
-		return unix.Open(procPath(fd), flags, 0)
+		return unix.AT_FDCWD, procPath(fd)
 	}
-	return unix.Openat(t.procFD, strconv.Itoa(fd), flags, 0)
+	return t.procFD, strconv.Itoa(fd)
 }
 
 // OpenDir opens the directory ino for reading entries.
