@@ -85,6 +85,7 @@ type Tree struct {
 	epoch    time.Time              // origin of Inode.beneathUntil
 	root     *Inode
 	fds      fdCache
+	watch    atomic.Pointer[watcher] // set by Watch
 
 	mu     sync.RWMutex
 	byKey  map[Key]*Inode
@@ -205,6 +206,9 @@ func (t *Tree) HandlesSupported() bool { return t.handles }
 // Close releases every descriptor of the tree. The tree must not be used
 // afterwards.
 func (t *Tree) Close() {
+	if w := t.watch.Swap(nil); w != nil {
+		w.close()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.fds.mu.Lock()
@@ -275,6 +279,7 @@ func (t *Tree) Forget(id, n uint64) {
 	}
 	t.shrink()
 	t.mu.Unlock()
+	t.unwatchDir(ino)
 	t.fds.forget(ino)
 }
 

@@ -1,0 +1,358 @@
+package lower
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ChangeKind says what changed in the lower tree beside the mount.
+type ChangeKind uint8
+
+const (
+	// EntryChanged: the name Change.Name in Change.Dir was made, removed or
+	// moved.
+	EntryChanged ChangeKind = iota
+	// AttrChanged: the attributes of Change.Ino changed (mode, owner, times,
+	// link count).
+	AttrChanged
+	// DataChanged: the content of Change.Ino changed, and with it its size
+	// or times.
+	DataChanged
+)
+
+// Change is one change a Watch reports, in terms of the inode table.
+type Change struct {
+	Kind ChangeKind
+	Dir  *Inode // EntryChanged: the directory
+	Name string // EntryChanged: the lower name in Dir
+	Ino  *Inode // AttrChanged, DataChanged: the inode
+}
+
+// watchMask is what a watched directory reports: changes of its entries,
+// and changes of its children's (and its own) attributes and content.
+const watchMask = unix.FAN_CREATE | unix.FAN_DELETE | unix.FAN_MOVED_FROM | unix.FAN_MOVED_TO |
+	unix.FAN_ATTRIB | unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE | unix.FAN_EVENT_ON_CHILD | unix.FAN_ONDIR
+
+const entryEvents = unix.FAN_CREATE | unix.FAN_DELETE | unix.FAN_MOVED_FROM | unix.FAN_MOVED_TO
+
+// watchBatch is how long the watcher lets events gather after the first one
+// of a burst: the kernel merges repeated events on one file meanwhile (a
+// writer's every write is one event), and the daemon reads them in one go.
+const watchBatch = 2 * time.Millisecond
+
+// localFilesystems are the filesystem types (statfs f_type) whose every
+// change passes through this kernel, where fanotify sees it. A network or
+// FUSE lower can change without the kernel knowing.
+var localFilesystems = map[int64]string{
+	0xEF53:     "ext4",
+	0x58465342: "xfs",
+	0x9123683E: "btrfs",
+	0x01021994: "tmpfs",
+	0xF2F52010: "f2fs",
+	0xca451a4e: "bcachefs",
+	0x2fc12fc1: "zfs",
+}
+
+// watcher is a fanotify group with an inode mark on each directory of the
+// tree that has been searched (see Tree.Watch).
+type watcher struct {
+	fd       int // the fanotify group
+	wake     int // an eventfd that wakes the loop: to stop, or to report lost
+	self     int32
+	stopping atomic.Bool
+	lost     atomic.Bool // a mark could not be added: report lost events
+	done     chan struct{}
+
+	mu       sync.Mutex
+	byHandle map[string]*Inode // marked directories by file handle
+	marked   map[*Inode]string // and their handles
+}
+
+// Watch reports changes made to the lower tree beside the mount, by other
+// processes than this one, to fn: each directory searched through the tree
+// (AcquireDir) is watched until it is forgotten, with its children's
+// attributes and content. fn runs on the watcher's goroutine with the
+// changes of one burst; lost says that events were lost and anything may
+// have changed. Watch needs CAP_SYS_ADMIN and a local filesystem that
+// reports file handles; the error says why it cannot watch. Only inodes on
+// the root's filesystem are watched (see Watched).
+func (t *Tree) Watch(fn func(changes []Change, lost bool)) error {
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(t.rootFD, &sfs); err != nil {
+		return fmt.Errorf("statfs lower: %w", err)
+	}
+	if _, ok := localFilesystems[sfs.Type]; !ok {
+		return fmt.Errorf("filesystem type %#x is not known to change only through this kernel", sfs.Type)
+	}
+	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK|
+		unix.FAN_REPORT_DFID_NAME|unix.FAN_UNLIMITED_QUEUE|unix.FAN_UNLIMITED_MARKS, unix.O_RDONLY|unix.O_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("fanotify_init: %w", err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	w := &watcher{fd: fd, wake: wake, self: int32(os.Getpid()), done: make(chan struct{}),
+		byHandle: make(map[string]*Inode), marked: make(map[*Inode]string)}
+	if err := w.mark(t.root, t.rootFD); err != nil {
+		unix.Close(fd)
+		unix.Close(wake)
+		return err
+	}
+	t.watch.Store(w)
+	go w.run(t, fn)
+	return nil
+}
+
+// Watched reports whether changes to inodes on device dev are reported.
+func (t *Tree) Watched(dev uint64) bool { return t.watch.Load() != nil && dev == t.rootDev }
+
+// watchDir marks the directory ino, open as fd, if it is not marked yet.
+func (t *Tree) watchDir(ino *Inode, fd int) {
+	w := t.watch.Load()
+	if w == nil || ino.Key.Dev != t.rootDev {
+		return
+	}
+	w.mu.Lock()
+	_, ok := w.marked[ino]
+	w.mu.Unlock()
+	if !ok {
+		if err := w.mark(ino, fd); err != nil && !errors.Is(err, unix.ENOENT) {
+			// Changes in it would go unseen: report that as lost events.
+			w.lost.Store(true)
+			w.poke()
+		}
+	}
+}
+
+// unwatchDir removes the mark of a directory the kernel forgot.
+func (t *Tree) unwatchDir(ino *Inode) {
+	w := t.watch.Load()
+	if w == nil || ino.Type != unix.S_IFDIR {
+		return
+	}
+	w.mu.Lock()
+	h, ok := w.marked[ino]
+	if ok {
+		delete(w.marked, ino)
+		if w.byHandle[h] == ino {
+			delete(w.byHandle, h)
+		}
+	}
+	w.mu.Unlock()
+	if !ok {
+		return
+	}
+	fd, err := t.Acquire(ino)
+	if err != nil {
+		return // gone: its mark went with it
+	}
+	defer t.Release(ino)
+	// ENOENT: the mark went when the directory was deleted.
+	_ = unix.FanotifyMark(w.fd, unix.FAN_MARK_REMOVE, watchMask, fd, ".")
+}
+
+// child returns the inode the table has for name in dir, if any.
+func (t *Tree) child(dir *Inode, name string) *Inode {
+	fd, err := t.Acquire(dir)
+	if err != nil {
+		return nil
+	}
+	defer t.Release(dir)
+	var st unix.Stat_t
+	if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return nil
+	}
+	return t.ByKey(&st)
+}
+
+// mark adds the directory ino, open as fd, to the group.
+func (w *watcher) mark(ino *Inode, fd int) error {
+	h, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
+	if err != nil {
+		return fmt.Errorf("name_to_handle_at: %w", err)
+	}
+	key := handleKey(uint32(h.Type()), h.Bytes())
+	if err := unix.FanotifyMark(w.fd, unix.FAN_MARK_ADD, watchMask, fd, "."); err != nil {
+		return fmt.Errorf("fanotify_mark: %w", err)
+	}
+	w.mu.Lock()
+	w.byHandle[key] = ino
+	w.marked[ino] = key
+	w.mu.Unlock()
+	return nil
+}
+
+func handleKey(typ uint32, b []byte) string {
+	k := make([]byte, 4+len(b))
+	binary.NativeEndian.PutUint32(k, typ)
+	copy(k[4:], b)
+	return string(k)
+}
+
+// poke wakes the loop.
+func (w *watcher) poke() { unix.Write(w.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0}) }
+
+// close stops the loop and closes the group.
+func (w *watcher) close() {
+	w.stopping.Store(true)
+	w.poke()
+	<-w.done
+	unix.Close(w.fd)
+	unix.Close(w.wake)
+}
+
+// run reads the group's events until close, a burst at a time, and hands
+// them to fn.
+func (w *watcher) run(t *Tree, fn func([]Change, bool)) {
+	defer close(w.done)
+	buf := make([]byte, 256<<10)
+	var ev8 [8]byte
+	pfds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(w.wake), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(pfds, -1); err != nil && err != unix.EINTR {
+			fn(nil, true)
+			return
+		}
+		if w.stopping.Load() {
+			return
+		}
+		unix.Read(w.wake, ev8[:])
+		time.Sleep(watchBatch)
+		b := burst{seen: make(map[changeKey]bool)}
+		for {
+			n, err := unix.Read(w.fd, buf)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n <= 0 {
+				break
+			}
+			w.parse(t, buf[:n], &b)
+		}
+		if w.lost.Swap(false) {
+			b.lost = true
+		}
+		if len(b.changes) > 0 || b.lost {
+			fn(b.changes, b.lost)
+		}
+	}
+}
+
+// burst gathers the changes of one read, each once.
+type burst struct {
+	changes []Change
+	seen    map[changeKey]bool
+	lost    bool
+}
+
+type changeKey struct {
+	kind ChangeKind
+	dir  *Inode
+	name string
+}
+
+func (b *burst) add(c Change, dir *Inode, name string) {
+	k := changeKey{c.Kind, dir, name}
+	if b.seen[k] {
+		return
+	}
+	b.seen[k] = true
+	b.changes = append(b.changes, c)
+}
+
+// Offsets in struct fanotify_event_metadata, fanotify_event_info_header
+// and fanotify_event_info_fid (which holds a struct file_handle).
+const (
+	evLen, evMetaLen, evMask, evPid = 0, 6, 8, 20
+	infoType, infoLen               = 0, 2
+	infoHandleBytes, infoHandleType = 12, 16
+	infoHandle                      = 20
+)
+
+// parse turns the events in buf into changes of the tree.
+func (w *watcher) parse(t *Tree, buf []byte, b *burst) {
+	ne := binary.NativeEndian
+	for len(buf) >= 24 {
+		n := int(ne.Uint32(buf[evLen:]))
+		if n < 24 || n > len(buf) {
+			return
+		}
+		ev := buf[:n]
+		buf = buf[n:]
+		mask := ne.Uint64(ev[evMask:])
+		if mask&unix.FAN_Q_OVERFLOW != 0 {
+			b.lost = true
+			continue
+		}
+		if int32(ne.Uint32(ev[evPid:])) == w.self {
+			continue // the daemon's own change: the kernel was told in the reply
+		}
+		dir, name, ok := w.dirName(ev[ne.Uint16(ev[evMetaLen:]):])
+		if !ok {
+			continue
+		}
+		if mask&entryEvents != 0 {
+			b.add(Change{Kind: EntryChanged, Dir: dir, Name: name}, dir, name)
+		}
+		if mask&(unix.FAN_ATTRIB|unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE) == 0 {
+			continue
+		}
+		kind := AttrChanged
+		if mask&(unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE) != 0 {
+			kind = DataChanged
+		}
+		ino := dir
+		if name != "" && name != "." {
+			if ino = t.child(dir, name); ino == nil {
+				continue
+			}
+		}
+		b.add(Change{Kind: kind, Ino: ino}, ino, "")
+	}
+}
+
+// dirName finds the directory and name of an event's DFID_NAME (or DFID)
+// record, for a directory the group marked.
+func (w *watcher) dirName(info []byte) (*Inode, string, bool) {
+	ne := binary.NativeEndian
+	for len(info) >= 4 {
+		n := int(ne.Uint16(info[infoLen:]))
+		if n < 4 || n > len(info) {
+			return nil, "", false
+		}
+		rec := info[:n]
+		info = info[n:]
+		typ := rec[infoType]
+		if typ != unix.FAN_EVENT_INFO_TYPE_DFID_NAME && typ != unix.FAN_EVENT_INFO_TYPE_DFID || len(rec) < infoHandle {
+			continue
+		}
+		hb := int(ne.Uint32(rec[infoHandleBytes:]))
+		if infoHandle+hb > len(rec) {
+			return nil, "", false
+		}
+		key := handleKey(ne.Uint32(rec[infoHandleType:]), rec[infoHandle:infoHandle+hb])
+		w.mu.Lock()
+		dir := w.byHandle[key]
+		w.mu.Unlock()
+		if dir == nil {
+			return nil, "", false
+		}
+		name := rec[infoHandle+hb:]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		return dir, string(name), true
+	}
+	return nil, "", false
+}
