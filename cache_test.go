@@ -48,8 +48,8 @@ func TestListingCache(t *testing.T) {
 			t.Errorf("a file created through the mount is missing from the next listing")
 		}
 		time.Sleep(10 * time.Millisecond) // a later mtime than the last change
-		writeFile(t, filepath.Join(v.Lower, "d", "made-underneath"), nil)
-		time.Sleep(1500 * time.Millisecond) // past the attribute timeout
+		beside(t, "append", filepath.Join(v.Lower, "d", "made-underneath"), "")
+		time.Sleep(1500 * time.Millisecond) // past the watch's reaction, or the attribute timeout
 		if names, _ := listedAfter(t, v.Mount, v.Path("d")); !hasName(names, "made-underneath") {
 			t.Errorf("a file created underneath the mount is missing from a listing after the attribute timeout")
 		}

@@ -43,6 +43,10 @@ type fileSystem struct {
 	// filters is the chain that shapes the view; nil when the mount was
 	// made without one (then no paths are tracked).
 	filters atomic.Pointer[filter.Chain]
+	// watching is set while the lower tree is watched for changes made
+	// beside the mount, and replies use watchTimeout (see watch.go).
+	watching    atomic.Bool
+	watchReason atomic.Pointer[string] // why it is not, when it is not
 }
 
 func newFileSystem(tree *lower.Tree, opts Options) *fileSystem {
@@ -163,8 +167,9 @@ func (fs *fileSystem) fillEntry(ino *lower.Inode, st *unix.Stat_t, out *fuse.Ent
 	out.NodeId = ino.ID
 	out.Generation = 0
 	fillAttr(st, &out.Attr)
-	out.SetEntryTimeout(fs.timeout)
-	out.SetAttrTimeout(fs.timeout)
+	t := fs.ttl(ino)
+	out.SetEntryTimeout(t)
+	out.SetAttrTimeout(t)
 }
 
 // closeHandles closes the descriptors of opens that were never released:

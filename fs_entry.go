@@ -47,9 +47,11 @@ func (fs *fileSystem) negative(c *filter.Chain, r *filter.Request, code fuse.Sta
 	if code != fuse.ENOENT {
 		return code
 	}
-	t := fs.timeout
+	t := fs.timeout // absent names are not watched (see ttl)
 	if c != nil {
-		t = fs.timeoutFor(c, r.Path)
+		if c.DependsOnCaller(r.Path) {
+			t = 0
+		}
 		if !strings.Contains(r.Path, "/") {
 			// A reload drops what the kernel caches under each known
 			// directory, absent names included, but there is no way
@@ -126,12 +128,12 @@ func (fs *fileSystem) attrReply(c *filter.Chain, r *filter.Request, ino *lower.I
 		return fs.post(c, r, fs.status("stat", err))
 	}
 	fillAttr(&st, &out.Attr)
-	out.SetTimeout(fs.timeout)
+	out.SetTimeout(fs.ttl(ino))
 	if c == nil {
 		return fuse.OK
 	}
 	present(c, r, r.Path, &out.Attr)
-	out.SetTimeout(fs.timeoutFor(c, r.Path))
+	out.SetTimeout(fs.timeoutFor(c, r.Path, ino))
 	r.Attr = filterAttr(&out.Attr)
 	return fs.post(c, r, fuse.OK)
 }
@@ -687,7 +689,7 @@ func (fs *fileSystem) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.
 		DevMajor:       stx.Dev_major,
 		DevMinor:       stx.Dev_minor,
 	}
-	out.SetTimeout(fs.timeout)
+	out.SetTimeout(fs.ttl(ino))
 	if c == nil {
 		return fuse.OK
 	}
@@ -696,6 +698,6 @@ func (fs *fileSystem) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.
 		present(c, r, r.Path, &a)
 		out.Statx.Ino, out.Statx.Mode, out.Statx.Nlink, out.Statx.Uid, out.Statx.Gid, out.Statx.Size = a.Ino, uint16(a.Mode), a.Nlink, a.Uid, a.Gid, a.Size
 	}
-	out.SetTimeout(fs.timeoutFor(c, r.Path))
+	out.SetTimeout(fs.timeoutFor(c, r.Path, ino))
 	return fs.post(c, r, fuse.OK)
 }

@@ -130,13 +130,14 @@ func filterAttr(a *fuse.Attr) filter.Attr {
 	return filter.Attr{Ino: a.Ino, Mode: a.Mode, Nlink: a.Nlink, Uid: a.Uid, Gid: a.Gid, Size: a.Size}
 }
 
-// timeoutFor is how long the kernel may cache what it is told about path:
-// not at all when the filters' answer depends on the caller.
-func (fs *fileSystem) timeoutFor(c *filter.Chain, path string) time.Duration {
+// timeoutFor is how long the kernel may cache what it is told about path,
+// the inode ino: not at all when the filters' answer depends on
+// the caller.
+func (fs *fileSystem) timeoutFor(c *filter.Chain, path string, ino *lower.Inode) time.Duration {
 	if c != nil && c.DependsOnCaller(path) {
 		return 0
 	}
-	return fs.timeout
+	return fs.ttl(ino)
 }
 
 // entry fills a LOOKUP-style reply for ino, known as path in the view: the
@@ -151,7 +152,7 @@ func (fs *fileSystem) entry(c *filter.Chain, r *filter.Request, path string, ino
 		out.NodeId = nodeID(ino, fs.claims(c, r, path, ino))
 	}
 	present(c, r, path, &out.Attr)
-	t := fs.timeoutFor(c, path)
+	t := fs.timeoutFor(c, path, ino)
 	out.SetEntryTimeout(t)
 	out.SetAttrTimeout(t)
 }

@@ -49,7 +49,60 @@ const helperEnv = "SIEVEFS_TEST_HELPER"
 
 // helpers are what a child process of a test can run.
 var helpers = map[string]func(args []string) error{
-	"mmap": mmapHelper,
+	"mmap":   mmapHelper,
+	"beside": besideHelper,
+}
+
+// beside changes the lower tree from another process, as a program beside
+// the mount does: the daemon's watch ignores its own process, which an
+// in-process test mount shares with the test. op is one of rename OLD NEW,
+// exchange A B, symlink TARGET LINK, append PATH TEXT, chmod PATH OCTAL,
+// mkdir PATH, remove PATH.
+func beside(t testing.TB, op string, args ...string) {
+	t.Helper()
+	runHelper(t, "beside", append([]string{op}, args...)...)
+}
+
+func besideHelper(args []string) error {
+	if len(args) < 2 {
+		return fmt.Errorf("want OP ARGS..., got %q", args)
+	}
+	a := args[1:]
+	arg := func(i int) string {
+		if i < len(a) {
+			return a[i]
+		}
+		return ""
+	}
+	switch args[0] {
+	case "rename":
+		return os.Rename(arg(0), arg(1))
+	case "exchange":
+		return unix.Renameat2(unix.AT_FDCWD, arg(0), unix.AT_FDCWD, arg(1), unix.RENAME_EXCHANGE)
+	case "symlink":
+		return os.Symlink(arg(0), arg(1))
+	case "append":
+		f, err := os.OpenFile(arg(0), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		if _, err := f.WriteString(arg(1)); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	case "chmod":
+		mode, err := strconv.ParseUint(arg(1), 8, 32)
+		if err != nil {
+			return err
+		}
+		return os.Chmod(arg(0), os.FileMode(mode))
+	case "mkdir":
+		return os.Mkdir(arg(0), 0o755)
+	case "remove":
+		return os.Remove(arg(0))
+	}
+	return fmt.Errorf("unknown op %q", args[0])
 }
 
 // runHelper runs helper name with args in a child process (this test

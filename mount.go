@@ -73,6 +73,7 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		opts.MaxBacking = lower.DefaultMaxFDs() / 2
 	}
 	fs := newFileSystem(tree, opts)
+	fs.watch()
 	mopts := &fuse.MountOptions{
 		AllowOther:    opts.AllowOther,
 		FsName:        low,
@@ -125,6 +126,7 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		m.Unmount()
 		return nil, fmt.Errorf("mount %s on %s: %w", low, mnt, err)
 	}
+	fs.startCaching()
 	var st unix.Stat_t
 	if err := unix.Stat(mnt, &st); err == nil {
 		m.dev = st.Dev

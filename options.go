@@ -35,9 +35,12 @@ func ParsePassthroughMode(s string) (PassthroughMode, error) {
 type CacheMode string
 
 const (
-	// CacheAuto caches entries and attributes for one second and keeps file
-	// data cached until the lower file's size or mtime changes. It suits a
-	// lower tree that is changed underneath the mount now and then.
+	// CacheAuto watches the lower tree for changes made beside the mount
+	// (fanotify; with CAP_SYS_ADMIN, on a local filesystem) and lets the
+	// kernel cache entries and attributes for an hour, dropping each when
+	// it changes; where it cannot watch, it caches them for one second. File
+	// data stays cached until the lower file changes. It suits a lower
+	// tree that others change too.
 	CacheAuto CacheMode = "auto"
 	// CacheAlways caches for a day: for a lower tree changed only through
 	// the mount.
@@ -56,7 +59,8 @@ func ParseCacheMode(s string) (CacheMode, error) {
 	return "", fmt.Errorf("cache mode %q: want auto, always or never", s)
 }
 
-// timeout is how long the kernel may cache entries and attributes.
+// timeout is how long the kernel may cache entries and attributes of what
+// is not watched (see watchTimeout).
 func (m CacheMode) timeout() time.Duration {
 	switch m {
 	case CacheAlways:

@@ -155,12 +155,11 @@ func TestSafetyRenamedDir(t *testing.T) {
 			if _, err := os.Stat(s.v.Path("d/canary")); err != nil {
 				t.Fatal(err)
 			}
-			moved := filepath.Join(s.outside, "moved")
-			if err := os.Rename(filepath.Join(s.lower, "d"), moved); err != nil {
-				t.Fatal(err)
-			}
+			beside(t, "rename", filepath.Join(s.lower, "d"), filepath.Join(s.outside, "moved"))
 			if cache != sievefs.CacheNever {
-				time.Sleep(1500 * time.Millisecond) // past the one-second entry timeout
+				// Past the watch's reaction, and the one-second entry
+				// timeout where the lower tree is not watched.
+				time.Sleep(1500 * time.Millisecond)
 			}
 			outside := snapshot(t, s.outside)
 			mutateUnder(t, s.v.Path("d"), -1)
@@ -189,12 +188,8 @@ func TestSafetySymlinkSwap(t *testing.T) {
 			defer unix.Close(dirfd)
 			// Swap atomically: d becomes the symlink, d.old the directory.
 			link := filepath.Join(s.lower, "d.old")
-			if err := os.Symlink("../outside", link); err != nil {
-				t.Fatal(err)
-			}
-			if err := unix.Renameat2(unix.AT_FDCWD, link, unix.AT_FDCWD, filepath.Join(s.lower, "d"), unix.RENAME_EXCHANGE); err != nil {
-				t.Fatal(err)
-			}
+			beside(t, "symlink", "../outside", link)
+			beside(t, "exchange", link, filepath.Join(s.lower, "d"))
 			outside := snapshot(t, s.outside)
 			mutateUnder(t, s.v.Path("d"), dirfd)
 			sameSnapshot(t, "outside", outside, snapshot(t, s.outside))
@@ -242,12 +237,8 @@ func TestSafetyFileSymlinkSwap(t *testing.T) {
 			}
 			defer held.Close()
 			lf := filepath.Join(s.lower, "d", "canary")
-			if err := os.Rename(lf, lf+".old"); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink("../../outside/canary", lf); err != nil {
-				t.Fatal(err)
-			}
+			beside(t, "rename", lf, lf+".old")
+			beside(t, "symlink", "../../outside/canary", lf)
 			if cache == sievefs.CacheAuto {
 				time.Sleep(1500 * time.Millisecond)
 			}

@@ -8,6 +8,9 @@ type Status struct {
 	Mountpoint string `json:"mountpoint"`
 	// Passthrough says whether file data goes through the kernel.
 	Passthrough PassthroughStatus `json:"passthrough"`
+	// Cache says how long the kernel caches and whether the lower tree is
+	// watched for changes made beside the mount.
+	Cache CacheStatus `json:"cache"`
 	// OpenFiles counts the files open now, by who serves their data.
 	OpenFiles OpenFiles `json:"open_files"`
 	// BackingFiles are the files the kernel holds for passthrough; they do
@@ -67,6 +70,7 @@ func (m *Mount) Status() Status {
 			Active: fs.pt != nil,
 			Reason: fs.ptReason,
 		},
+		Cache:        fs.cacheStatus(),
 		BackingFiles: []BackingFile{},
 	}
 	fs.files.each(func(f *openFile) {

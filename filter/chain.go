@@ -278,6 +278,10 @@ func (c *Chain) ViewName(dir, lower string) (string, bool) {
 // HasData reports whether any rule is a data filter.
 func (c *Chain) HasData() bool { return len(c.data) > 0 }
 
+// DataRules is the number of data rules: the masks of Claims are below
+// 1<<DataRules.
+func (c *Chain) DataRules() int { return len(c.data) }
+
 // MayClaim reports whether a data rule could claim the file at path for
 // caller, by its condition and, for a Scoped filter, its paths: a cheap
 // check before Claims, which may read the file.

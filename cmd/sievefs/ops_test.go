@@ -335,7 +335,8 @@ func deadMount(t *testing.T) (lower, mnt string) {
 	if !control.Dead(mnt) {
 		t.Fatalf("%s is not a dead mount after SIGKILL of its daemon", mnt)
 	}
-	// stat answers from the kernel's attribute cache for a while (1 s).
+	// stat answers from the kernel's attribute cache for a while (1 s for
+	// the root with --cache auto).
 	var st unix.Stat_t
 	for deadline := time.Now().Add(5 * time.Second); unix.Stat(mnt, &st) != unix.ENOTCONN; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -112,6 +112,13 @@ func printEntry(w io.Writer, e control.Entry) {
 	} else {
 		fmt.Fprintf(tw, "  passthrough\tunavailable (mode %s): %s\n", pt.Mode, pt.Reason)
 	}
+	if c := st.Cache; c.Watch {
+		fmt.Fprintf(tw, "  cache\t%s: lower watched for changes, kernel caches for %gs\n", c.Mode, c.TimeoutSeconds)
+	} else if c.Reason != "" {
+		fmt.Fprintf(tw, "  cache\t%s: kernel caches for %gs, lower not watched: %s\n", c.Mode, c.TimeoutSeconds, c.Reason)
+	} else {
+		fmt.Fprintf(tw, "  cache\t%s: kernel caches for %gs\n", c.Mode, c.TimeoutSeconds)
+	}
 	fmt.Fprintf(tw, "  open files\t%d passthrough, %d daemon-served\n", st.OpenFiles.Passthrough, st.OpenFiles.DaemonServed)
 	fmt.Fprintf(tw, "  counters\t%s\n", counters(st.Counters))
 	fmt.Fprintf(tw, "  backing files\t%d\n", len(st.BackingFiles))

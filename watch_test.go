@@ -1,0 +1,127 @@
+package sievefs_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sievefs/sievefs"
+	"github.com/sievefs/sievefs/internal/fusetest"
+)
+
+// requireWatch skips the test when the lower tree's filesystem cannot be
+// watched, and fails it when the watch is missing for another reason.
+func requireWatch(t *testing.T, m *sievefs.Mount) {
+	t.Helper()
+	c := m.Status().Cache
+	if c.Watch {
+		return
+	}
+	if strings.Contains(c.Reason, "filesystem type") {
+		t.Skipf("lower tree not watched here: %s", c.Reason)
+	}
+	t.Fatalf("lower tree not watched in cache mode auto: %s", c.Reason)
+}
+
+// metadataRequests counts the requests that revalidate names and attributes.
+func metadataRequests(m *sievefs.Mount) uint64 {
+	return m.Requests("lookup") + m.Requests("getattr") + m.Requests("statx") + listings(m)
+}
+
+// TestWatch checks cache mode auto on a watched lower tree: the kernel
+// keeps names, attributes and listings past the one-second timeout of an
+// unwatched tree, yet every change made beside the mount (by another
+// process) shows through it at once; the daemon's own changes cost no
+// revalidation.
+func TestWatch(t *testing.T) {
+	v := fusetest.Mount(t, sievefs.Options{})
+	requireWatch(t, v.Mount)
+	layTree(t, v.Lower, "f", "d/x", "d/z")
+	writeFile(t, filepath.Join(v.Lower, "f"), []byte("one"))
+	held, err := os.Open(v.Path("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	// Not a stat of d: after a listing the kernel asks for a directory's
+	// attributes again, for its access time, whatever the timeout.
+	look := func() {
+		for _, p := range []string{"f", "d/x", "d/z"} {
+			if _, err := os.Lstat(v.Path(p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		listDir(t, v.Path("d"))
+	}
+	look()
+	before := metadataRequests(v.Mount)
+	time.Sleep(1500 * time.Millisecond) // past the timeout of an unwatched tree
+	look()
+	if n := metadataRequests(v.Mount) - before; n != 0 {
+		t.Errorf("%d lookup/getattr/readdir requests after 1.5 s; want none (the kernel caches for the watch timeout)", n)
+	}
+
+	beside(t, "append", filepath.Join(v.Lower, "f"), "two")
+	eventually(t, 5*time.Second, "the new size through the path", func() bool {
+		fi, err := os.Stat(v.Path("f"))
+		return err == nil && fi.Size() == 6
+	})
+	eventually(t, 5*time.Second, "the new size through a descriptor held open", func() bool {
+		fi, err := held.Stat()
+		return err == nil && fi.Size() == 6
+	})
+	if got := string(readFile(t, v.Path("f"))); got != "onetwo" {
+		t.Errorf("f reads %q, want onetwo", got)
+	}
+	beside(t, "chmod", filepath.Join(v.Lower, "f"), "600")
+	eventually(t, 5*time.Second, "the new mode", func() bool {
+		fi, err := os.Stat(v.Path("f"))
+		return err == nil && fi.Mode().Perm() == 0o600
+	})
+	if _, err := os.Lstat(v.Path("d/absent")); !os.IsNotExist(err) {
+		t.Fatalf("d/absent: %v, want ENOENT", err)
+	}
+	beside(t, "append", filepath.Join(v.Lower, "d", "absent"), "")
+	beside(t, "mkdir", filepath.Join(v.Lower, "d", "sub"))
+	beside(t, "rename", filepath.Join(v.Lower, "d", "x"), filepath.Join(v.Lower, "d", "y"))
+	beside(t, "remove", filepath.Join(v.Lower, "d", "z"))
+	want := "absent sub y"
+	eventually(t, 5*time.Second, "the listing of d to become "+want, func() bool {
+		return strings.Join(listDir(t, v.Path("d")), " ") == want
+	})
+	for p, exists := range map[string]bool{"d/absent": true, "d/sub": true, "d/y": true, "d/x": false, "d/z": false} {
+		eventually(t, 5*time.Second, fmt.Sprintf("%s to exist: %v", p, exists), func() bool {
+			_, err := os.Lstat(v.Path(p))
+			return (err == nil) == exists
+		})
+	}
+
+	// Changes through the mount are told to the kernel by the replies:
+	// the watch must not make the kernel ask again.
+	writeFile(t, v.Path("d/mine"), []byte("x"))
+	if err := os.Chmod(v.Path("d/mine"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // what a watch would do, it has done
+	before = metadataRequests(v.Mount)
+	if fi, err := os.Stat(v.Path("d/mine")); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("d/mine: %v %v", fi, err)
+	}
+	if n := metadataRequests(v.Mount) - before; n != 0 {
+		t.Errorf("stat of a file made and changed through the mount: %d requests, want none", n)
+	}
+}
+
+// TestWatchOnlyInAuto checks that the other cache modes do not watch and
+// say why.
+func TestWatchOnlyInAuto(t *testing.T) {
+	for _, mode := range []sievefs.CacheMode{sievefs.CacheAlways, sievefs.CacheNever} {
+		v := fusetest.Mount(t, sievefs.Options{Cache: mode})
+		if c := v.Mount.Status().Cache; c.Watch || c.Reason == "" || c.Mode != mode {
+			t.Errorf("cache %s: status %+v, want no watch and a reason", mode, c)
+		}
+	}
+}
