@@ -50,7 +50,7 @@ func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, c *fuse.Cal
 			}
 			out.BackingID = id
 			out.OpenFlags |= fuse.FOPEN_PASSTHROUGH
-			out.Fh = fs.files.add(&openFile{ino: ino, flags: flags, fd: -1, passthrough: true, lockFD: -1})
+			out.Fh = fs.addFile(&openFile{ino: ino, flags: flags, fd: -1, passthrough: true, lockFD: -1})
 			return fuse.OK
 		}
 		// A daemon-served open of a file that may also be open in
@@ -78,7 +78,7 @@ func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, c *fuse.Cal
 	}
 	fs.daemonOpens.Add(1)
 	fs.daemonServed.Add(1)
-	out.Fh = fs.files.add(&openFile{ino: ino, flags: flags, fd: fd, lockFD: -1})
+	out.Fh = fs.addFile(&openFile{ino: ino, flags: flags, fd: fd, lockFD: -1})
 	return fuse.OK
 }
 
@@ -214,7 +214,7 @@ func (fs *fileSystem) open(c *filter.Chain, r *filter.Request, ino *lower.Inode,
 	out.OpenFlags = fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO
 	fs.daemonOpens.Add(1)
 	fs.daemonServed.Add(1)
-	out.Fh = fs.files.add(f)
+	out.Fh = fs.addFile(f)
 	return fuse.OK
 }
 
@@ -410,6 +410,15 @@ func (fs *fileSystem) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse
 	}))
 }
 
+// addFile registers an open and returns its handle. The lower tree's watch
+// learns of writable opens: the writes through them need no report.
+func (fs *fileSystem) addFile(f *openFile) uint64 {
+	if f.flags&unix.O_ACCMODE != unix.O_RDONLY {
+		fs.tree.OpenedForWrite(f.ino)
+	}
+	return fs.files.add(f)
+}
+
 // Release ends an open: a passthrough open drops its share of the backing
 // file, a daemon-served one closes its descriptor.
 func (fs *fileSystem) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
@@ -417,6 +426,9 @@ func (fs *fileSystem) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	f, ok := fs.files.remove(in.Fh)
 	if !ok {
 		return
+	}
+	if f.flags&unix.O_ACCMODE != unix.O_RDONLY {
+		fs.tree.ClosedForWrite(f.ino)
 	}
 	f.closeLock()
 	if f.passthrough {

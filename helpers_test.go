@@ -57,7 +57,8 @@ var helpers = map[string]func(args []string) error{
 // the mount does: the daemon's watch ignores its own process, which an
 // in-process test mount shares with the test. op is one of rename OLD NEW,
 // exchange A B, symlink TARGET LINK, append PATH TEXT, chmod PATH OCTAL,
-// mkdir PATH, remove PATH.
+// mkdir PATH, remove PATH, and append-hold PATH TEXT DURATION: append and
+// keep the file open for DURATION.
 func beside(t testing.TB, op string, args ...string) {
 	t.Helper()
 	runHelper(t, "beside", append([]string{op}, args...)...)
@@ -81,7 +82,7 @@ func besideHelper(args []string) error {
 		return unix.Renameat2(unix.AT_FDCWD, arg(0), unix.AT_FDCWD, arg(1), unix.RENAME_EXCHANGE)
 	case "symlink":
 		return os.Symlink(arg(0), arg(1))
-	case "append":
+	case "append", "append-hold":
 		f, err := os.OpenFile(arg(0), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
 			return err
@@ -89,6 +90,14 @@ func besideHelper(args []string) error {
 		if _, err := f.WriteString(arg(1)); err != nil {
 			f.Close()
 			return err
+		}
+		if args[0] == "append-hold" {
+			d, err := time.ParseDuration(arg(2))
+			if err != nil {
+				f.Close()
+				return err
+			}
+			time.Sleep(d)
 		}
 		return f.Close()
 	case "chmod":

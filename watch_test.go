@@ -3,6 +3,7 @@ package sievefs_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,6 +98,34 @@ func TestWatch(t *testing.T) {
 			_, err := os.Lstat(v.Path(p))
 			return (err == nil) == exists
 		})
+	}
+
+	// A file written through the mount by another process: the watch
+	// stops reporting its writes while it is open there, and reports
+	// writes beside the mount again once it is closed, even while their
+	// writer keeps it open.
+	fi, err := os.Stat(v.Path("d/y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := fi.Size()
+	beside(t, "append-hold", v.Path("d/y"), "through", "300ms")
+	time.Sleep(100 * time.Millisecond) // the watch has seen its close
+	if fi, err := os.Stat(v.Path("d/y")); err != nil || fi.Size() != size+7 {
+		t.Fatalf("d/y after a write through the mount: %v %v, want %d bytes", fi, err, size+7)
+	}
+	holder := exec.Command(os.Args[0], "append-hold", filepath.Join(v.Lower, "d", "y"), "beside", "3s")
+	holder.Env = append(os.Environ(), helperEnv+"=beside")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Wait()
+	eventually(t, 2500*time.Millisecond, "the size of d/y after a write beside the mount, its writer still there", func() bool {
+		fi, err := os.Stat(v.Path("d/y"))
+		return err == nil && fi.Size() == size+13
+	})
+	if err := holder.Wait(); err != nil {
+		t.Fatalf("the writer beside the mount: %v", err)
 	}
 
 	// Changes through the mount are told to the kernel by the replies:

@@ -74,6 +74,8 @@ type watcher struct {
 	mu       sync.Mutex
 	byHandle map[string]*Inode // marked directories by file handle
 	marked   map[*Inode]string // and their handles
+	writers  map[*Inode]int32  // regular files open for writing through the mount
+	ignoring map[*Inode]bool   // writers whose writes the group ignores (see ignoreWrites)
 }
 
 // Watch reports changes made to the lower tree beside the mount, by other
@@ -103,7 +105,8 @@ func (t *Tree) Watch(fn func(changes []Change, lost bool)) error {
 		return fmt.Errorf("eventfd: %w", err)
 	}
 	w := &watcher{fd: fd, wake: wake, self: int32(os.Getpid()), done: make(chan struct{}),
-		byHandle: make(map[string]*Inode), marked: make(map[*Inode]string)}
+		byHandle: make(map[string]*Inode), marked: make(map[*Inode]string),
+		writers: make(map[*Inode]int32), ignoring: make(map[*Inode]bool)}
 	if err := w.mark(t.root, t.rootFD); err != nil {
 		unix.Close(fd)
 		unix.Close(wake)
@@ -160,6 +163,71 @@ func (t *Tree) unwatchDir(ino *Inode) {
 	defer t.Release(ino)
 	// ENOENT: the mark went when the directory was deleted.
 	_ = unix.FanotifyMark(w.fd, unix.FAN_MARK_REMOVE, watchMask, fd, ".")
+}
+
+// OpenedForWrite tells the watch that the regular file ino is open for
+// writing through the mount, until the matching ClosedForWrite. The kernel
+// knows of the writes made through the mount; reporting each one would cost
+// every write a fanotify event. So once such a file is seen written, the
+// group ignores its writes (FAN_MODIFY) until its last writer through the
+// mount is gone. Writes made beside the mount to a file open for writing
+// through it meanwhile are reported when their writer closes it.
+func (t *Tree) OpenedForWrite(ino *Inode) {
+	w := t.watch.Load()
+	if w == nil || ino.Type != unix.S_IFREG {
+		return
+	}
+	w.mu.Lock()
+	w.writers[ino]++
+	w.mu.Unlock()
+}
+
+// ClosedForWrite ends an OpenedForWrite.
+func (t *Tree) ClosedForWrite(ino *Inode) {
+	w := t.watch.Load()
+	if w == nil || ino.Type != unix.S_IFREG {
+		return
+	}
+	w.mu.Lock()
+	n := w.writers[ino] - 1
+	ignoring := false
+	if n > 0 {
+		w.writers[ino] = n
+	} else {
+		delete(w.writers, ino)
+		ignoring = w.ignoring[ino]
+		delete(w.ignoring, ino)
+	}
+	w.mu.Unlock()
+	if ignoring {
+		t.markWrites(w, ino, unix.FAN_MARK_REMOVE)
+	}
+}
+
+// ignoreWrites makes the group ignore the writes to ino if it is open for
+// writing through the mount.
+func (t *Tree) ignoreWrites(w *watcher, ino *Inode) {
+	w.mu.Lock()
+	mine, done := w.writers[ino] > 0, w.ignoring[ino]
+	if mine {
+		w.ignoring[ino] = true
+	}
+	w.mu.Unlock()
+	if mine && !done {
+		t.markWrites(w, ino, unix.FAN_MARK_ADD)
+	}
+}
+
+// markWrites adds (FAN_MARK_ADD) or removes (FAN_MARK_REMOVE) the mark of
+// ino that ignores its writes.
+func (t *Tree) markWrites(w *watcher, ino *Inode, op uint) {
+	fd, err := t.Acquire(ino)
+	if err != nil {
+		return
+	}
+	defer t.Release(ino)
+	dirfd, name := t.magicLink(fd)
+	_ = unix.FanotifyMark(w.fd, op|unix.FAN_MARK_IGNORED_MASK|unix.FAN_MARK_IGNORED_SURV_MODIFY, unix.FAN_MODIFY, dirfd, name)
 }
 
 // child returns the inode the table has for name in dir, if any.
@@ -317,6 +385,9 @@ func (w *watcher) parse(t *Tree, buf []byte, b *burst) {
 			if ino = t.child(dir, name); ino == nil {
 				continue
 			}
+		}
+		if mask&unix.FAN_MODIFY != 0 && ino.Type == unix.S_IFREG {
+			t.ignoreWrites(w, ino)
 		}
 		b.add(Change{Kind: kind, Ino: ino}, ino, "")
 	}
