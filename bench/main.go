@@ -40,9 +40,10 @@ import (
 type Kind int
 
 const (
-	Native   Kind = iota // the lower directory itself
-	Sievefs              // sievefs mount [Args] LOWER MOUNTPOINT
-	Loopback             // go-fuse's example/loopback [Args] MOUNTPOINT LOWER
+	Native       Kind = iota // the lower directory itself
+	Sievefs                  // sievefs mount [Args] LOWER MOUNTPOINT
+	Loopback                 // go-fuse's example/loopback [Args] MOUNTPOINT LOWER
+	LoopbackNoPT             // ./bench/loopback-nopt MOUNTPOINT LOWER: the same, passthrough declined
 )
 
 // Config is one column of the comparison.
@@ -55,6 +56,9 @@ type Config struct {
 	// this text in its column instead. Deleting it is all it takes to run it.
 	NA   string
 	Peer bool // the reference for the "×peer" ratios
+	// Against names the peer this configuration's "×peer" ratios use
+	// instead of the one marked Peer.
+	Against string
 }
 
 // configs are the columns, in the order they run within each repetition.
@@ -62,9 +66,10 @@ type Config struct {
 var configs = []Config{
 	{Name: "native", Label: "native", Kind: Native},
 	{Name: "sievefs", Label: "sievefs", Kind: Sievefs},
-	{Name: "sievefs-nopt", Label: "sievefs --passthrough off", Kind: Sievefs, Args: []string{"--passthrough", "off"}},
+	{Name: "sievefs-nopt", Label: "sievefs --passthrough off", Kind: Sievefs, Args: []string{"--passthrough", "off"}, Against: "loopback-nopt"},
 	{Name: "sievefs-policy10", Label: "sievefs + 10 rules", Kind: Sievefs, Args: []string{"--policy", "{bench}/policy10.yaml"}},
 	{Name: "loopback", Label: "go-fuse loopback (peer)", Kind: Loopback, Args: []string{"-q", "-directmountstrict"}, Peer: true},
+	{Name: "loopback-nopt", Label: "go-fuse loopback, passthrough off (peer of --passthrough off)", Kind: LoopbackNoPT},
 }
 
 // Sizes are the knobs that -quick changes.
@@ -242,11 +247,11 @@ type Harness struct {
 	reg              *registry
 	idle             time.Duration
 
-	sievefsBin, loopbackBin string
-	tarball                 string
-	tarEntries              int
-	meta                    Meta
-	samples                 []Sample
+	sievefsBin, loopbackBin, loopbackNoPTBin string
+	tarball                                  string
+	tarEntries                               int
+	meta                                     Meta
+	samples                                  []Sample
 }
 
 func (h *Harness) run() (*Results, error) {
@@ -289,12 +294,16 @@ func (h *Harness) build() error {
 	}
 	h.sievefsBin = filepath.Join(bin, "sievefs")
 	h.loopbackBin = filepath.Join(bin, "loopback")
+	h.loopbackNoPTBin = filepath.Join(bin, "loopback-nopt")
 	logf("building sievefs and go-fuse's loopback into %s", bin)
 	if out, err := h.goCmd("build", "-o", h.sievefsBin, "./cmd/sievefs"); err != nil {
 		return fmt.Errorf("build sievefs: %v\n%s", err, out)
 	}
 	if out, err := h.goCmd("build", "-o", h.loopbackBin, "github.com/hanwen/go-fuse/v2/example/loopback"); err != nil {
 		return fmt.Errorf("build go-fuse loopback: %v\n%s", err, out)
+	}
+	if out, err := h.goCmd("build", "-o", h.loopbackNoPTBin, "./bench/loopback-nopt"); err != nil {
+		return fmt.Errorf("build loopback-nopt: %v\n%s", err, out)
 	}
 	return nil
 }
@@ -326,18 +335,11 @@ func (h *Harness) runLower(name string) error {
 	if err := syncAll(); err != nil {
 		return err
 	}
-	for i := range h.configs {
-		c := &h.configs[i]
-		if c.NA != "" || c.Kind == Native {
-			continue
-		}
-		d, err := h.mount(l, c)
-		if err != nil {
-			return fmt.Errorf("%s: mount %s: %w", name, c.Name, err)
-		}
-		l.daemons[c.Name] = d
-	}
-	h.recordMountFacts(l)
+	// Each FUSE configuration is mounted for its run only: a daemon mounted
+	// over the same tree during another configuration's run could tax it
+	// (sievefs watches the directories it has searched, and a write there
+	// costs the writer a fanotify event).
+	facts := map[string]bool{}
 	for _, g := range h.groups {
 		for rep := 1; rep <= h.reps; rep++ {
 			for i := range h.configs {
@@ -346,19 +348,34 @@ func (h *Harness) runLower(name string) error {
 					continue
 				}
 				h.reg.checkpoint()
+				r := &Run{h: h, l: l, c: c, rep: rep, root: l.lowerDir}
+				if c.Kind != Native {
+					d, err := h.mount(l, c)
+					if err != nil {
+						r.fail(g, fmt.Errorf("mount: %w", err))
+						continue
+					}
+					l.daemons[c.Name] = d
+					r.d, r.root = d, d.mnt
+					if !facts[c.Name] {
+						facts[c.Name] = true
+						h.recordMountFacts(l, d)
+					}
+				}
 				if h.idle > 0 {
 					waitIdle(h.idle)
 				}
-				r := &Run{h: h, l: l, c: c, rep: rep, d: l.daemons[c.Name]}
-				r.root = l.lowerDir
+				err := g.Run(r)
 				if r.d != nil {
-					r.root = r.d.mnt
-					if err := r.d.alive(); err != nil {
-						r.fail(g, err)
-						continue
+					if aerr := r.d.alive(); aerr != nil && err == nil {
+						err = aerr
 					}
+					if serr := r.d.stop(); serr != nil && err == nil {
+						err = serr
+					}
+					delete(l.daemons, c.Name)
 				}
-				if err := g.Run(r); err != nil {
+				if err != nil {
 					r.fail(g, err)
 				}
 				// Whatever a run wrote goes to disk before the next one starts.
@@ -371,19 +388,18 @@ func (h *Harness) runLower(name string) error {
 	return nil
 }
 
-func (h *Harness) recordMountFacts(l *Lower) {
-	for name, d := range l.daemons {
-		if d.cfg.Kind != Sievefs {
-			continue
-		}
-		out, err := exec.Command(h.sievefsBin, "status", "--json", d.mnt).Output()
-		if err != nil {
-			continue
-		}
-		s := string(out)
-		active := strings.Contains(s, `"active": true`) || strings.Contains(s, `"active":true`)
-		h.meta.Passthrough = append(h.meta.Passthrough, fmt.Sprintf("%s on %s: passthrough active=%v", name, l.name, active))
+// recordMountFacts notes whether a sievefs mount uses passthrough.
+func (h *Harness) recordMountFacts(l *Lower, d *daemon) {
+	if d.cfg.Kind != Sievefs {
+		return
 	}
+	out, err := exec.Command(h.sievefsBin, "status", "--json", d.mnt).Output()
+	if err != nil {
+		return
+	}
+	s := string(out)
+	active := strings.Contains(s, `"active": true`) || strings.Contains(s, `"active":true`)
+	h.meta.Passthrough = append(h.meta.Passthrough, fmt.Sprintf("%s on %s: passthrough active=%v", d.cfg.Name, l.name, active))
 }
 
 // Run is one configuration's turn in one repetition of one group.

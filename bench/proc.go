@@ -232,8 +232,11 @@ func (h *Harness) mount(l *Lower, c *Config) (*daemon, error) {
 	case Sievefs:
 		bin = h.sievefsBin
 		args = append([]string{"mount"}, append(args, l.lowerDir, mnt)...)
-	case Loopback:
+	case Loopback, LoopbackNoPT:
 		bin = h.loopbackBin
+		if c.Kind == LoopbackNoPT {
+			bin = h.loopbackNoPTBin
+		}
 		args = append(args, mnt, l.lowerDir) // loopback takes MOUNTPOINT ORIGINAL
 	default:
 		return nil, fmt.Errorf("%s is not a FUSE configuration", c.Name)

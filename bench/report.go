@@ -223,6 +223,22 @@ func (res *Results) peer() string {
 	return ""
 }
 
+// peerOf returns the configuration c's "×peer" ratios use: its Against
+// when that ran, else the peer; "" for a peer itself.
+func (res *Results) peerOf(c Config) string {
+	if c.Kind == Loopback || c.Kind == LoopbackNoPT {
+		return ""
+	}
+	if c.Against != "" {
+		for _, o := range res.Configs {
+			if o.Name == c.Against && o.NA == "" {
+				return o.Name
+			}
+		}
+	}
+	return res.peer()
+}
+
 func (res *Results) hasNative() bool {
 	for _, c := range res.Configs {
 		if c.Kind == Native {
@@ -321,14 +337,15 @@ func (res *Results) markdown(pngOut, mdDir, root string) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	m := res.Meta
-	peer := res.peer()
 	w("# Benchmarks\n\n")
 	w("This file is written by the benchmark harness in [`bench/`](../bench/); rerun it rather than editing by hand.\n")
 	w("It compares, over the same lower tree and in one interleaved run (every configuration in turn, repetition after\n")
 	w("repetition), the lower directory itself (native), sievefs with passthrough, sievefs with `--passthrough off`,\n")
-	w("sievefs with a policy of 10 rules, and go-fuse's loopback example as the peer. Every number is a rate (higher is\n")
-	w("better), the median of %d repetitions; `×native` and `×peer` are ratios of medians to native and to the peer\n", m.Reps)
-	w("(go-fuse loopback) in the same run, so 1.00 means as fast and 0.50 half as fast. `±` is half the spread\n")
+	w("sievefs with a policy of 10 rules, go-fuse's loopback example as the peer, and go-fuse's loopback with passthrough\n")
+	w("declined as the peer of `--passthrough off`. Each FUSE configuration is mounted for its own runs only. Every number\n")
+	w("is a rate (higher is better), the median of %d repetitions; `×native` and `×peer` are ratios of medians to native\n", m.Reps)
+	w("and to the peer (go-fuse loopback; for `--passthrough off`, the loopback with passthrough off) in the same run, so\n")
+	w("1.00 means as fast and 0.50 half as fast. `±` is half the spread\n")
 	w("(max − min) of the repetitions around the median.\n\n")
 	if pngOut != "" {
 		rel, abs := pngOut, pngOut
@@ -374,7 +391,11 @@ func (res *Results) markdown(pngOut, mdDir, root string) string {
 		case Loopback:
 			w("- **%s**: `loopback %s MNT LOWER`, go-fuse's `example/loopback`. In this go-fuse version it has no passthrough\n", c.Label, strings.Join(c.Args, " "))
 			w("  flag: it uses passthrough whenever the kernel and its privileges allow (here: root), and 1 s entry and attribute\n")
-			w("  timeouts, like sievefs's default `--cache auto`.\n")
+			w("  timeouts (sievefs's default `--cache auto` where it cannot watch the lower tree).\n")
+		case LoopbackNoPT:
+			w("- **%s**: [`bench/loopback-nopt`](../bench/loopback-nopt/main.go), go-fuse's loopback filesystem with the\n", c.Label)
+			w("  options above whose files decline passthrough, so that the daemon serves every read and write: the peer of\n")
+			w("  sievefs `--passthrough off` (its `×peer` column).\n")
 		}
 	}
 	w("\nWorkloads (data: fio with `--ioengine=psync` or `mmap`, `--direct=0`, `--invalidate=0`, `--fallocate=none`;\n")
@@ -439,7 +460,7 @@ func (res *Results) markdown(pngOut, mdDir, root string) string {
 
 	for _, lower := range res.Lowers {
 		w("## Results: %s lower\n\n", lower)
-		res.resultsTable(&b, lower, peer)
+		res.resultsTable(&b, lower)
 		w("\n")
 	}
 
@@ -478,7 +499,7 @@ func oneLine(s string) string {
 	return s
 }
 
-func (res *Results) resultsTable(b *strings.Builder, lower, peer string) {
+func (res *Results) resultsTable(b *strings.Builder, lower string) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	native := res.hasNative()
 	head := []string{"workload", "unit"}
@@ -490,7 +511,7 @@ func (res *Results) resultsTable(b *strings.Builder, lower, peer string) {
 		if native {
 			head = append(head, "×native")
 		}
-		if peer != "" && c.Name != peer {
+		if res.peerOf(c) != "" {
 			head = append(head, "×peer")
 		}
 		if c.Name == "sievefs" {
@@ -506,7 +527,6 @@ func (res *Results) resultsTable(b *strings.Builder, lower, peer string) {
 	w("|%s|\n", strings.Join(seps, "|"))
 	for _, row := range res.Rows {
 		nat := res.cell(lower, row.Name, "native")
-		pr := res.cell(lower, row.Name, peer)
 		cells := []string{mdCell(row.Label), row.Unit}
 		for _, c := range res.Configs {
 			if c.NA != "" {
@@ -515,7 +535,7 @@ func (res *Results) resultsTable(b *strings.Builder, lower, peer string) {
 					if native {
 						cells = append(cells, "–")
 					}
-					if peer != "" && c.Name != peer {
+					if res.peerOf(c) != "" {
 						cells = append(cells, "–")
 					}
 				}
@@ -526,11 +546,13 @@ func (res *Results) resultsTable(b *strings.Builder, lower, peer string) {
 			if c.Kind == Native {
 				continue
 			}
-			rn, rp := ratio(st.median, nat.median), ratio(st.median, pr.median)
+			rn := ratio(st.median, nat.median)
+			rp := math.NaN()
 			if native {
 				cells = append(cells, fmtRatio(rn))
 			}
-			if peer != "" && c.Name != peer {
+			if p := res.peerOf(c); p != "" {
+				rp = ratio(st.median, res.cell(lower, row.Name, p).median)
 				cells = append(cells, fmtRatio(rp))
 			}
 			if c.Name == "sievefs" {
