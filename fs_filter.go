@@ -257,8 +257,9 @@ func (f lowerFile) Version() (uint64, error) {
 	return v, nil
 }
 
-// invalidateAll drops what the kernel caches by name and every node's
-// attributes, after the filter chain changed.
+// invalidateAll drops what the kernel caches under the names the tree
+// recorded (every name, under a policy) and every node's attributes: after
+// the filter chain changed, or the watch lost events.
 func (fs *fileSystem) invalidateAll() {
 	if fs.server == nil {
 		return
@@ -267,7 +268,9 @@ func (fs *fileSystem) invalidateAll() {
 	// hold them); other inodes their attributes.
 	fs.server.InodeNotify(lower.RootID, 0, 0)
 	for _, n := range fs.tree.Names() {
-		fs.server.EntryNotify(n.Parent.ID, n.Name)
+		if n.Parent != nil {
+			fs.server.EntryNotify(n.Parent.ID, n.Name)
+		}
 		off := int64(-1)
 		if n.Ino.Type == unix.S_IFDIR {
 			off = 0

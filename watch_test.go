@@ -77,6 +77,18 @@ func TestWatch(t *testing.T) {
 	if got := string(readFile(t, v.Path("f"))); got != "onetwo" {
 		t.Errorf("f reads %q, want onetwo", got)
 	}
+	// A directory looked up but never searched: its own attributes.
+	if err := os.Mkdir(filepath.Join(v.Lower, "e"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(v.Path("e")); err != nil {
+		t.Fatal(err)
+	}
+	beside(t, "chmod", filepath.Join(v.Lower, "e"), "700")
+	eventually(t, 5*time.Second, "the new mode of a directory never searched", func() bool {
+		fi, err := os.Lstat(v.Path("e"))
+		return err == nil && fi.Mode().Perm() == 0o700
+	})
 	beside(t, "chmod", filepath.Join(v.Lower, "f"), "600")
 	eventually(t, 5*time.Second, "the new mode", func() bool {
 		fi, err := os.Stat(v.Path("f"))
@@ -147,7 +159,7 @@ func TestWatch(t *testing.T) {
 // TestWatchOnlyInAuto checks that the other cache modes do not watch and
 // say why.
 func TestWatchOnlyInAuto(t *testing.T) {
-	for _, mode := range []sievefs.CacheMode{sievefs.CacheAlways, sievefs.CacheNever} {
+	for _, mode := range []sievefs.CacheMode{sievefs.CacheShort, sievefs.CacheAlways, sievefs.CacheNever} {
 		v := fusetest.Mount(t, sievefs.Options{Cache: mode})
 		if c := v.Mount.Status().Cache; c.Watch || c.Reason == "" || c.Mode != mode {
 			t.Errorf("cache %s: status %+v, want no watch and a reason", mode, c)

@@ -68,16 +68,19 @@ type Named struct {
 	Name   string
 }
 
-// Names returns every inode of the table that has a recorded name, for
-// dropping what the kernel caches under names.
+// Names returns every inode of the table and, when it was recorded, where
+// the view shows it (Parent nil otherwise), for dropping what the kernel
+// caches.
 func (t *Tree) Names() []Named {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	out := make([]Named, 0, len(t.byID))
 	for _, ino := range t.byID {
+		n := Named{Ino: ino}
 		if l := ino.loc.Load(); l != nil && l.name != "" {
-			out = append(out, Named{Ino: ino, Parent: l.parent, Name: l.name})
+			n.Parent, n.Name = l.parent, l.name
 		}
+		out = append(out, n)
 	}
 	return out
 }

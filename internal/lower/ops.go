@@ -123,7 +123,7 @@ func (t *Tree) LookupAt(parent *Inode, dirfd int, name string, st *unix.Stat_t) 
 	if err := unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, err
 	}
-	if ino, ok := t.adopt(parent, name, st); ok {
+	if ino, ok := t.adopt(parent, dirfd, name, st); ok {
 		return ino, nil
 	}
 	return t.openChild(dirfd, name, st)

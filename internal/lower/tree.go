@@ -324,6 +324,8 @@ func (t *Tree) register(fd int, st *unix.Stat_t) *Inode {
 	}
 	t.add(ino)
 	t.mu.Unlock()
+	dirfd, name := t.magicLink(fd)
+	t.watchNew(ino, dirfd, name, true)
 	t.fds.install(ino, fd)
 	return ino
 }
@@ -366,26 +368,32 @@ func (t *Tree) handleOf(fd int, st *unix.Stat_t) (unix.FileHandle, bool) {
 // An inode not opened yet is known by where it was found. Found again under
 // another name, it may have been renamed underneath the mount or deleted and
 // its number reused: the new name gets a new inode.
-func (t *Tree) adopt(parent *Inode, name string, st *unix.Stat_t) (*Inode, bool) {
+//
+// A new inode's name is name in the directory dirfd, for the watch.
+func (t *Tree) adopt(parent *Inode, dirfd int, name string, st *unix.Stat_t) (*Inode, bool) {
 	key, typ := Key{st.Dev, st.Ino}, st.Mode&unix.S_IFMT
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if ino := t.byKey[key]; ino != nil && ino.Type == typ {
 		switch t.fds.known(ino, parent, name) {
 		case knownSame:
 			ino.lookups++
+			t.mu.Unlock()
 			return ino, true
 		case knownByHandle:
+			t.mu.Unlock()
 			return nil, false
 		}
 	}
 	if typ != unix.S_IFDIR && st.Nlink > 1 {
 		// A hard-linked file keeps one identity through all its names.
+		t.mu.Unlock()
 		return nil, false
 	}
 	ino := t.newInode(st)
 	ino.lazy = &location{parent: parent, name: name}
 	t.add(ino)
+	t.mu.Unlock()
+	t.watchNew(ino, dirfd, name, false)
 	return ino, true
 }
 

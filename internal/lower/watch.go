@@ -36,10 +36,16 @@ type Change struct {
 	Ino  *Inode // AttrChanged, DataChanged: the inode
 }
 
-// watchMask is what a watched directory reports: changes of its entries,
-// and changes of its children's (and its own) attributes and content.
-const watchMask = unix.FAN_CREATE | unix.FAN_DELETE | unix.FAN_MOVED_FROM | unix.FAN_MOVED_TO |
-	unix.FAN_ATTRIB | unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE | unix.FAN_EVENT_ON_CHILD | unix.FAN_ONDIR
+// dirMask is what a watched directory reports: changes of its entries and
+// of its own attributes. Not its children's (FAN_EVENT_ON_CHILD): with a
+// parent interested in them, every read and write of a child pays for a
+// reference to the parent.
+const dirMask = unix.FAN_CREATE | unix.FAN_DELETE | unix.FAN_MOVED_FROM | unix.FAN_MOVED_TO |
+	unix.FAN_ATTRIB | unix.FAN_ONDIR
+
+// fileMask is what a watched non-directory reports: changes of its
+// attributes and content. Reads are not watched, so they cost nothing.
+const fileMask = unix.FAN_ATTRIB | unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE
 
 const entryEvents = unix.FAN_CREATE | unix.FAN_DELETE | unix.FAN_MOVED_FROM | unix.FAN_MOVED_TO
 
@@ -62,7 +68,8 @@ var localFilesystems = map[int64]string{
 }
 
 // watcher is a fanotify group with an inode mark on each directory of the
-// tree that has been searched (see Tree.Watch).
+// tree that has been searched, and one on each other inode the table holds
+// (see Tree.Watch).
 type watcher struct {
 	fd       int // the fanotify group
 	wake     int // an eventfd that wakes the loop: to stop, or to report lost
@@ -72,20 +79,24 @@ type watcher struct {
 	done     chan struct{}
 
 	mu       sync.Mutex
-	byHandle map[string]*Inode // marked directories by file handle
-	marked   map[*Inode]string // and their handles
+	byHandle map[string]*Inode // directories by file handle
+	handles  map[*Inode]string // and their handles
+	pinned   map[*Inode]bool   // directories searched: their marks keep them in memory
 	writers  map[*Inode]int32  // regular files open for writing through the mount
 	ignoring map[*Inode]bool   // writers whose writes the group ignores (see ignoreWrites)
 }
 
 // Watch reports changes made to the lower tree beside the mount, by other
-// processes than this one, to fn: each directory searched through the tree
-// (AcquireDir) is watched until it is forgotten, with its children's
-// attributes and content. fn runs on the watcher's goroutine with the
-// changes of one burst; lost says that events were lost and anything may
-// have changed. Watch needs CAP_SYS_ADMIN and a local filesystem that
-// reports file handles; the error says why it cannot watch. Only inodes on
-// the root's filesystem are watched (see Watched).
+// processes than this one, to fn: the entries and attributes of each
+// directory searched through the tree (AcquireDir), until it is forgotten,
+// and the attributes and content of every other inode the table adopts. A
+// non-directory's mark does not keep its inode in memory (FAN_MARK_EVICTABLE):
+// the lower filesystem may drop an inode nobody uses, and its mark with it,
+// under memory pressure. fn runs on the watcher's goroutine with the changes
+// of one burst; lost says that events were lost and anything may have
+// changed. Watch needs CAP_SYS_ADMIN and a local filesystem that reports
+// file handles; the error says why it cannot watch. Only inodes on the
+// root's filesystem are watched (see Watched).
 func (t *Tree) Watch(fn func(changes []Change, lost bool)) error {
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(t.rootFD, &sfs); err != nil {
@@ -105,7 +116,7 @@ func (t *Tree) Watch(fn func(changes []Change, lost bool)) error {
 		return fmt.Errorf("eventfd: %w", err)
 	}
 	w := &watcher{fd: fd, wake: wake, self: int32(os.Getpid()), done: make(chan struct{}),
-		byHandle: make(map[string]*Inode), marked: make(map[*Inode]string),
+		byHandle: make(map[string]*Inode), handles: make(map[*Inode]string), pinned: make(map[*Inode]bool),
 		writers: make(map[*Inode]int32), ignoring: make(map[*Inode]bool)}
 	if err := w.mark(t.root, t.rootFD); err != nil {
 		unix.Close(fd)
@@ -117,8 +128,55 @@ func (t *Tree) Watch(fn func(changes []Change, lost bool)) error {
 	return nil
 }
 
-// Watched reports whether changes to inodes on device dev are reported.
-func (t *Tree) Watched(dev uint64) bool { return t.watch.Load() != nil && dev == t.rootDev }
+// Watched reports whether changes to ino are reported: those to inodes on
+// the root's filesystem are.
+func (t *Tree) Watched(ino *Inode) bool {
+	return t.watch.Load() != nil && ino.Key.Dev == t.rootDev
+}
+
+// watchNew marks an inode just added to the table, found as name in the
+// directory dirfd: follow says whether name is a link to follow to it (a
+// /proc/self/fd link) rather than the inode itself. The mark is evictable;
+// a directory's becomes a pinned one when it is first searched.
+func (t *Tree) watchNew(ino *Inode, dirfd int, name string, follow bool) {
+	w := t.watch.Load()
+	if w == nil || ino.Key.Dev != t.rootDev {
+		return
+	}
+	flags := uint(unix.FAN_MARK_ADD | unix.FAN_MARK_EVICTABLE)
+	if !follow {
+		flags |= unix.FAN_MARK_DONT_FOLLOW
+	}
+	mask := uint64(fileMask)
+	if ino.Type == unix.S_IFDIR {
+		mask = dirMask
+	}
+	err := unix.FanotifyMark(w.fd, flags, mask, dirfd, name)
+	if err == nil && ino.Type == unix.S_IFDIR {
+		// Its own changes are reported by its handle.
+		at := 0
+		if follow {
+			at = unix.AT_SYMLINK_FOLLOW
+		}
+		var h unix.FileHandle
+		if h, _, err = unix.NameToHandleAt(dirfd, name, at); err == nil {
+			w.known(ino, handleKey(uint32(h.Type()), h.Bytes()))
+		}
+	}
+	if err != nil && err != unix.ENOENT {
+		// Changes to it would go unseen: report that as lost events.
+		w.lost.Store(true)
+		w.poke()
+	}
+}
+
+// known records the handle of a directory.
+func (w *watcher) known(ino *Inode, key string) {
+	w.mu.Lock()
+	w.byHandle[key] = ino
+	w.handles[ino] = key
+	w.mu.Unlock()
+}
 
 // watchDir marks the directory ino, open as fd, if it is not marked yet.
 func (t *Tree) watchDir(ino *Inode, fd int) {
@@ -127,7 +185,7 @@ func (t *Tree) watchDir(ino *Inode, fd int) {
 		return
 	}
 	w.mu.Lock()
-	_, ok := w.marked[ino]
+	ok := w.pinned[ino]
 	w.mu.Unlock()
 	if !ok {
 		if err := w.mark(ino, fd); err != nil && !errors.Is(err, unix.ENOENT) {
@@ -145,16 +203,17 @@ func (t *Tree) unwatchDir(ino *Inode) {
 		return
 	}
 	w.mu.Lock()
-	h, ok := w.marked[ino]
-	if ok {
-		delete(w.marked, ino)
+	if h, ok := w.handles[ino]; ok {
+		delete(w.handles, ino)
 		if w.byHandle[h] == ino {
 			delete(w.byHandle, h)
 		}
 	}
+	pinned := w.pinned[ino]
+	delete(w.pinned, ino)
 	w.mu.Unlock()
-	if !ok {
-		return
+	if !pinned {
+		return // an evictable mark goes with the inode
 	}
 	fd, err := t.Acquire(ino)
 	if err != nil {
@@ -162,7 +221,7 @@ func (t *Tree) unwatchDir(ino *Inode) {
 	}
 	defer t.Release(ino)
 	// ENOENT: the mark went when the directory was deleted.
-	_ = unix.FanotifyMark(w.fd, unix.FAN_MARK_REMOVE, watchMask, fd, ".")
+	_ = unix.FanotifyMark(w.fd, unix.FAN_MARK_REMOVE, dirMask, fd, ".")
 }
 
 // OpenedForWrite tells the watch that the regular file ino is open for
@@ -244,19 +303,20 @@ func (t *Tree) child(dir *Inode, name string) *Inode {
 	return t.ByKey(&st)
 }
 
-// mark adds the directory ino, open as fd, to the group.
+// mark adds the directory ino, open as fd, to the group with a mark that
+// keeps it in memory (upgrading the evictable one it may have).
 func (w *watcher) mark(ino *Inode, fd int) error {
 	h, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
 	if err != nil {
 		return fmt.Errorf("name_to_handle_at: %w", err)
 	}
 	key := handleKey(uint32(h.Type()), h.Bytes())
-	if err := unix.FanotifyMark(w.fd, unix.FAN_MARK_ADD, watchMask, fd, "."); err != nil {
+	if err := unix.FanotifyMark(w.fd, unix.FAN_MARK_ADD, dirMask, fd, "."); err != nil {
 		return fmt.Errorf("fanotify_mark: %w", err)
 	}
+	w.known(ino, key)
 	w.mu.Lock()
-	w.byHandle[key] = ino
-	w.marked[ino] = key
+	w.pinned[ino] = true
 	w.mu.Unlock()
 	return nil
 }
