@@ -42,6 +42,10 @@ const (
 	// data stays cached until the lower file changes. It suits a lower
 	// tree that others change too.
 	CacheAuto CacheMode = "auto"
+	// CacheShort caches entries and attributes for one second, without
+	// watching the lower tree: what CacheAuto does where it cannot watch,
+	// for whom the watch costs more than it saves.
+	CacheShort CacheMode = "short"
 	// CacheAlways caches for a day: for a lower tree changed only through
 	// the mount.
 	CacheAlways CacheMode = "always"
@@ -50,13 +54,13 @@ const (
 	CacheNever CacheMode = "never"
 )
 
-// ParseCacheMode parses auto, always or never.
+// ParseCacheMode parses auto, short, always or never.
 func ParseCacheMode(s string) (CacheMode, error) {
 	switch m := CacheMode(s); m {
-	case CacheAuto, CacheAlways, CacheNever:
+	case CacheAuto, CacheShort, CacheAlways, CacheNever:
 		return m, nil
 	}
-	return "", fmt.Errorf("cache mode %q: want auto, always or never", s)
+	return "", fmt.Errorf("cache mode %q: want auto, short, always or never", s)
 }
 
 // timeout is how long the kernel may cache entries and attributes of what
