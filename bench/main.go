@@ -13,7 +13,7 @@
 //
 // Run it as root from the repository root:
 //
-//	go run ./bench              # full run, ~15-25 minutes
+//	go run ./bench              # full run, ~30 minutes
 //	go run ./bench -quick       # small sizes, ~3 minutes
 //	go run ./bench -render results.json   # redo the report from a -json file
 //
@@ -113,7 +113,7 @@ var quickSizes = Sizes{
 func main() {
 	var (
 		reps      = flag.Int("reps", 3, "repetitions of each workload and configuration (at least 3; medians are reported)")
-		quick     = flag.Bool("quick", false, "small sizes and short runs (~3 minutes) instead of the full run (~15-25 minutes)")
+		quick     = flag.Bool("quick", false, "small sizes and short runs (~3 minutes) instead of the full run (~30 minutes)")
 		lowersF   = flag.String("lowers", "ext4,tmpfs", "lower filesystems to run on: ext4 (a directory under -dir) and/or tmpfs (mounted in the temporary directory)")
 		configsF  = flag.String("configs", "", "comma-separated configurations to run (default all): "+configNames())
 		worksF    = flag.String("workloads", "", "comma-separated workload groups to run (default all): "+groupNames())
