@@ -35,17 +35,17 @@ func ParsePassthroughMode(s string) (PassthroughMode, error) {
 type CacheMode string
 
 const (
-	// CacheAuto watches the lower tree for changes made beside the mount
+	// CacheAuto caches entries and attributes for one second and keeps file
+	// data cached until the lower file's size or mtime changes. It suits a
+	// lower tree that is changed underneath the mount now and then.
+	CacheAuto CacheMode = "auto"
+	// CacheWatch watches the lower tree for changes made beside the mount
 	// (fanotify; with CAP_SYS_ADMIN, on a local filesystem) and lets the
 	// kernel cache entries and attributes for an hour, dropping each when
-	// it changes; where it cannot watch, it caches them for one second. File
-	// data stays cached until the lower file changes. It suits a lower
-	// tree that others change too.
-	CacheAuto CacheMode = "auto"
-	// CacheShort caches entries and attributes for one second, without
-	// watching the lower tree: what CacheAuto does where it cannot watch,
-	// for whom the watch costs more than it saves.
-	CacheShort CacheMode = "short"
+	// it changes; where it cannot watch, it caches them for one second.
+	// Warm metadata runs at the kernel's speed; a first lookup and small
+	// writes cost more (see README, Caching).
+	CacheWatch CacheMode = "watch"
 	// CacheAlways caches for a day: for a lower tree changed only through
 	// the mount.
 	CacheAlways CacheMode = "always"
@@ -54,13 +54,13 @@ const (
 	CacheNever CacheMode = "never"
 )
 
-// ParseCacheMode parses auto, short, always or never.
+// ParseCacheMode parses auto, watch, always or never.
 func ParseCacheMode(s string) (CacheMode, error) {
 	switch m := CacheMode(s); m {
-	case CacheAuto, CacheShort, CacheAlways, CacheNever:
+	case CacheAuto, CacheWatch, CacheAlways, CacheNever:
 		return m, nil
 	}
-	return "", fmt.Errorf("cache mode %q: want auto, short, always or never", s)
+	return "", fmt.Errorf("cache mode %q: want auto, watch, always or never", s)
 }
 
 // timeout is how long the kernel may cache entries and attributes of what

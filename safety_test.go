@@ -157,8 +157,7 @@ func TestSafetyRenamedDir(t *testing.T) {
 			}
 			beside(t, "rename", filepath.Join(s.lower, "d"), filepath.Join(s.outside, "moved"))
 			if cache != sievefs.CacheNever {
-				// Past the watch's reaction, and the one-second entry
-				// timeout where the lower tree is not watched.
+				// Past the one-second entry timeout.
 				time.Sleep(1500 * time.Millisecond)
 			}
 			outside := snapshot(t, s.outside)

@@ -10,7 +10,7 @@ import (
 
 // watchTimeout is how long the kernel may cache entries and attributes of a
 // lower tree the daemon watches for changes made beside the mount (see
-// CacheAuto): what changes is dropped from the kernel's caches when it
+// CacheWatch): what changes is dropped from the kernel's caches when it
 // changes, so the timeout only bounds the damage of a change never seen.
 const watchTimeout = time.Hour
 
@@ -38,14 +38,14 @@ func (fs *fileSystem) ttl(ino *lower.Inode) time.Duration {
 }
 
 // watch starts watching the lower tree for changes made beside the mount,
-// in cache mode auto, before the mount serves (so that every directory
+// in cache mode watch, before the mount serves (so that every directory
 // searched is watched). Once mounted, startCaching lets replies use
 // watchTimeout.
 func (fs *fileSystem) watch() {
 	reason := ""
 	switch {
-	case fs.opts.Cache != CacheAuto:
-		reason = "only in cache mode auto"
+	case fs.opts.Cache != CacheWatch:
+		reason = "only in cache mode watch"
 	case !hasCapSysAdmin():
 		reason = "the daemon lacks CAP_SYS_ADMIN, which fanotify requires"
 	default:

@@ -24,7 +24,7 @@ func requireWatch(t *testing.T, m *sievefs.Mount) {
 	if strings.Contains(c.Reason, "filesystem type") {
 		t.Skipf("lower tree not watched here: %s", c.Reason)
 	}
-	t.Fatalf("lower tree not watched in cache mode auto: %s", c.Reason)
+	t.Fatalf("lower tree not watched in cache mode watch: %s", c.Reason)
 }
 
 // metadataRequests counts the requests that revalidate names and attributes.
@@ -32,13 +32,13 @@ func metadataRequests(m *sievefs.Mount) uint64 {
 	return m.Requests("lookup") + m.Requests("getattr") + m.Requests("statx") + listings(m)
 }
 
-// TestWatch checks cache mode auto on a watched lower tree: the kernel
+// TestWatch checks cache mode watch on a watched lower tree: the kernel
 // keeps names, attributes and listings past the one-second timeout of an
 // unwatched tree, yet every change made beside the mount (by another
 // process) shows through it at once; the daemon's own changes cost no
 // revalidation.
 func TestWatch(t *testing.T) {
-	v := fusetest.Mount(t, sievefs.Options{})
+	v := fusetest.Mount(t, sievefs.Options{Cache: sievefs.CacheWatch})
 	requireWatch(t, v.Mount)
 	layTree(t, v.Lower, "f", "d/x", "d/z")
 	writeFile(t, filepath.Join(v.Lower, "f"), []byte("one"))
@@ -156,10 +156,10 @@ func TestWatch(t *testing.T) {
 	}
 }
 
-// TestWatchOnlyInAuto checks that the other cache modes do not watch and
-// say why.
-func TestWatchOnlyInAuto(t *testing.T) {
-	for _, mode := range []sievefs.CacheMode{sievefs.CacheShort, sievefs.CacheAlways, sievefs.CacheNever} {
+// TestWatchOnlyInWatchMode checks that the other cache modes do not watch
+// and say why.
+func TestWatchOnlyInWatchMode(t *testing.T) {
+	for _, mode := range []sievefs.CacheMode{sievefs.CacheAuto, sievefs.CacheAlways, sievefs.CacheNever} {
 		v := fusetest.Mount(t, sievefs.Options{Cache: mode})
 		if c := v.Mount.Status().Cache; c.Watch || c.Reason == "" || c.Mode != mode {
 			t.Errorf("cache %s: status %+v, want no watch and a reason", mode, c)

@@ -2,9 +2,10 @@
 //
 // Over the same lower tree, and in one interleaved run (A B C A B C …), it
 // measures the lower directory itself (native), sievefs with passthrough,
-// sievefs with --passthrough off, sievefs with a policy of 10 rules, and
-// go-fuse's loopback example (built from the module cache at the go-fuse
-// version of go.mod) as the peer; on a lower on the root filesystem (ext4) and
+// sievefs with --cache watch, sievefs with --passthrough off, sievefs with a
+// policy of 10 rules, go-fuse's loopback example (built from the module cache
+// at the go-fuse version of go.mod) as the peer, and bench/loopback-nopt as
+// the peer of --passthrough off; on a lower on the root filesystem (ext4) and
 // on a tmpfs it mounts. It writes the medians and their ratios to native and
 // to the peer, the daemons' CPU time and peak RSS, the machine and the
 // versions to docs/benchmarks.md, and a chart of the ratios to native to
@@ -66,6 +67,7 @@ type Config struct {
 var configs = []Config{
 	{Name: "native", Label: "native", Kind: Native},
 	{Name: "sievefs", Label: "sievefs", Kind: Sievefs},
+	{Name: "sievefs-watch", Label: "sievefs --cache watch", Kind: Sievefs, Args: []string{"--cache", "watch"}},
 	{Name: "sievefs-nopt", Label: "sievefs --passthrough off", Kind: Sievefs, Args: []string{"--passthrough", "off"}, Against: "loopback-nopt"},
 	{Name: "sievefs-policy10", Label: "sievefs + 10 rules", Kind: Sievefs, Args: []string{"--policy", "{bench}/policy10.yaml"}},
 	{Name: "loopback", Label: "go-fuse loopback (peer)", Kind: Loopback, Args: []string{"-q", "-directmountstrict"}, Peer: true},

@@ -215,7 +215,7 @@ func TestBadInput(t *testing.T) {
 			name: "BadCache",
 			args: func(t *testing.T, p paths) []string { return []string{"mount", "--cache=sometimes", p.lower, p.mnt} },
 			code: exitUsage,
-			want: []string{"want auto, short, always or never"},
+			want: []string{"want auto, watch, always or never"},
 		},
 		{
 			name: "BadLogFormat",

@@ -150,7 +150,7 @@ func newMountFlags(cfg *mountConfig, stderr io.Writer) *flag.FlagSet {
 		return err
 	})
 	f.StringVar(&cfg.policy, "policy", "", "policy file: the filter rules of the view (YAML, see examples/ and 'sievefs check'); reloaded on SIGHUP")
-	f.Func("cache", "auto|short|always|never: how long the kernel may cache entries, attributes and data (default auto)", func(s string) error {
+	f.Func("cache", "auto|watch|always|never: how long the kernel may cache entries, attributes and data (default auto)", func(s string) error {
 		m, err := sievefs.ParseCacheMode(s)
 		cfg.opts.Cache = m
 		return err
