@@ -208,3 +208,61 @@ func TestWatchOnlyInWatchMode(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchAfterReclaim checks that a change made beside the mount shows
+// through it even after the kernel reclaimed the lower tree's unused inodes
+// (drop_caches) while the mount's kernel still caches their attributes, and
+// that the inodes the kernel forgets lose their marks.
+func TestWatchAfterReclaim(t *testing.T) {
+	v := fusetest.Mount(t, sievefs.Options{Cache: sievefs.CacheWatch})
+	requireWatch(t, v.Mount)
+	var many []string
+	for i := range 200 {
+		many = append(many, fmt.Sprintf("many/%d", i))
+	}
+	layTree(t, v.Lower, append(many, "d/g")...)
+	for _, p := range append(many, "d/g") {
+		if _, err := os.Lstat(v.Path(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pinNames(t, v.Path("d/g"))
+	if n := watchMarks(t); n < len(many) {
+		t.Fatalf("%d marks after looking up %d files, want at least as many", n, len(many))
+	}
+	unix.Sync() // a dirty inode is not reclaimed
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	beside(t, "chmod", filepath.Join(v.Lower, "d", "g"), "600")
+	beside(t, "append", filepath.Join(v.Lower, "d", "g"), "more")
+	eventually(t, 5*time.Second, "the new mode and size of d/g", func() bool {
+		fi, err := os.Lstat(v.Path("d/g"))
+		return err == nil && fi.Mode().Perm() == 0o600 && fi.Size() == int64(len("d/gmore"))
+	})
+	eventually(t, 5*time.Second, "the marks of the files the kernel forgot to go", func() bool {
+		return watchMarks(t) < len(many)/2
+	})
+}
+
+// watchMarks counts the inode marks of the fanotify groups of this process
+// (the daemon's, as the tests mount in process).
+func watchMarks(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if l, _ := os.Readlink("/proc/self/fd/" + fd.Name()); l != "anon_inode:[fanotify]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + fd.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		n += strings.Count(string(info), "fanotify ino:")
+	}
+	return n
+}

@@ -279,7 +279,7 @@ func (t *Tree) Forget(id, n uint64) {
 	}
 	t.shrink()
 	t.mu.Unlock()
-	t.unwatchDir(ino)
+	t.unwatch(ino)
 	t.fds.forget(ino)
 }
 

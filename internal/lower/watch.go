@@ -67,9 +67,8 @@ var localFilesystems = map[int64]string{
 	0x2fc12fc1: "zfs",
 }
 
-// watcher is a fanotify group with an inode mark on each directory of the
-// tree that has been searched, and one on each other inode the table holds
-// (see Tree.Watch).
+// watcher is a fanotify group with an inode mark on each inode the table
+// holds (see Tree.Watch).
 type watcher struct {
 	fd       int // the fanotify group
 	wake     int // an eventfd that wakes the loop: to stop, or to report lost
@@ -79,24 +78,23 @@ type watcher struct {
 	done     chan struct{}
 
 	mu       sync.Mutex
-	byHandle map[string]*Inode // directories by file handle
+	byHandle map[string]*Inode // directories marked, by file handle
 	handles  map[*Inode]string // and their handles
-	pinned   map[*Inode]bool   // directories searched: their marks keep them in memory
 	writers  map[*Inode]int32  // regular files open for writing through the mount
 	ignoring map[*Inode]bool   // writers whose writes the group ignores (see ignoreWrites)
 }
 
 // Watch reports changes made to the lower tree beside the mount, by other
 // processes than this one, to fn: the entries and attributes of each
-// directory searched through the tree (AcquireDir), until it is forgotten,
-// and the attributes and content of every other inode the table adopts. A
-// non-directory's mark does not keep its inode in memory (FAN_MARK_EVICTABLE):
-// the lower filesystem may drop an inode nobody uses, and its mark with it,
-// under memory pressure. fn runs on the watcher's goroutine with the changes
-// of one burst; lost says that events were lost and anything may have
-// changed. Watch needs CAP_SYS_ADMIN and a local filesystem that reports
-// file handles; the error says why it cannot watch. Only inodes on the
-// root's filesystem are watched (see Watched).
+// directory the table holds, and the attributes and content of each other
+// inode, until the kernel forgets it. Each mark keeps its lower inode in
+// memory (an evictable one would go, unseen, with an inode the lower
+// filesystem reclaims, and the changes to it with it), so the kernel's own
+// reclaim of the mount's inodes bounds them. fn runs on the watcher's
+// goroutine with the changes of one burst; lost says that events were lost
+// and anything may have changed. Watch needs CAP_SYS_ADMIN and a local
+// filesystem that reports file handles; the error says why it cannot watch.
+// Only inodes on the root's filesystem are watched (see Watched).
 func (t *Tree) Watch(fn func(changes []Change, lost bool)) error {
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(t.rootFD, &sfs); err != nil {
@@ -116,7 +114,7 @@ func (t *Tree) Watch(fn func(changes []Change, lost bool)) error {
 		return fmt.Errorf("eventfd: %w", err)
 	}
 	w := &watcher{fd: fd, wake: wake, self: int32(os.Getpid()), done: make(chan struct{}),
-		byHandle: make(map[string]*Inode), handles: make(map[*Inode]string), pinned: make(map[*Inode]bool),
+		byHandle: make(map[string]*Inode), handles: make(map[*Inode]string),
 		writers: make(map[*Inode]int32), ignoring: make(map[*Inode]bool)}
 	if err := w.mark(t.root, t.rootFD); err != nil {
 		unix.Close(fd)
@@ -136,22 +134,17 @@ func (t *Tree) Watched(ino *Inode) bool {
 
 // watchNew marks an inode just added to the table, found as name in the
 // directory dirfd: follow says whether name is a link to follow to it (a
-// /proc/self/fd link) rather than the inode itself. The mark is evictable;
-// a directory's becomes a pinned one when it is first searched.
+// /proc/self/fd link) rather than the inode itself.
 func (t *Tree) watchNew(ino *Inode, dirfd int, name string, follow bool) {
 	w := t.watch.Load()
 	if w == nil || ino.Key.Dev != t.rootDev {
 		return
 	}
-	flags := uint(unix.FAN_MARK_ADD | unix.FAN_MARK_EVICTABLE)
+	flags := uint(unix.FAN_MARK_ADD)
 	if !follow {
 		flags |= unix.FAN_MARK_DONT_FOLLOW
 	}
-	mask := uint64(fileMask)
-	if ino.Type == unix.S_IFDIR {
-		mask = dirMask
-	}
-	err := unix.FanotifyMark(w.fd, flags, mask, dirfd, name)
+	err := unix.FanotifyMark(w.fd, flags, markMask(ino), dirfd, name)
 	if err == nil && ino.Type == unix.S_IFDIR {
 		// Its own changes are reported by its handle.
 		at := 0
@@ -164,10 +157,23 @@ func (t *Tree) watchNew(ino *Inode, dirfd int, name string, follow bool) {
 		}
 	}
 	if err != nil && err != unix.ENOENT {
-		// Changes to it would go unseen: report that as lost events.
-		w.lost.Store(true)
-		w.poke()
+		w.missed()
 	}
+}
+
+// markMask is what the mark of ino reports.
+func markMask(ino *Inode) uint64 {
+	if ino.Type == unix.S_IFDIR {
+		return dirMask
+	}
+	return fileMask
+}
+
+// missed reports that a mark could not be added, so that changes to its
+// inode would go unseen, as lost events.
+func (w *watcher) missed() {
+	w.lost.Store(true)
+	w.poke()
 }
 
 // known records the handle of a directory.
@@ -178,28 +184,28 @@ func (w *watcher) known(ino *Inode, key string) {
 	w.mu.Unlock()
 }
 
-// watchDir marks the directory ino, open as fd, if it is not marked yet.
+// watchDir marks the directory ino, open as fd, if it is not marked yet: a
+// lookup that found it could not.
 func (t *Tree) watchDir(ino *Inode, fd int) {
 	w := t.watch.Load()
 	if w == nil || ino.Key.Dev != t.rootDev {
 		return
 	}
 	w.mu.Lock()
-	ok := w.pinned[ino]
+	_, ok := w.handles[ino]
 	w.mu.Unlock()
 	if !ok {
 		if err := w.mark(ino, fd); err != nil && !errors.Is(err, unix.ENOENT) {
-			// Changes in it would go unseen: report that as lost events.
-			w.lost.Store(true)
-			w.poke()
+			w.missed()
 		}
 	}
 }
 
-// unwatchDir removes the mark of a directory the kernel forgot.
-func (t *Tree) unwatchDir(ino *Inode) {
+// unwatch removes the mark of an inode the kernel forgot (the table no
+// longer holds it), letting the lower filesystem reclaim it.
+func (t *Tree) unwatch(ino *Inode) {
 	w := t.watch.Load()
-	if w == nil || ino.Type != unix.S_IFDIR {
+	if w == nil || ino.Key.Dev != t.rootDev {
 		return
 	}
 	w.mu.Lock()
@@ -209,19 +215,29 @@ func (t *Tree) unwatchDir(ino *Inode) {
 			delete(w.byHandle, h)
 		}
 	}
-	pinned := w.pinned[ino]
-	delete(w.pinned, ino)
 	w.mu.Unlock()
-	if !pinned {
-		return // an evictable mark goes with the inode
-	}
 	fd, err := t.Acquire(ino)
 	if err != nil {
 		return // gone: its mark went with it
 	}
-	defer t.Release(ino)
-	// ENOENT: the mark went when the directory was deleted.
-	_ = unix.FanotifyMark(w.fd, unix.FAN_MARK_REMOVE, dirMask, fd, ".")
+	dirfd, name := t.magicLink(fd)
+	// ENOENT: the mark went when the file was deleted.
+	_ = unix.FanotifyMark(w.fd, unix.FAN_MARK_REMOVE, markMask(ino), dirfd, name)
+	t.Release(ino)
+	// A lookup may have found the same file again meanwhile and marked it
+	// before the removal: mark it again. One that adds it to the table
+	// after this check marks it after the removal.
+	t.mu.Lock()
+	again := t.byKey[ino.Key]
+	t.mu.Unlock()
+	if again == nil {
+		return
+	}
+	if fd, err := t.Acquire(again); err == nil {
+		dirfd, name := t.magicLink(fd)
+		t.watchNew(again, dirfd, name, true)
+		t.Release(again)
+	}
 }
 
 // OpenedForWrite tells the watch that the regular file ino is open for
@@ -303,8 +319,7 @@ func (t *Tree) child(dir *Inode, name string) *Inode {
 	return t.ByKey(&st)
 }
 
-// mark adds the directory ino, open as fd, to the group with a mark that
-// keeps it in memory (upgrading the evictable one it may have).
+// mark adds the directory ino, open as fd, to the group.
 func (w *watcher) mark(ino *Inode, fd int) error {
 	h, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
 	if err != nil {
@@ -315,9 +330,6 @@ func (w *watcher) mark(ino *Inode, fd int) error {
 		return fmt.Errorf("fanotify_mark: %w", err)
 	}
 	w.known(ino, key)
-	w.mu.Lock()
-	w.pinned[ino] = true
-	w.mu.Unlock()
 	return nil
 }
 
