@@ -216,14 +216,7 @@ func (t *Tree) unwatch(ino *Inode) {
 		}
 	}
 	w.mu.Unlock()
-	fd, err := t.Acquire(ino)
-	if err != nil {
-		return // gone: its mark went with it
-	}
-	dirfd, name := t.magicLink(fd)
-	// ENOENT: the mark went when the file was deleted.
-	_ = unix.FanotifyMark(w.fd, unix.FAN_MARK_REMOVE, markMask(ino), dirfd, name)
-	t.Release(ino)
+	t.unmark(w, ino)
 	// A lookup may have found the same file again meanwhile and marked it
 	// before the removal: mark it again. One that adds it to the table
 	// after this check marks it after the removal.
@@ -237,6 +230,50 @@ func (t *Tree) unwatch(ino *Inode) {
 		dirfd, name := t.magicLink(fd)
 		t.watchNew(again, dirfd, name, true)
 		t.Release(again)
+	}
+}
+
+// unmark removes the mark of ino, which the table no longer holds, the
+// cheapest way it can reach the lower inode: by the descriptor it holds, by
+// its name in its parent (an inode never opened), or by its handle. It opens
+// nothing for the table: a forgotten inode must not take a place in the
+// descriptor cache. ENOENT from the removal: the file was deleted and its
+// mark went with it.
+func (t *Tree) unmark(w *watcher, ino *Inode) {
+	mask := markMask(ino)
+	fd, handle, byHandle, lazy := t.fds.held(ino)
+	switch {
+	case fd >= 0:
+		dirfd, name := t.magicLink(fd)
+		_ = unix.FanotifyMark(w.fd, unix.FAN_MARK_REMOVE, mask, dirfd, name)
+		t.Release(ino)
+	case lazy != nil:
+		pfd, err := t.Acquire(lazy.parent)
+		if err != nil {
+			return
+		}
+		defer t.Release(lazy.parent)
+		if unix.FanotifyMark(w.fd, unix.FAN_MARK_REMOVE|unix.FAN_MARK_DONT_FOLLOW, mask, pfd, lazy.name) != nil {
+			return
+		}
+		var st unix.Stat_t
+		if unix.Fstatat(pfd, lazy.name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || (Key{st.Dev, st.Ino}) == ino.Key {
+			return
+		}
+		// The name holds another file now, whose mark went instead: mark
+		// it again if the table holds it. Ino's lower inode keeps its mark
+		// until it is deleted.
+		if other := t.ByKey(&st); other != nil {
+			t.watchNew(other, pfd, lazy.name, false)
+		}
+	case byHandle:
+		fd, err := unix.OpenByHandleAt(t.mountFD, handle, unix.O_PATH|unix.O_CLOEXEC)
+		if err != nil {
+			return
+		}
+		dirfd, name := t.magicLink(fd)
+		_ = unix.FanotifyMark(w.fd, unix.FAN_MARK_REMOVE, mask, dirfd, name)
+		unix.Close(fd)
 	}
 }
 
