@@ -38,8 +38,8 @@ func (fs *fileSystem) ttl(ino *lower.Inode) time.Duration {
 }
 
 // watch starts watching the lower tree for changes made beside the mount,
-// in cache mode watch, before the mount serves (so that every directory
-// searched is watched). Once mounted, startCaching lets replies use
+// in cache mode watch, before the mount serves (so that every inode the
+// kernel is told of is watched). Once mounted, startCaching lets replies use
 // watchTimeout.
 func (fs *fileSystem) watch() {
 	reason := ""

@@ -170,7 +170,6 @@ func (t *Tree) Beneath(ino *Inode, dirfd int) bool {
 	if !t.beneath(dirfd) {
 		return false
 	}
-	t.watchDir(ino, dirfd)
 	if t.recheck > 0 {
 		ino.beneathUntil.Store(now + int64(t.recheck))
 	}

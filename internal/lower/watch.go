@@ -3,7 +3,6 @@ package lower
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -184,23 +183,6 @@ func (w *watcher) known(ino *Inode, key string) {
 	w.mu.Unlock()
 }
 
-// watchDir marks the directory ino, open as fd, if it is not marked yet: a
-// lookup that found it could not.
-func (t *Tree) watchDir(ino *Inode, fd int) {
-	w := t.watch.Load()
-	if w == nil || ino.Key.Dev != t.rootDev {
-		return
-	}
-	w.mu.Lock()
-	_, ok := w.handles[ino]
-	w.mu.Unlock()
-	if !ok {
-		if err := w.mark(ino, fd); err != nil && !errors.Is(err, unix.ENOENT) {
-			w.missed()
-		}
-	}
-}
-
 // unwatch removes the mark of an inode the kernel forgot (the table no
 // longer holds it), letting the lower filesystem reclaim it.
 func (t *Tree) unwatch(ino *Inode) {
@@ -356,7 +338,8 @@ func (t *Tree) child(dir *Inode, name string) *Inode {
 	return t.ByKey(&st)
 }
 
-// mark adds the directory ino, open as fd, to the group.
+// mark adds the directory ino, open as fd, to the group: the root, which no
+// lookup adopts.
 func (w *watcher) mark(ino *Inode, fd int) error {
 	h, _, err := unix.NameToHandleAt(fd, "", unix.AT_EMPTY_PATH)
 	if err != nil {
