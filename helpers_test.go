@@ -64,6 +64,19 @@ func beside(t testing.TB, op string, args ...string) {
 	runHelper(t, "beside", append([]string{op}, args...)...)
 }
 
+// startBeside starts beside's op in another process and returns it
+// running; the test waits for it (a test that fails first, at its end).
+func startBeside(t testing.TB, op string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{op}, args...)...)
+	cmd.Env = append(os.Environ(), helperEnv+"=beside")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Wait() })
+	return cmd
+}
+
 func besideHelper(args []string) error {
 	if len(args) < 2 {
 		return fmt.Errorf("want OP ARGS..., got %q", args)

@@ -3,7 +3,6 @@ package sievefs_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -162,17 +161,26 @@ func TestWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	size := fi.Size()
-	beside(t, "append-hold", v.Path("d/y"), "through", "300ms")
+	through := startBeside(t, "append-hold", v.Path("d/y"), "through", "1s")
+	time.Sleep(300 * time.Millisecond) // the watch has seen its write
+	// Its attributes are still watched while it is written through the mount
+	// (after a stat that takes in the write's new size and time).
+	if _, err := os.Stat(v.Path("d/y")); err != nil {
+		t.Fatal(err)
+	}
+	beside(t, "chmod", filepath.Join(v.Lower, "d", "y"), "640")
+	eventually(t, 600*time.Millisecond, "the new mode of d/y while it is written through the mount", func() bool {
+		fi, err := os.Stat(v.Path("d/y"))
+		return err == nil && fi.Mode().Perm() == 0o640
+	})
+	if err := through.Wait(); err != nil {
+		t.Fatalf("the writer through the mount: %v", err)
+	}
 	time.Sleep(100 * time.Millisecond) // the watch has seen its close
 	if fi, err := os.Stat(v.Path("d/y")); err != nil || fi.Size() != size+7 {
 		t.Fatalf("d/y after a write through the mount: %v %v, want %d bytes", fi, err, size+7)
 	}
-	holder := exec.Command(os.Args[0], "append-hold", filepath.Join(v.Lower, "d", "y"), "beside", "3s")
-	holder.Env = append(os.Environ(), helperEnv+"=beside")
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Wait()
+	holder := startBeside(t, "append-hold", filepath.Join(v.Lower, "d", "y"), "beside", "3s")
 	eventually(t, 2500*time.Millisecond, "the size of d/y after a write beside the mount, its writer still there", func() bool {
 		fi, err := os.Stat(v.Path("d/y"))
 		return err == nil && fi.Size() == size+13
@@ -240,8 +248,20 @@ func TestWatchAfterReclaim(t *testing.T) {
 		fi, err := os.Lstat(v.Path("d/g"))
 		return err == nil && fi.Mode().Perm() == 0o600 && fi.Size() == int64(len("d/gmore"))
 	})
+	// A file forgotten and looked up again keeps its mark: its mark is
+	// removed a while after the kernel forgets it, unless it comes back.
+	again := v.Path(many[0])
+	if _, err := os.Lstat(again); err != nil {
+		t.Fatal(err)
+	}
+	pinNames(t, again)
 	eventually(t, 5*time.Second, "the marks of the files the kernel forgot to go", func() bool {
 		return watchMarks(t) < len(many)/2
+	})
+	beside(t, "chmod", filepath.Join(v.Lower, many[0]), "600")
+	eventually(t, 5*time.Second, "the new mode of "+many[0]+", forgotten and found again", func() bool {
+		fi, err := os.Lstat(again)
+		return err == nil && fi.Mode().Perm() == 0o600
 	})
 }
 

@@ -193,6 +193,14 @@ func (c *fdCache) release(ino *Inode) {
 	}
 }
 
+// reopenable reports whether ino can be reached without its descriptor:
+// by its name in its parent or by its handle.
+func (c *fdCache) reopenable(ino *Inode) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ino.lazy != nil || ino.handleValid
+}
+
 // forget marks ino as gone from the table and closes its descriptor once no
 // operation uses it.
 func (c *fdCache) forget(ino *Inode) {

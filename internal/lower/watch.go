@@ -53,6 +53,17 @@ const entryEvents = unix.FAN_CREATE | unix.FAN_DELETE | unix.FAN_MOVED_FROM | un
 // writer's every write is one event), and the daemon reads them in one go.
 const watchBatch = 2 * time.Millisecond
 
+// retireDelay is how long the mark of an inode the kernel forgot stays
+// before it is removed. The kernel forgets inodes in bursts (memory
+// pressure, drop_caches) and often looks the same files up again soon after
+// (the next scan of the tree): a mark still there needs no removal, and the
+// removals that are due run on the watcher's goroutine, off the requests.
+const retireDelay = time.Second
+
+// reapBatch is the most marks the watcher removes before it looks for
+// events again.
+const reapBatch = 256
+
 // localFilesystems are the filesystem types (statfs f_type) whose every
 // change passes through this kernel, where fanotify sees it. A network or
 // FUSE lower can change without the kernel knowing.
@@ -79,8 +90,18 @@ type watcher struct {
 	mu       sync.Mutex
 	byHandle map[string]*Inode // directories marked, by file handle
 	handles  map[*Inode]string // and their handles
-	writers  map[*Inode]int32  // regular files open for writing through the mount
-	ignoring map[*Inode]bool   // writers whose writes the group ignores (see ignoreWrites)
+	retired  map[Key]*Inode    // forgotten inodes whose marks are still there (see unwatch)
+	retiring []retiredMark     // the same, oldest first
+
+	writesMu        sync.Mutex
+	writers         map[*Inode]int32 // regular files open for writing through the mount
+	unwatchedWrites map[*Inode]bool  // writers whose marks do not ask for writes (see OpenedForWrite)
+}
+
+// retiredMark is an inode the kernel forgot at a time.
+type retiredMark struct {
+	ino *Inode
+	at  time.Time
 }
 
 // Watch reports changes made to the lower tree beside the mount, by other
@@ -114,7 +135,8 @@ func (t *Tree) Watch(fn func(changes []Change, lost bool)) error {
 	}
 	w := &watcher{fd: fd, wake: wake, self: int32(os.Getpid()), done: make(chan struct{}),
 		byHandle: make(map[string]*Inode), handles: make(map[*Inode]string),
-		writers: make(map[*Inode]int32), ignoring: make(map[*Inode]bool)}
+		retired: make(map[Key]*Inode),
+		writers: make(map[*Inode]int32), unwatchedWrites: make(map[*Inode]bool)}
 	if err := w.mark(t.root, t.rootFD); err != nil {
 		unix.Close(fd)
 		unix.Close(wake)
@@ -155,9 +177,20 @@ func (t *Tree) watchNew(ino *Inode, dirfd int, name string, follow bool) {
 			w.known(ino, handleKey(uint32(h.Type()), h.Bytes()))
 		}
 	}
+	if err == nil {
+		w.revive(ino.Key)
+	}
 	if err != nil && err != unix.ENOENT {
 		w.missed()
 	}
+}
+
+// revive keeps the mark of a forgotten inode the table has again (as key):
+// its removal is no longer due.
+func (w *watcher) revive(key Key) {
+	w.mu.Lock()
+	delete(w.retired, key)
+	w.mu.Unlock()
 }
 
 // markMask is what the mark of ino reports.
@@ -183,25 +216,89 @@ func (w *watcher) known(ino *Inode, key string) {
 	w.mu.Unlock()
 }
 
-// unwatch removes the mark of an inode the kernel forgot (the table no
-// longer holds it), letting the lower filesystem reclaim it.
+// unwatch retires the mark of an inode the kernel forgot (the table no
+// longer holds it): the watcher removes it retireDelay later, letting the
+// lower filesystem reclaim the inode, unless a lookup finds the file again
+// meanwhile. An inode that cannot be reached once its descriptor is closed
+// (it has no handle) loses its mark now.
 func (t *Tree) unwatch(ino *Inode) {
 	w := t.watch.Load()
 	if w == nil || ino.Key.Dev != t.rootDev {
 		return
 	}
+	if !t.fds.reopenable(ino) {
+		w.forgetHandle(ino)
+		t.removeMark(w, ino)
+		return
+	}
 	w.mu.Lock()
+	w.forgetHandleLocked(ino)
+	w.retired[ino.Key] = ino
+	w.retiring = append(w.retiring, retiredMark{ino, time.Now()})
+	first := len(w.retiring) == 1
+	w.mu.Unlock()
+	if first {
+		w.poke() // the loop may be waiting for events only
+	}
+}
+
+// forgetHandle drops the handle of a directory the table no longer holds.
+func (w *watcher) forgetHandle(ino *Inode) {
+	w.mu.Lock()
+	w.forgetHandleLocked(ino)
+	w.mu.Unlock()
+}
+
+func (w *watcher) forgetHandleLocked(ino *Inode) {
 	if h, ok := w.handles[ino]; ok {
 		delete(w.handles, ino)
 		if w.byHandle[h] == ino {
 			delete(w.byHandle, h)
 		}
 	}
+}
+
+// reapWait is how long the loop may wait for events before a retired mark
+// is due (in milliseconds, -1: none retired).
+func (w *watcher) reapWait() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.retiring) == 0 {
+		return -1
+	}
+	d := retireDelay - time.Since(w.retiring[0].at)
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// reap removes up to reapBatch retired marks that are due.
+func (t *Tree) reap(w *watcher) {
+	var due []*Inode
+	w.mu.Lock()
+	now := time.Now()
+	for len(w.retiring) > 0 && len(due) < reapBatch && now.Sub(w.retiring[0].at) >= retireDelay {
+		ino := w.retiring[0].ino
+		w.retiring[0] = retiredMark{}
+		w.retiring = w.retiring[1:]
+		if w.retired[ino.Key] == ino {
+			delete(w.retired, ino.Key)
+			due = append(due, ino)
+		}
+	}
 	w.mu.Unlock()
+	for _, ino := range due {
+		t.removeMark(w, ino)
+	}
+}
+
+// removeMark removes the mark of the forgotten inode ino. A lookup may have
+// found the same file again meanwhile and marked it before the removal: it is
+// marked again. One that adds it to the table after this check marks it
+// after the removal.
+func (t *Tree) removeMark(w *watcher, ino *Inode) {
 	t.unmark(w, ino)
-	// A lookup may have found the same file again meanwhile and marked it
-	// before the removal: mark it again. One that adds it to the table
-	// after this check marks it after the removal.
 	t.mu.Lock()
 	again := t.byKey[ino.Key]
 	t.mu.Unlock()
@@ -261,19 +358,20 @@ func (t *Tree) unmark(w *watcher, ino *Inode) {
 
 // OpenedForWrite tells the watch that the regular file ino is open for
 // writing through the mount, until the matching ClosedForWrite. The kernel
-// knows of the writes made through the mount; reporting each one would cost
-// every write a fanotify event. So once such a file is seen written, the
-// group ignores its writes (FAN_MODIFY) until its last writer through the
-// mount is gone. Writes made beside the mount to a file open for writing
-// through it meanwhile are reported when their writer closes it.
+// knows of the writes made through the mount; watching them would cost every
+// write a pass through fsnotify. So once such a file is seen written, its
+// mark stops asking for writes (FAN_MODIFY) until its last writer through the
+// mount is gone; it still reports attribute changes and the close of a
+// writer (FAN_CLOSE_WRITE), so writes made beside the mount meanwhile are
+// reported when their writer closes the file.
 func (t *Tree) OpenedForWrite(ino *Inode) {
 	w := t.watch.Load()
 	if w == nil || ino.Type != unix.S_IFREG {
 		return
 	}
-	w.mu.Lock()
+	w.writesMu.Lock()
 	w.writers[ino]++
-	w.mu.Unlock()
+	w.writesMu.Unlock()
 }
 
 // ClosedForWrite ends an OpenedForWrite.
@@ -282,38 +380,33 @@ func (t *Tree) ClosedForWrite(ino *Inode) {
 	if w == nil || ino.Type != unix.S_IFREG {
 		return
 	}
-	w.mu.Lock()
-	n := w.writers[ino] - 1
-	ignoring := false
-	if n > 0 {
+	w.writesMu.Lock()
+	defer w.writesMu.Unlock()
+	if n := w.writers[ino] - 1; n > 0 {
 		w.writers[ino] = n
-	} else {
-		delete(w.writers, ino)
-		ignoring = w.ignoring[ino]
-		delete(w.ignoring, ino)
+		return
 	}
-	w.mu.Unlock()
-	if ignoring {
-		t.markWrites(w, ino, unix.FAN_MARK_REMOVE)
-	}
-}
-
-// ignoreWrites makes the group ignore the writes to ino if it is open for
-// writing through the mount.
-func (t *Tree) ignoreWrites(w *watcher, ino *Inode) {
-	w.mu.Lock()
-	mine, done := w.writers[ino] > 0, w.ignoring[ino]
-	if mine {
-		w.ignoring[ino] = true
-	}
-	w.mu.Unlock()
-	if mine && !done {
+	delete(w.writers, ino)
+	if w.unwatchedWrites[ino] {
+		delete(w.unwatchedWrites, ino)
 		t.markWrites(w, ino, unix.FAN_MARK_ADD)
 	}
 }
 
-// markWrites adds (FAN_MARK_ADD) or removes (FAN_MARK_REMOVE) the mark of
-// ino that ignores its writes.
+// unwatchWrites stops the mark of ino from asking for its writes if it is
+// open for writing through the mount.
+func (t *Tree) unwatchWrites(w *watcher, ino *Inode) {
+	w.writesMu.Lock()
+	defer w.writesMu.Unlock()
+	if w.writers[ino] > 0 && !w.unwatchedWrites[ino] {
+		w.unwatchedWrites[ino] = true
+		t.markWrites(w, ino, unix.FAN_MARK_REMOVE)
+	}
+}
+
+// markWrites adds FAN_MODIFY to (FAN_MARK_ADD) or removes it from
+// (FAN_MARK_REMOVE) the mask of ino's mark. Caller holds w.writesMu, so that
+// a file's last close and a late event of its writes do not cross.
 func (t *Tree) markWrites(w *watcher, ino *Inode, op uint) {
 	fd, err := t.Acquire(ino)
 	if err != nil {
@@ -321,7 +414,7 @@ func (t *Tree) markWrites(w *watcher, ino *Inode, op uint) {
 	}
 	defer t.Release(ino)
 	dirfd, name := t.magicLink(fd)
-	_ = unix.FanotifyMark(w.fd, op|unix.FAN_MARK_IGNORED_MASK|unix.FAN_MARK_IGNORED_SURV_MODIFY, unix.FAN_MODIFY, dirfd, name)
+	_ = unix.FanotifyMark(w.fd, op, unix.FAN_MODIFY, dirfd, name)
 }
 
 // child returns the inode the table has for name in dir, if any.
@@ -373,19 +466,24 @@ func (w *watcher) close() {
 }
 
 // run reads the group's events until close, a burst at a time, and hands
-// them to fn.
+// them to fn; between bursts it removes the retired marks that are due.
 func (w *watcher) run(t *Tree, fn func([]Change, bool)) {
 	defer close(w.done)
 	buf := make([]byte, 256<<10)
 	var ev8 [8]byte
 	pfds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(w.wake), Events: unix.POLLIN}}
 	for {
-		if _, err := unix.Poll(pfds, -1); err != nil && err != unix.EINTR {
+		n, err := unix.Poll(pfds, w.reapWait())
+		if err != nil && err != unix.EINTR {
 			fn(nil, true)
 			return
 		}
 		if w.stopping.Load() {
 			return
+		}
+		if n <= 0 {
+			t.reap(w)
+			continue
 		}
 		unix.Read(w.wake, ev8[:])
 		time.Sleep(watchBatch)
@@ -406,6 +504,7 @@ func (w *watcher) run(t *Tree, fn func([]Change, bool)) {
 		if len(b.changes) > 0 || b.lost {
 			fn(b.changes, b.lost)
 		}
+		t.reap(w)
 	}
 }
 
@@ -479,7 +578,7 @@ func (w *watcher) parse(t *Tree, buf []byte, b *burst) {
 			}
 		}
 		if mask&unix.FAN_MODIFY != 0 && ino.Type == unix.S_IFREG {
-			t.ignoreWrites(w, ino)
+			t.unwatchWrites(w, ino)
 		}
 		b.add(Change{Kind: kind, Ino: ino}, ino, "")
 	}
