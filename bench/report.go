@@ -340,8 +340,8 @@ func (res *Results) markdown(pngOut, mdDir, root string) string {
 	w("# Benchmarks\n\n")
 	w("This file is written by the benchmark harness in [`bench/`](../bench/); rerun it rather than editing by hand.\n")
 	w("It compares, over the same lower tree and in one interleaved run (every configuration in turn, repetition after\n")
-	w("repetition), the lower directory itself (native), sievefs with passthrough, sievefs with `--cache watch`, sievefs\n")
-	w("with `--passthrough off`,\n")
+	w("repetition), the lower directory itself (native), sievefs as it mounts by default (passthrough, `--cache watch`),\n")
+	w("sievefs with `--cache auto` (1 s timeouts, the lower tree not watched), sievefs with `--passthrough off`,\n")
 	w("sievefs with a policy of 10 rules, go-fuse's loopback example as the peer, and go-fuse's loopback with passthrough\n")
 	w("declined as the peer of `--passthrough off`. Each FUSE configuration is mounted for its own runs only. Every number\n")
 	w("is a rate (higher is better), the median of %d repetitions; `×native` and `×peer` are ratios of medians to native\n", m.Reps)
@@ -392,7 +392,7 @@ func (res *Results) markdown(pngOut, mdDir, root string) string {
 		case Loopback:
 			w("- **%s**: `loopback %s MNT LOWER`, go-fuse's `example/loopback`. In this go-fuse version it has no passthrough\n", c.Label, strings.Join(c.Args, " "))
 			w("  flag: it uses passthrough whenever the kernel and its privileges allow (here: root), and 1 s entry and attribute\n")
-			w("  timeouts (sievefs's default `--cache auto` where it cannot watch the lower tree).\n")
+			w("  timeouts (as sievefs `--cache auto`, and sievefs's default where it cannot watch the lower tree).\n")
 		case LoopbackNoPT:
 			w("- **%s**: [`bench/loopback-nopt`](../bench/loopback-nopt/main.go), go-fuse's loopback filesystem with the\n", c.Label)
 			w("  options above whose files decline passthrough, so that the daemon serves every read and write: the peer of\n")
@@ -410,8 +410,8 @@ func (res *Results) markdown(pngOut, mdDir, root string) string {
 	w("  path, cold (after dropping caches) and then warm; `ls -f`: `getdents64` of each directory after dropping caches;\n")
 	w("  find: a walk with `getdents64` and `d_type`, warm; unlink: `unlinkat` of every file and `rmdir`.\n")
 	w("  \"Warm\" means right after a pass that filled the kernel's caches. With 1 s entry and attribute timeouts\n")
-	w("  (the loopbacks' and sievefs's default `--cache auto`), entries older than 1 s are revalidated with the daemon,\n")
-	w("  so a FUSE pass over 20,000 files that takes longer than that is warm only in name; with `--cache watch` sievefs\n")
+	w("  (the loopbacks' and sievefs `--cache auto`), entries older than 1 s are revalidated with the daemon, so a FUSE\n")
+	w("  pass over 20,000 files that takes longer than that is warm only in name; sievefs by default (`--cache watch`)\n")
 	w("  watches the lower tree and lets the kernel cache for an hour.\n")
 	w("- open+close: `open(O_RDONLY)` + `close` of one file by path, in a loop.\n")
 	w("- untar: `tar -xf` of a tarball of a real source tree (read from the ext4 temporary directory) into the mount; rm -rf:\n")
@@ -456,7 +456,7 @@ func (res *Results) markdown(pngOut, mdDir, root string) string {
 	}
 	if len(m.Passthrough) > 0 {
 		sort.Strings(m.Passthrough)
-		w("- Passthrough as `sievefs status` reported it: %s\n", strings.Join(m.Passthrough, "; "))
+		w("- Passthrough and cache as `sievefs status` reported them: %s\n", strings.Join(m.Passthrough, "; "))
 	}
 	w("\n")
 
