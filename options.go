@@ -80,9 +80,7 @@ func (m CacheMode) timeout() time.Duration {
 type Options struct {
 	// Passthrough is the passthrough mode; empty means PassthroughAuto.
 	Passthrough PassthroughMode
-	// Cache is the cache mode; empty means CacheAuto. (The sievefs command
-	// defaults to CacheWatch; in process, CacheWatch does not see changes
-	// this process makes to the lower tree itself.)
+	// Cache is the cache mode; empty means CacheAuto.
 	Cache CacheMode
 	// ReadOnly mounts read-only.
 	ReadOnly bool

@@ -150,12 +150,7 @@ func newMountFlags(cfg *mountConfig, stderr io.Writer) *flag.FlagSet {
 		return err
 	})
 	f.StringVar(&cfg.policy, "policy", "", "policy file: the filter rules of the view (YAML, see examples/ and 'sievefs check'); reloaded on SIGHUP")
-	// The daemon watches the lower tree by default: nothing in its process
-	// changes the tree but the mount itself. (The Go API's default is
-	// auto: a program that mounts in process may change the tree itself,
-	// which the watch does not see.)
-	cfg.opts.Cache = sievefs.CacheWatch
-	f.Func("cache", "auto|watch|always|never: how long the kernel may cache entries, attributes and data (default watch)", func(s string) error {
+	f.Func("cache", "auto|watch|always|never: how long the kernel may cache entries, attributes and data (default auto)", func(s string) error {
 		m, err := sievefs.ParseCacheMode(s)
 		cfg.opts.Cache = m
 		return err
