@@ -92,6 +92,7 @@ type watcher struct {
 	handles  map[*Inode]string // and their handles
 	retired  map[Key]*Inode    // forgotten inodes whose marks are still there (see unwatch)
 	retiring []retiredMark     // the same, oldest first
+	nRetired atomic.Int64      // len(retired), read without mu by revive
 
 	writesMu        sync.Mutex
 	writers         map[*Inode]int32 // regular files open for writing through the mount
@@ -188,8 +189,14 @@ func (t *Tree) watchNew(ino *Inode, dirfd int, name string, follow bool) {
 // revive keeps the mark of a forgotten inode the table has again (as key):
 // its removal is no longer due.
 func (w *watcher) revive(key Key) {
+	if w.nRetired.Load() == 0 {
+		// The common case: a lookup takes no lock for it. A retirement
+		// that races this check is undone by removeMark's re-mark.
+		return
+	}
 	w.mu.Lock()
 	delete(w.retired, key)
+	w.nRetired.Store(int64(len(w.retired)))
 	w.mu.Unlock()
 }
 
@@ -234,6 +241,7 @@ func (t *Tree) unwatch(ino *Inode) {
 	w.mu.Lock()
 	w.forgetHandleLocked(ino)
 	w.retired[ino.Key] = ino
+	w.nRetired.Store(int64(len(w.retired)))
 	w.retiring = append(w.retiring, retiredMark{ino, time.Now()})
 	first := len(w.retiring) == 1
 	w.mu.Unlock()
@@ -287,6 +295,7 @@ func (t *Tree) reap(w *watcher) {
 			due = append(due, ino)
 		}
 	}
+	w.nRetired.Store(int64(len(w.retired)))
 	w.mu.Unlock()
 	for _, ino := range due {
 		t.removeMark(w, ino)
