@@ -22,6 +22,25 @@ type dirHandle struct {
 	end int    // end of valid data in buf
 	off uint64 // stream offset after the last entry sent
 	eof bool
+	// entries is the chain the listed entries are asked about
+	// (filter.Chain.Below): made from the chain of and the view path
+	// in belowOf and belowDir, and made again when either changes.
+	entries  *filter.Chain
+	belowOf  *filter.Chain
+	belowDir string
+}
+
+// entryChain returns the chain of the rules that may act on the entries of
+// the directory, the view path dir under chain c: nil when there are none,
+// and then the entries are listed as without filters.
+func (d *dirHandle) entryChain(c *filter.Chain, dir string) *filter.Chain {
+	if c != d.belowOf || dir != d.belowDir {
+		d.entries, d.belowOf, d.belowDir = c.Below(dir), c, dir
+		if d.entries.Len() == 0 {
+			d.entries = nil
+		}
+	}
+	return d.entries
 }
 
 const dirBufSize = 32 << 10
@@ -67,7 +86,9 @@ func (fs *fileSystem) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *
 
 // readDir serves READDIR and READDIRPLUS. With filters, entries get their
 // view names, those the filters drop are skipped, and readdirplus entries
-// are named and presented as a lookup would.
+// are named and presented as a lookup would; only the rules that may act
+// beneath the directory are asked (entryChain), and with none the entries
+// are listed as without filters.
 func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
 	plus := o == filter.OpReaddirplus
 	d, ok := fs.dirs.get(in.Fh)
@@ -79,6 +100,9 @@ func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryLi
 	c, r, s := fs.begin(o, d.ino, &in.Caller)
 	if !s.Ok() {
 		return s
+	}
+	if c != nil {
+		c = d.entryChain(c, r.Path)
 	}
 	// Once per request, not per entry: a directory moved out of the tree
 	// (or deleted) since it was opened lists nothing more.

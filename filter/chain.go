@@ -132,21 +132,61 @@ func NewChain(rules ...Rule) (*Chain, error) {
 		if x.names != nil && !r.When.IsZero() {
 			return nil, fmt.Errorf("rule %s: a name mapper applies to every caller; drop only/unless", r.Name)
 		}
-		idx := len(c.rules)
-		c.rules = append(c.rules, x)
-		for _, fam := range []struct {
-			ok  bool
-			set *[]int
-		}{{x.pre != nil, &c.pre}, {x.post != nil, &c.post}, {x.attr != nil, &c.attr}, {x.dir != nil, &c.dir}, {x.names != nil, &c.names}, {x.data != nil, &c.data}} {
-			if fam.ok {
-				*fam.set = append(*fam.set, idx)
-			}
-		}
+		c.add(x)
 	}
 	if len(c.data) > MaxDataRules {
 		return nil, fmt.Errorf("%d data-rewriting rules: at most %d", len(c.data), MaxDataRules)
 	}
 	return c, nil
+}
+
+// add appends the rule x and indexes it in the families it implements.
+func (c *Chain) add(x *rule) {
+	idx := len(c.rules)
+	c.rules = append(c.rules, x)
+	for _, fam := range []struct {
+		ok  bool
+		set *[]int
+	}{{x.pre != nil, &c.pre}, {x.post != nil, &c.post}, {x.attr != nil, &c.attr}, {x.dir != nil, &c.dir}, {x.names != nil, &c.names}, {x.data != nil, &c.data}} {
+		if fam.ok {
+			*fam.set = append(*fam.set, idx)
+		}
+	}
+}
+
+// Below returns the chain of the rules that may act on paths strictly
+// beneath the directory dir (its view path): all of c's but those whose
+// filter is ScopedBelow and does not cover below dir. For those paths it
+// answers every question about one path (Keep, ViewName, LowerName, Attr,
+// MayClaim, Claims, DependsOnCaller, and Pre of an operation that names no
+// other path) as c does, and at less cost: the entries of dir's listing are
+// asked about with it. It is not for operations that also name a path
+// elsewhere (rename, link). Data rules are kept all or none, so that the
+// masks of Claims mean the same rules as c's. The rules are shared with c,
+// and so are their decision counts; it returns c itself when no rule is
+// left out.
+func (c *Chain) Below(dir string) *Chain {
+	if c == nil {
+		return nil
+	}
+	keep := make([]bool, len(c.rules))
+	all, data := true, false
+	for i, x := range c.rules {
+		below, ok := x.Filter.(ScopedBelow)
+		keep[i] = !ok || below.CoversBelow(dir)
+		all = all && keep[i]
+		data = data || keep[i] && x.data != nil
+	}
+	if all {
+		return c
+	}
+	b := &Chain{}
+	for i, x := range c.rules {
+		if keep[i] || data && x.data != nil {
+			b.add(x)
+		}
+	}
+	return b
 }
 
 // Len returns the number of rules; a nil chain has none.

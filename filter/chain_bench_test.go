@@ -1,6 +1,7 @@
 package filter_test
 
 import (
+	"fmt"
 	"syscall"
 	"testing"
 
@@ -73,5 +74,41 @@ func BenchmarkChain(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkChainEntry measures what a listing asks of the chain for each
+// entry of a directory none of the rules cover (view name, keep, data
+// claim, attributes, caller dependence), with the mount's whole chain and
+// with the chain of the rules that may act beneath the directory (Below),
+// which the listing uses.
+func BenchmarkChainEntry(b *testing.B) {
+	const dir, name = "src/pkg/sub", "file.go"
+	for _, n := range []int{1, 10} {
+		c := benchRules(b, n)
+		for _, v := range []struct {
+			name  string
+			chain *filter.Chain
+		}{{"whole", c}, {"below", c.Below(dir)}} {
+			b.Run(fmt.Sprintf("rules=%d/%s", n, v.name), func(b *testing.B) {
+				b.ReportAllocs()
+				c := v.chain
+				r := filter.Request{Op: filter.OpReaddirplus, Caller: filter.Caller{Uid: 1000, Gid: 1000, Pid: 1}, Path: dir}
+				path := dir + "/" + name
+				for b.Loop() {
+					view, ok := c.ViewName(dir, name)
+					e := filter.DirEntry{Name: view, Path: path}
+					if !ok || !c.Keep(&r, &e) {
+						b.Fatal("entry dropped")
+					}
+					_ = c.MayClaim(r.Caller, path)
+					a := filter.Attr{Mode: syscall.S_IFREG | 0o644}
+					if c.HasAttr() {
+						c.Attr(&r, path, &a)
+					}
+					_ = c.DependsOnCaller(path)
+				}
+			})
+		}
 	}
 }

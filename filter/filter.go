@@ -207,8 +207,11 @@ type Scoped interface {
 }
 
 // ScopedBelow is implemented by scoped filters that can tell whether they
-// may act on anything beneath a directory. A directory filter with a
-// condition that does not implement it is taken to act beneath every
+// may act on anything beneath a directory. CoversBelow(dir) false promises
+// that the filter does nothing to, and depends on no caller for, any path
+// strictly beneath dir in any family it implements; Chain.Below leaves such
+// rules out of the questions asked about dir's entries. A directory filter
+// with a condition that does not implement it is taken to act beneath every
 // directory, so that no listing is cached for everyone.
 type ScopedBelow interface {
 	CoversBelow(dir string) bool

@@ -18,8 +18,9 @@ type Filter struct {
 }
 
 var (
-	_ filter.PreFilter = (*Filter)(nil)
-	_ filter.Scoped    = (*Filter)(nil)
+	_ filter.PreFilter   = (*Filter)(nil)
+	_ filter.Scoped      = (*Filter)(nil)
+	_ filter.ScopedBelow = (*Filter)(nil)
 )
 
 // New returns a filter refusing ops on paths with errno (0 means EACCES).
@@ -56,6 +57,9 @@ func (f *Filter) Paths() filter.Patterns { return f.paths }
 
 // Covers reports whether path is governed by the filter.
 func (f *Filter) Covers(path string) bool { return f.paths.Match(path) }
+
+// CoversBelow reports whether something beneath dir may be governed by the filter.
+func (f *Filter) CoversBelow(dir string) bool { return f.paths.MatchBelow(dir) }
 
 // Pre refuses the listed operations under the paths.
 func (f *Filter) Pre(r *filter.Request) error {

@@ -18,8 +18,9 @@ type Filter struct {
 }
 
 var (
-	_ filter.PreFilter = (*Filter)(nil)
-	_ filter.Scoped    = (*Filter)(nil)
+	_ filter.PreFilter   = (*Filter)(nil)
+	_ filter.Scoped      = (*Filter)(nil)
+	_ filter.ScopedBelow = (*Filter)(nil)
 )
 
 // New returns a filter making paths read-only.
@@ -33,6 +34,9 @@ func (f *Filter) Paths() filter.Patterns { return f.paths }
 
 // Covers reports whether path is read-only.
 func (f *Filter) Covers(path string) bool { return f.paths.Match(path) }
+
+// CoversBelow reports whether something beneath dir may be read-only.
+func (f *Filter) CoversBelow(dir string) bool { return f.paths.MatchBelow(dir) }
 
 // Pre refuses modifying operations under the paths.
 func (f *Filter) Pre(r *filter.Request) error {

@@ -25,9 +25,10 @@ type Filter struct {
 }
 
 var (
-	_ filter.DataFilter = (*Filter)(nil)
-	_ filter.PreFilter  = (*Filter)(nil)
-	_ filter.Scoped     = (*Filter)(nil)
+	_ filter.DataFilter  = (*Filter)(nil)
+	_ filter.PreFilter   = (*Filter)(nil)
+	_ filter.Scoped      = (*Filter)(nil)
+	_ filter.ScopedBelow = (*Filter)(nil)
 )
 
 // New returns a filter redacting fields (only "gps" exists) under paths.
@@ -54,6 +55,9 @@ func (f *Filter) Fieldnames() []string { return f.fields }
 
 // Covers reports whether files at path are redacted.
 func (f *Filter) Covers(path string) bool { return f.paths.Match(path) }
+
+// CoversBelow reports whether something beneath dir may be redacted.
+func (f *Filter) CoversBelow(dir string) bool { return f.paths.MatchBelow(dir) }
 
 // Claims reports whether the file is under the paths and starts like a
 // JPEG or TIFF-based image.

@@ -29,9 +29,10 @@ type Filter struct {
 }
 
 var (
-	_ filter.AttrFilter = (*Filter)(nil)
-	_ filter.PreFilter  = (*Filter)(nil)
-	_ filter.Scoped     = (*Filter)(nil)
+	_ filter.AttrFilter  = (*Filter)(nil)
+	_ filter.PreFilter   = (*Filter)(nil)
+	_ filter.Scoped      = (*Filter)(nil)
+	_ filter.ScopedBelow = (*Filter)(nil)
 )
 
 // New returns a filter presenting c.
@@ -45,6 +46,9 @@ func (f *Filter) Config() Config { return f.c }
 
 // Covers reports whether path is remapped.
 func (f *Filter) Covers(path string) bool { return f.c.Paths.Match(path) }
+
+// CoversBelow reports whether something beneath dir may be remapped.
+func (f *Filter) CoversBelow(dir string) bool { return f.c.Paths.MatchBelow(dir) }
 
 // mode returns the presented permission bits for a node of type typ.
 func (f *Filter) mode(typ uint32) *uint32 {

@@ -23,7 +23,10 @@ type Filter struct {
 	from, to string
 }
 
-var _ filter.NameMapper = (*Filter)(nil)
+var (
+	_ filter.NameMapper  = (*Filter)(nil)
+	_ filter.ScopedBelow = (*Filter)(nil)
+)
 
 // New returns a filter mapping suffix from to suffix to under paths.
 func New(paths filter.Patterns, from, to string) (*Filter, error) {
@@ -43,6 +46,9 @@ func (f *Filter) Kind() string { return "rename" }
 
 // Paths returns the globs under which names are mapped.
 func (f *Filter) Paths() filter.Patterns { return f.paths }
+
+// CoversBelow reports whether names beneath dir may be mapped.
+func (f *Filter) CoversBelow(dir string) bool { return f.paths.MatchBelow(dir) }
 
 // Suffixes returns the lower and the view suffix.
 func (f *Filter) Suffixes() (from, to string) { return f.from, f.to }
