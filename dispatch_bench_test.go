@@ -35,14 +35,10 @@ func BenchmarkDispatch(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	ten, err := os.ReadFile("bench/policy10.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
 	for _, policy := range []string{"none", "rules=10"} {
 		opts := Options{}
 		if policy != "none" {
-			pol, err := config.Parse("policy10.yaml", ten)
+			pol, err := config.Load("bench/policy10.yaml")
 			if err != nil {
 				b.Fatal(err)
 			}
