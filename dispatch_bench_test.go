@@ -9,7 +9,6 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/sievefs/sievefs/internal/config"
 	"github.com/sievefs/sievefs/internal/lower"
 )
 
@@ -35,19 +34,14 @@ func BenchmarkDispatch(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	ten, err := os.ReadFile("bench/policy10.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, policy := range []string{"none", "rules=10"} {
 		opts := Options{}
 		if policy != "none" {
-			pol, err := config.Load("bench/policy10.yaml")
-			if err != nil {
-				b.Fatal(err)
-			}
-			chain, closer, err := pol.Build()
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { closer.Close() })
-			opts.Filters = chain
+			opts.Filters = PolicyChain(b, "bench/policy10.yaml", ten)
 		}
 		opts.setDefaults()
 		tree, err := lower.Open(low, lower.Options{RecheckAfter: time.Second})

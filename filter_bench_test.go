@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sievefs/sievefs"
-	"github.com/sievefs/sievefs/internal/config"
 	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
@@ -46,16 +45,7 @@ func BenchmarkFilterRules(b *testing.B) {
 	for _, p := range policies {
 		opts := sievefs.Options{Cache: sievefs.CacheNever}
 		if p.yaml != "" {
-			pol, err := config.Parse(p.name, []byte(p.yaml))
-			if err != nil {
-				b.Fatal(err)
-			}
-			chain, closer, err := pol.Build()
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { closer.Close() })
-			opts.Filters = chain
+			opts.Filters = sievefs.PolicyChain(b, p.name, []byte(p.yaml))
 		}
 		v := fusetest.MountLower(b, low, opts)
 		b.Run(p.name+"/stat", func(b *testing.B) {

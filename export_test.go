@@ -1,0 +1,25 @@
+package sievefs
+
+import (
+	"testing"
+
+	"github.com/sievefs/sievefs/filter"
+	"github.com/sievefs/sievefs/internal/config"
+)
+
+// PolicyChain builds the filter chain of a policy file's text (name is the
+// file it is reported as), and closes it when tb ends. The benchmarks of
+// this package and of sievefs_test mount with it.
+func PolicyChain(tb testing.TB, name string, yaml []byte) *filter.Chain {
+	tb.Helper()
+	pol, err := config.Parse(name, yaml)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	chain, closer, err := pol.Build()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { closer.Close() })
+	return chain
+}
