@@ -5,8 +5,8 @@
 // sievefs with --cache watch, sievefs with --passthrough off, sievefs with a
 // policy of 10 rules, go-fuse's loopback example (built from the module cache
 // at the go-fuse version of go.mod) as the peer, and bench/loopback-nopt as
-// the peer of --passthrough off; on a lower on the root filesystem (ext4) and
-// on a tmpfs it mounts. It writes the medians and their ratios to native and
+// the peer of --passthrough off; on an ext4 lower (a new ext4 in an image
+// file, or with -ext4 dir a directory on the disk) and on a tmpfs it mounts. It writes the medians and their ratios to native and
 // to the peer, the daemons' CPU time and peak RSS, the machine and the
 // versions to docs/benchmarks.md, and a chart of the ratios to native to
 // docs/benchmarks.png (drawn by ./bench/chart, a separate module that uses
@@ -119,10 +119,11 @@ func main() {
 	var (
 		reps      = flag.Int("reps", 3, "repetitions of each workload and configuration (at least 3; medians are reported)")
 		quick     = flag.Bool("quick", false, "small sizes and short runs (~3 minutes) instead of the full run (~30 minutes)")
-		lowersF   = flag.String("lowers", "ext4,tmpfs", "lower filesystems to run on: ext4 (a directory under -dir) and/or tmpfs (mounted in the temporary directory)")
+		lowersF   = flag.String("lowers", "ext4,tmpfs", "lower filesystems to run on: ext4 (see -ext4) and/or tmpfs (mounted in the temporary directory)")
+		ext4F     = flag.String("ext4", "image", "the ext4 lower: image (a new ext4, with a journal, in an image file under -dir on a loop device) or dir (a directory under -dir, on the filesystem that holds it)")
 		configsF  = flag.String("configs", "", "comma-separated configurations to run (default all): "+configNames())
 		worksF    = flag.String("workloads", "", "comma-separated workload groups to run (default all): "+groupNames())
-		dir       = flag.String("dir", "/var/tmp", "where the temporary directory (ext4 lower, mountpoints, binaries) is made; should be on ext4")
+		dir       = flag.String("dir", "/var/tmp", "where the temporary directory (ext4 image or lower, mountpoints, binaries) is made; on a disk, not a tmpfs")
 		mdOut     = flag.String("md", "docs/benchmarks.md", "report to write, relative to the repository root (\"\" for none)")
 		pngOut    = flag.String("png", "docs/benchmarks.png", "chart to write, relative to the repository root (\"\" for none)")
 		jsonOut   = flag.String("json", "", "also write every sample to this JSON file (for -render)")
@@ -185,6 +186,9 @@ func main() {
 	if len(lowers) == 0 {
 		fatalf("-lowers: nothing to run on")
 	}
+	if *ext4F != "image" && *ext4F != "dir" {
+		fatalf("-ext4 %q: want image or dir", *ext4F)
+	}
 	for _, tool := range []string{"fio", "tar", "find", "xargs", "cat", "rm", "sh"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			fatalf("%s not found: install it (Debian: apt-get install -y fio)", tool)
@@ -192,16 +196,17 @@ func main() {
 	}
 
 	h := &Harness{
-		root:    root,
-		bench:   filepath.Join(root, "bench"),
-		sizes:   sizes,
-		reps:    *reps,
-		quick:   *quick,
-		configs: cfgs,
-		groups:  groups,
-		lowers:  lowers,
-		reg:     newRegistry(),
-		idle:    *idle,
+		root:      root,
+		bench:     filepath.Join(root, "bench"),
+		sizes:     sizes,
+		reps:      *reps,
+		quick:     *quick,
+		configs:   cfgs,
+		groups:    groups,
+		lowers:    lowers,
+		ext4Image: *ext4F == "image",
+		reg:       newRegistry(),
+		idle:      *idle,
 	}
 	h.tmp, err = os.MkdirTemp(*dir, "sievefs-bench-")
 	if err != nil {
@@ -249,6 +254,7 @@ type Harness struct {
 	configs          []Config
 	groups           []*Group
 	lowers           []string
+	ext4Image        bool // the ext4 lower is a filesystem of its own (-ext4 image)
 	reg              *registry
 	idle             time.Duration
 

@@ -23,13 +23,13 @@ import (
 // registry knows everything the run started or mounted, so that it can be
 // undone at the end, on failure and on a signal: daemons (stopped by pid),
 // workload processes (killed by their process group, which is their pid),
-// the tmpfs mounts, and the temporary directory.
+// the lower filesystems it mounted, and the temporary directory.
 type registry struct {
 	mu       sync.Mutex
 	tmp      string
 	daemons  map[*daemon]bool
 	children map[int]bool
-	tmpfs    []string
+	mounts   []string // lower filesystems mounted (tmpfs, the ext4 image)
 	stopping bool
 	once     sync.Once
 	parked   chan struct{} // closed when the main goroutine has stopped working
@@ -62,7 +62,7 @@ func (r *registry) cleanupAfterSignal() {
 }
 
 // cleanup kills the workload processes, stops the daemons (unmounting their
-// mounts), unmounts the tmpfs mounts and removes the temporary directory if
+// mounts), unmounts the lower filesystems and removes the temporary directory if
 // nothing is mounted below it any more. It runs once; later calls wait for it.
 func (r *registry) cleanup() {
 	r.cleanupWait(false)
@@ -80,7 +80,7 @@ func (r *registry) cleanupWait(waitMain bool) {
 		for d := range r.daemons {
 			ds = append(ds, d)
 		}
-		tmpfs := append([]string(nil), r.tmpfs...)
+		mounts := append([]string(nil), r.mounts...)
 		r.mu.Unlock()
 		for _, pid := range kids {
 			syscall.Kill(-pid, syscall.SIGKILL) // the child's own process group
@@ -97,8 +97,8 @@ func (r *registry) cleanupWait(waitMain bool) {
 				logf("cleanup: the workload did not stop within a minute")
 			}
 		}
-		for i := len(tmpfs) - 1; i >= 0; i-- {
-			unmountTmpfs(tmpfs[i])
+		for i := len(mounts) - 1; i >= 0; i-- {
+			unmountLower(mounts[i])
 		}
 		if r.tmp == "" {
 			return
@@ -294,7 +294,7 @@ type Lower struct {
 	base     string // directory holding everything of this lower
 	lowerDir string
 	mntDir   string
-	tmpfs    string // the tmpfs mountpoint, if any
+	mount    string // the filesystem mounted for this lower, if any
 	daemons  map[string]*daemon
 }
 
@@ -308,20 +308,34 @@ func (h *Harness) prepareLower(name string) (*Lower, error) {
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, err
 	}
-	if name == "tmpfs" {
-		// Room for the read file, the random-write file, one sequential
-		// write, the small-file tree and one untarred tree at a time.
-		size := h.sizes.SeqFile + h.sizes.RandWFile + h.sizes.WriteFile + 2<<30
+	// Room for the read file, the random-write file, one sequential write,
+	// the small-file tree and one untarred tree at a time.
+	size := h.sizes.SeqFile + h.sizes.RandWFile + h.sizes.WriteFile + 3<<30
+	made := ""
+	switch {
+	case name == "tmpfs":
 		h.reg.mu.Lock()
 		err := unix.Mount("tmpfs", data, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0755", size))
 		if err == nil {
-			h.reg.tmpfs = append(h.reg.tmpfs, data)
+			h.reg.mounts = append(h.reg.mounts, data)
 		}
 		h.reg.mu.Unlock()
 		if err != nil {
 			return nil, fmt.Errorf("mount tmpfs on %s: %w", data, err)
 		}
-		l.tmpfs = data
+		l.mount = data
+	case name == "ext4" && h.ext4Image:
+		h.reg.mu.Lock()
+		var err error
+		made, err = mountExt4Image(filepath.Join(l.base, "ext4.img"), data, size)
+		if err == nil {
+			h.reg.mounts = append(h.reg.mounts, data)
+		}
+		h.reg.mu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("%w (-ext4 dir runs on a directory under -dir instead)", err)
+		}
+		l.mount = data
 	}
 	l.lowerDir = filepath.Join(data, "lower")
 	if err := os.MkdirAll(l.lowerDir, 0o755); err != nil {
@@ -334,6 +348,9 @@ func (h *Harness) prepareLower(name string) (*Lower, error) {
 	l.fstype = fsTypeName(st.Type)
 	if l.fstype == "ext4" {
 		l.fstype += ext4Facts(l.lowerDir)
+	}
+	if made != "" {
+		l.fstype += "; " + made
 	}
 	if name == "ext4" && !strings.HasPrefix(l.fstype, "ext4") {
 		logf("warning: -dir is on %s, not ext4: the \"ext4\" rows are really %s", l.fstype, l.fstype)
@@ -350,12 +367,12 @@ func (h *Harness) teardownLower(l *Lower) {
 		}
 		delete(l.daemons, name)
 	}
-	if l.tmpfs != "" {
-		unmountTmpfs(l.tmpfs)
+	if l.mount != "" {
+		unmountLower(l.mount)
 		h.reg.mu.Lock()
-		for i, m := range h.reg.tmpfs {
-			if m == l.tmpfs {
-				h.reg.tmpfs = append(h.reg.tmpfs[:i], h.reg.tmpfs[i+1:]...)
+		for i, m := range h.reg.mounts {
+			if m == l.mount {
+				h.reg.mounts = append(h.reg.mounts[:i], h.reg.mounts[i+1:]...)
 				break
 			}
 		}
@@ -369,7 +386,8 @@ func (h *Harness) teardownLower(l *Lower) {
 	os.RemoveAll(l.base)
 }
 
-func unmountTmpfs(dir string) {
+// unmountLower unmounts a lower filesystem the harness mounted.
+func unmountLower(dir string) {
 	if !isMounted(dir, nil) {
 		return
 	}
