@@ -79,8 +79,8 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		FsName:        low,
 		Name:          "sievefs",
 		DirectMount:   true,
-		MaxWrite:      1 << 20,
-		MaxReadAhead:  1 << 20,
+		MaxWrite:      maxRequest,
+		MaxReadAhead:  maxRequest,
 		MaxBackground: 64,
 		MaxStackDepth: opts.MaxStackDepth,
 		Debug:         opts.FuseDebug,
@@ -131,6 +131,10 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	if err := unix.Stat(mnt, &st); err == nil {
 		m.dev = st.Dev
 	}
+	readahead, err := raiseReadahead(m.dev, maxRequest)
+	if err != nil {
+		opts.Logger.Debug("readahead of daemon-served files stays as the kernel set it", "err", err)
+	}
 	if fs.pt == nil {
 		if opts.Passthrough == PassthroughRequire {
 			m.Unmount()
@@ -139,7 +143,7 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		opts.Logger.Warn("passthrough unavailable, the daemon serves file data", "reason", fs.ptReason)
 	}
 	opts.Logger.Info("mounted", "lower", low, "mountpoint", mnt, "passthrough", fs.pt != nil,
-		"handles", tree.HandlesSupported())
+		"handles", tree.HandlesSupported(), "readahead_kb", readahead/1024)
 	return m, nil
 }
 
@@ -180,6 +184,36 @@ func (m *Mount) Unmount() error {
 		<-m.done
 	}
 	return m.unmountErr
+}
+
+// maxRequest is the largest READ and WRITE the daemon takes (max_read and
+// max_write), the most the kernel sends by default (256 pages).
+const maxRequest = 1 << 20
+
+// raiseReadahead raises the readahead of the mount with device dev to size
+// and returns what it is. The kernel starts a FUSE mount's readahead at
+// 128 KiB and the INIT reply can only lower it, so a sequential read of a
+// daemon-served file would come as 128 KiB READs although the daemon takes
+// 1 MiB ones; the readahead of the mount's backing device info in sysfs is
+// the one knob, and only root may turn it. Passthrough files read ahead on
+// the lower file and are not affected.
+func raiseReadahead(dev uint64, size int) (int, error) {
+	path := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(dev), unix.Minor(dev))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read readahead: %w", err)
+	}
+	kb, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("read readahead: %s: %w", path, err)
+	}
+	if kb*1024 >= size {
+		return kb * 1024, nil
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(size/1024)), 0); err != nil {
+		return kb * 1024, fmt.Errorf("raise readahead: %w", err)
+	}
+	return size, nil
 }
 
 // fusectl is where the kernel's FUSE control filesystem is mounted.

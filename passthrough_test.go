@@ -1,6 +1,7 @@
 package sievefs_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +21,35 @@ import (
 	"github.com/sievefs/sievefs"
 	"github.com/sievefs/sievefs/internal/fusetest"
 )
+
+// TestDaemonServedReadSize reads a file in order through a mount with
+// passthrough off and checks that the data is the lower file's and that the
+// kernel asked for it in READs of max_read (1 MiB), not of its default
+// 128 KiB readahead, which would take eight times as many round trips.
+func TestDaemonServedReadSize(t *testing.T) {
+	v := fusetest.Mount(t, sievefs.Options{Passthrough: sievefs.PassthroughOff})
+	const size, request = 16 << 20, 1 << 20
+	data := randomBytes(t, size)
+	writeFile(t, v.LowerPath("big"), data)
+	before := v.Mount.Status().Counters.DaemonReads
+	f, err := os.Open(v.Path("big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := io.ReadAll(bufio.NewReaderSize(f, request))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes through the mount, not the lower file's %d", len(got), size)
+	}
+	// The kernel may split a readahead window; 128 KiB requests would
+	// take 128 READs.
+	if reads := v.Mount.Status().Counters.DaemonReads - before; reads > 2*size/request {
+		t.Errorf("%d READs for a %d MiB file, want about %d (1 MiB each)", reads, size>>20, size/request)
+	}
+}
 
 // TestPassthroughEngaged reads and writes a large file through the mount
 // and checks that no READ or WRITE reached the daemon: by its counters and,
