@@ -131,7 +131,7 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	if err := unix.Stat(mnt, &st); err == nil {
 		m.dev = st.Dev
 	}
-	readahead, err := raiseReadahead(m.dev, maxRequest)
+	readahead, err := raiseReadahead(m.dev, spliceableRead())
 	if err != nil {
 		opts.Logger.Debug("readahead of daemon-served files stays as the kernel set it", "err", err)
 	}
@@ -189,6 +189,23 @@ func (m *Mount) Unmount() error {
 // maxRequest is the largest READ and WRITE the daemon takes (max_read and
 // max_write), the most the kernel sends by default (256 pages).
 const maxRequest = 1 << 20
+
+// spliceableRead is the largest READ reply go-fuse can splice from the
+// lower file to /dev/fuse, at most maxRequest: its pipe holds the reply
+// header, the data and a spare page, and grows no larger than
+// /proc/sys/fs/pipe-max-size (1 MiB by default; more needs CAP_SYS_RESOURCE).
+// A larger reply is copied through the daemon's memory instead, which made a
+// cold sequential read about a third slower.
+func spliceableRead() int {
+	page := os.Getpagesize()
+	size := maxRequest
+	if b, err := os.ReadFile("/proc/sys/fs/pipe-max-size"); err == nil {
+		if pipe, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			size = min(size, pipe-2*page)
+		}
+	}
+	return max(page, size&^(page-1))
+}
 
 // raiseReadahead raises the readahead of the mount with device dev to size
 // and returns what it is. The kernel starts a FUSE mount's readahead at

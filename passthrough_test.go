@@ -24,8 +24,9 @@ import (
 
 // TestDaemonServedReadSize reads a file in order through a mount with
 // passthrough off and checks that the data is the lower file's and that the
-// kernel asked for it in READs of max_read (1 MiB), not of its default
-// 128 KiB readahead, which would take eight times as many round trips.
+// kernel asked for it in READs of about 1 MiB (the mount's readahead, as
+// much as go-fuse can splice), not of its default 128 KiB readahead, which
+// would take eight times as many round trips.
 func TestDaemonServedReadSize(t *testing.T) {
 	v := fusetest.Mount(t, sievefs.Options{Passthrough: sievefs.PassthroughOff})
 	const size, request = 16 << 20, 1 << 20
