@@ -373,8 +373,7 @@ func (h *Harness) runLower(name string) error {
 					l.daemons[c.Name] = d
 					r.d, r.root = d, d.mnt
 					if !facts[c.Name] {
-						facts[c.Name] = true
-						h.recordMountFacts(l, d)
+						facts[c.Name] = h.recordMountFacts(l, d)
 					}
 				}
 				if h.idle > 0 {
@@ -404,23 +403,26 @@ func (h *Harness) runLower(name string) error {
 }
 
 // recordMountFacts notes whether a sievefs mount uses passthrough and
-// watches the lower tree, as its status reports.
-func (h *Harness) recordMountFacts(l *Lower, d *daemon) {
+// watches the lower tree, as its status reports, and says whether it is
+// done: a daemon whose mount has just appeared may not answer status yet,
+// and the next mount of the configuration is asked again.
+func (h *Harness) recordMountFacts(l *Lower, d *daemon) bool {
 	if d.cfg.Kind != Sievefs {
-		return
+		return true
 	}
 	out, err := exec.Command(h.sievefsBin, "status", "--json", d.mnt).Output()
-	if err != nil {
-		return
-	}
 	var sts []sievefs.Status // one per mount asked about
-	if err := json.Unmarshal(out, &sts); err != nil || len(sts) != 1 {
-		logf("%s on %s: sievefs status --json: %v", d.cfg.Name, l.name, err)
-		return
+	if err == nil {
+		err = json.Unmarshal(out, &sts)
+	}
+	if err != nil || len(sts) != 1 {
+		logf("%s on %s: sievefs status --json: %v (asked again at its next mount)", d.cfg.Name, l.name, err)
+		return false
 	}
 	st := sts[0]
 	h.meta.Passthrough = append(h.meta.Passthrough, fmt.Sprintf("%s on %s: passthrough active=%v, cache %s watch=%v",
 		d.cfg.Name, l.name, st.Passthrough.Active, st.Cache.Mode, st.Cache.Watch))
+	return true
 }
 
 // Run is one configuration's turn in one repetition of one group.
