@@ -351,6 +351,17 @@ func (fs *fileSystem) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) 
 	return fuse.ReadResultFd(uintptr(f.fd), int64(in.Offset), int(in.Size)), fuse.OK
 }
 
+// lowerWriteChunk is the most a daemon-served WRITE (up to 1 MiB) gives the
+// lower file in one pwrite. On the machines sievefs is measured on, 1 MiB
+// buffered writes to ext4 ran at 0.6 to 4.6 GB/s, native ones too, the time
+// spent copying into the page cache (probably into large folios whose memory
+// the hypervisor had to back again), and 128 KiB writes at a steady 4.8 GB/s.
+// In 128 KiB pieces a 1 GiB write with --passthrough off went from 0.4-0.6
+// to 1.35-1.4 GB/s, its daemon CPU from 1.5-2.1 s to 0.5 s. The kernel holds
+// the file's inode lock over a write(2), so the pieces of one do not
+// interleave with another's.
+const lowerWriteChunk = 128 << 10
+
 // Write serves a write to a daemon-served file.
 func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (_ uint32, code fuse.Status) {
 	defer fs.track(filter.OpWrite, time.Now(), &code)
@@ -371,7 +382,8 @@ func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byt
 	var written int
 	err := fs.withFD(f, unix.O_WRONLY, func(fd int) error {
 		for written < len(data) {
-			n, err := unix.Pwrite(fd, data[written:], int64(in.Offset)+int64(written))
+			end := min(len(data), written+lowerWriteChunk)
+			n, err := unix.Pwrite(fd, data[written:end], int64(in.Offset)+int64(written))
 			if err != nil {
 				return err
 			}
