@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/hanwen/go-fuse/v2/splice"
 	"golang.org/x/sys/unix"
 
 	"github.com/sievefs/sievefs/filter"
@@ -193,17 +194,12 @@ const maxRequest = 1 << 20
 // spliceableRead is the largest READ reply go-fuse can splice from the
 // lower file to /dev/fuse, at most maxRequest: its pipe holds the reply
 // header, the data and a spare page, and grows no larger than
-// /proc/sys/fs/pipe-max-size (1 MiB by default; more needs CAP_SYS_RESOURCE).
-// A larger reply is copied through the daemon's memory instead, which made a
-// cold sequential read about a third slower.
+// /proc/sys/fs/pipe-max-size (1 MiB by default; more needs CAP_SYS_RESOURCE),
+// as go-fuse read it at start. A larger reply is copied through the daemon's
+// memory instead, which made a cold sequential read about a third slower.
 func spliceableRead() int {
 	page := os.Getpagesize()
-	size := maxRequest
-	if b, err := os.ReadFile("/proc/sys/fs/pipe-max-size"); err == nil {
-		if pipe, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			size = min(size, pipe-2*page)
-		}
-	}
+	size := min(maxRequest, splice.MaxPipeSize()-2*page)
 	return max(page, size&^(page-1))
 }
 
@@ -222,7 +218,7 @@ func raiseReadahead(dev uint64, size int) (int, error) {
 	}
 	kb, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
-		return 0, fmt.Errorf("read readahead: %s: %w", path, err)
+		return 0, fmt.Errorf("read readahead from %s: %w", path, err)
 	}
 	if kb*1024 >= size {
 		return kb * 1024, nil
