@@ -166,35 +166,9 @@ func (fs *fileSystem) claims(c *filter.Chain, r *filter.Request, path string, in
 	// r is this request's own: it is borrowed for the question.
 	savedPath, savedType := r.Path, r.Type
 	r.Path, r.Type = path, unix.S_IFREG
-	head := &lazyFile{fs: fs, ino: ino, fd: -1}
-	mask := c.Claims(r, head)
-	head.close()
+	mask := c.Claims(r)
 	r.Path, r.Type = savedPath, savedType
 	return mask
-}
-
-// lazyFile reads a lower file, opening it on the first read.
-type lazyFile struct {
-	fs  *fileSystem
-	ino *lower.Inode
-	fd  int
-}
-
-func (l *lazyFile) ReadAt(p []byte, off int64) (int, error) {
-	if l.fd < 0 {
-		fd, err := l.fs.tree.Open(l.ino, unix.O_RDONLY)
-		if err != nil {
-			return 0, err
-		}
-		l.fd = fd
-	}
-	return preadFull(l.fd, p, off)
-}
-
-func (l *lazyFile) close() {
-	if l.fd >= 0 {
-		unix.Close(l.fd)
-	}
 }
 
 // preadFull reads len(p) bytes at off, or up to the end of the file
@@ -245,16 +219,12 @@ func (f lowerFile) Size() (int64, error) {
 	return st.Size, nil
 }
 
-func (f lowerFile) Version() (uint64, error) {
+func (f lowerFile) Version() (filter.Version, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(f.fd, &st); err != nil {
-		return 0, err
+		return filter.Version{}, err
 	}
-	v := uint64(st.Size)
-	for _, t := range []unix.Timespec{st.Mtim, st.Ctim} {
-		v = v*1000003 ^ uint64(t.Sec)*1000000007 ^ uint64(t.Nsec)
-	}
-	return v, nil
+	return filter.Version{Dev: st.Dev, Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, nil
 }
 
 // invalidateAll drops what the kernel caches under the names the tree

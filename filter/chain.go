@@ -3,7 +3,6 @@ package filter
 import (
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -91,6 +90,7 @@ type rule struct {
 	data      DataFilter
 	dependent CallerDependent
 	scoped    Scoped
+	ops       OpSet // the operations its pre- and post-filter see (OpScoped)
 	counts    [numDecisionKinds]atomic.Uint64
 }
 
@@ -100,8 +100,11 @@ func (r *rule) count(d int) { r.counts[d].Add(1) }
 // concurrent use; a policy reload makes a new one.
 type Chain struct {
 	rules []*rule
-	// Indexes into rules, per family, in rule order.
-	pre, post, attr, dir, names, data []int
+	// Indexes into rules, per family, in rule order; pre and post also
+	// per operation.
+	pre, post              [NumOps][]int
+	nPre, nPost            int // rules with a pre-, post-filter
+	attr, dir, names, data []int
 }
 
 // NewChain checks the rules and makes a chain of them. Every rule's filter
@@ -126,6 +129,10 @@ func NewChain(rules ...Rule) (*Chain, error) {
 		x.data, _ = r.Filter.(DataFilter)
 		x.dependent, _ = r.Filter.(CallerDependent)
 		x.scoped, _ = r.Filter.(Scoped)
+		x.ops = AllOps
+		if s, ok := r.Filter.(OpScoped); ok {
+			x.ops = s.Ops()
+		}
 		if x.pre == nil && x.post == nil && x.attr == nil && x.dir == nil && x.names == nil && x.data == nil {
 			return nil, fmt.Errorf("rule %s: %T implements no filter family", r.Name, r.Filter)
 		}
@@ -147,9 +154,26 @@ func (c *Chain) add(x *rule) {
 	for _, fam := range []struct {
 		ok  bool
 		set *[]int
-	}{{x.pre != nil, &c.pre}, {x.post != nil, &c.post}, {x.attr != nil, &c.attr}, {x.dir != nil, &c.dir}, {x.names != nil, &c.names}, {x.data != nil, &c.data}} {
+	}{{x.attr != nil, &c.attr}, {x.dir != nil, &c.dir}, {x.names != nil, &c.names}, {x.data != nil, &c.data}} {
 		if fam.ok {
 			*fam.set = append(*fam.set, idx)
+		}
+	}
+	if x.pre != nil {
+		c.nPre++
+	}
+	if x.post != nil {
+		c.nPost++
+	}
+	for o := range NumOps {
+		if !x.ops.Has(o) {
+			continue
+		}
+		if x.pre != nil {
+			c.pre[o] = append(c.pre[o], idx)
+		}
+		if x.post != nil {
+			c.post[o] = append(c.post[o], idx)
 		}
 	}
 }
@@ -209,7 +233,10 @@ func (c *Chain) Rules() []Rule {
 // Pre runs the pre-filters in order. It returns nil to go on, ErrAnswered, or
 // the errno that ends the operation.
 func (c *Chain) Pre(r *Request) error {
-	for _, i := range c.pre {
+	if r.Op >= NumOps {
+		return nil
+	}
+	for _, i := range c.pre[r.Op] {
 		x := c.rules[i]
 		if !x.When.Applies(r.Caller) {
 			continue
@@ -227,13 +254,26 @@ func (c *Chain) Pre(r *Request) error {
 }
 
 // HasPost reports whether any rule has a post-filter.
-func (c *Chain) HasPost() bool { return len(c.post) > 0 }
+func (c *Chain) HasPost() bool { return c.nPost > 0 }
+
+// Observes reports whether any rule's pre- or post-filter sees the
+// operation o.
+func (c *Chain) Observes(o Op) bool {
+	return o < NumOps && len(c.pre[o])+len(c.post[o]) > 0
+}
+
+// PostSees reports whether any rule's post-filter sees the operation o.
+func (c *Chain) PostSees(o Op) bool { return o < NumOps && len(c.post[o]) > 0 }
 
 // Post runs the post-filters in reverse order and returns the result the
 // kernel gets.
 func (c *Chain) Post(r *Request, err error) error {
-	for k := len(c.post) - 1; k >= 0; k-- {
-		x := c.rules[c.post[k]]
+	if r.Op >= NumOps {
+		return err
+	}
+	post := c.post[r.Op]
+	for k := len(post) - 1; k >= 0; k-- {
+		x := c.rules[post[k]]
 		if !x.When.Applies(r.Caller) {
 			continue
 		}
@@ -337,11 +377,11 @@ func (c *Chain) MayClaim(caller Caller, path string) bool {
 
 // Claims returns the set of data rules (bit k for the k-th data rule) that
 // must see the data of the regular file r.Path for r's caller.
-func (c *Chain) Claims(r *Request, head io.ReaderAt) uint8 {
+func (c *Chain) Claims(r *Request) uint8 {
 	var mask uint8
 	for k, i := range c.data {
 		x := c.rules[i]
-		if x.When.Applies(r.Caller) && x.data.Claims(r, head) {
+		if x.When.Applies(r.Caller) && x.data.Claims(r) {
 			mask |= 1 << k
 		}
 	}
@@ -384,8 +424,8 @@ type streamFile struct {
 	f File
 }
 
-func (s streamFile) Size() (int64, error)     { return s.f.Size() }
-func (s streamFile) Version() (uint64, error) { return s.f.Version() }
+func (s streamFile) Size() (int64, error)      { return s.f.Size() }
+func (s streamFile) Version() (Version, error) { return s.f.Version() }
 
 // DependsOnCaller reports whether the answers for path may differ by
 // caller: a rule with a condition that covers the path, or a filter that
@@ -407,7 +447,7 @@ func (c *Chain) DependsOnCaller(path string) bool {
 // drops entries depends on the caller beneath dir, and no rule observes
 // results (a post-filter must see every listing that is made).
 func (c *Chain) ListingCacheable(dir string) bool {
-	if len(c.post) > 0 {
+	if c.nPost > 0 {
 		return false
 	}
 	for _, i := range c.dir {

@@ -132,7 +132,7 @@ type dataFilter struct {
 }
 
 func (f *dataFilter) Kind() string { return "data" }
-func (f *dataFilter) Claims(r *Request, head io.ReaderAt) bool {
+func (f *dataFilter) Claims(r *Request) bool {
 	return strings.HasPrefix(r.Path, f.prefix)
 }
 func (f *dataFilter) Open(r *Request, file File) (Stream, error) {
@@ -173,7 +173,7 @@ func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
 }
 func (m *memFile) WriteAt(p []byte, off int64) (int, error) { return 0, syscall.EROFS }
 func (m *memFile) Size() (int64, error)                     { return int64(len(m.data)), nil }
-func (m *memFile) Version() (uint64, error)                 { return 7, nil }
+func (m *memFile) Version() (Version, error)                { return Version{Ino: 7}, nil }
 
 // scopedDependent says which paths it covers and which depend on the
 // caller.
@@ -373,7 +373,7 @@ func TestConditionsOnOtherFamilies(t *testing.T) {
 		a := Attr{Uid: 1}
 		c.Attr(r, r.Path, &a)
 		keep := c.Keep(r, &DirEntry{Name: "xy", Path: "xy"})
-		mask := c.Claims(r, nil)
+		mask := c.Claims(r)
 		if uid == 7 && (a.Uid != 99 || keep || mask != 1) {
 			t.Errorf("uid 7: attr uid %d, keep %v, claims %b; the rules should apply", a.Uid, keep, mask)
 		}
@@ -501,7 +501,7 @@ func TestDataClaimsAndOpen(t *testing.T) {
 		{"c/x", 0b100},
 		{"d/x", 0},
 	} {
-		if got := c.Claims(&Request{Path: tc.path}, nil); got != tc.mask {
+		if got := c.Claims(&Request{Path: tc.path}); got != tc.mask {
 			t.Errorf("Claims(%q) = %03b, want %03b", tc.path, got, tc.mask)
 		}
 	}
@@ -571,7 +571,7 @@ func TestMaskBitsPerDataRule(t *testing.T) {
 	}
 	c := mustChain(t, rules...)
 	for i := range MaxDataRules {
-		if got := c.Claims(&Request{Path: fmt.Sprintf("%d/f", i)}, nil); got != 1<<i {
+		if got := c.Claims(&Request{Path: fmt.Sprintf("%d/f", i)}); got != 1<<i {
 			t.Errorf("rule %d claims with mask %08b", i, got)
 		}
 	}

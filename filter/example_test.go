@@ -1,7 +1,6 @@
 package filter_test
 
 import (
-	"io"
 	"log"
 	"strings"
 	"syscall"
@@ -49,7 +48,7 @@ type upper struct{}
 func (upper) Kind() string { return "upper" }
 
 // Claims *.shout files, whatever their content.
-func (upper) Claims(r *filter.Request, head io.ReaderAt) bool {
+func (upper) Claims(r *filter.Request) bool {
 	return strings.HasSuffix(r.Path, ".shout")
 }
 

@@ -17,6 +17,17 @@
 //     by the daemon, through the filter's Stream, while every other file
 //     keeps kernel passthrough.
 //
+// Every FUSE request passes one gate in the dispatcher, and a table (Op.Info)
+// gives each operation the families that see it, whether a PreFilter may
+// answer it, and for the operations pre- and post-filters never see, why
+// that is safe. Every way the kernel learns of a node (lookup, a
+// readdirplus entry, create, mknod, mkdir, symlink, link, tmpfile) passes
+// the same lookup decision: PreFilter and PostFilter of OpLookup, with the
+// node's path, type and attributes, besides the operation's own. Every
+// operation that moves or shows file data (read, write, copy_file_range,
+// lseek's data map, fallocate, mmap through the page cache) is served under
+// the claim its open was given.
+//
 // Every request carries the node's path relative to the mount root and the
 // caller. Filters never see FUSE wire structures. A Chain runs the rules of
 // a mount; a Rule may apply only to some callers (Condition), and a filter
@@ -107,19 +118,30 @@ type DirEntry struct {
 	Path string // relative to the mount root
 	Ino  uint64
 	Type uint32 // S_IFMT bits, 0 when the lower filesystem does not say
+	// Attr is the entry's attributes as the lower tree has them, nil when
+	// it was removed since it was listed.
+	Attr *Attr
 }
 
 // ErrAnswered is returned by a PreFilter that answered the operation itself,
 // filling the request's outputs: the lower filesystem is not asked. It is
-// accepted for getattr (Attr), readlink (Target), getxattr and listxattr
-// (Value), access, and operations without outputs (setattr, unlink, rmdir,
-// rename, setxattr, removexattr); for the others it ends the operation with
-// EIO.
+// accepted for the operations whose Op.Info().Answer is set: getattr and
+// statx (Attr), readlink (Target), getxattr and listxattr (Value, for
+// listxattr the NUL-terminated names), and operations without outputs
+// (setattr, access, unlink, rmdir, rename, setxattr, removexattr); for the
+// others it ends the operation with EIO.
 var ErrAnswered = errors.New("answered by a filter")
 
 // Filter is what every filter implements: its kind, for logs and metrics.
 type Filter interface {
 	Kind() string
+}
+
+// OpScoped is implemented by pre- and post-filters that act on only some
+// operations: the chain asks them about no other. Without it a filter is
+// asked about every operation of its families.
+type OpScoped interface {
+	Ops() OpSet
 }
 
 // PreFilter runs before the operation reaches the lower tree.
@@ -169,9 +191,15 @@ type NameMapper interface {
 type DataFilter interface {
 	Filter
 	// Claims reports whether the filter must see the data of the regular
-	// file r.Path for r's caller. head reads the lower file. It is asked
-	// when the kernel learns of the file and again at open.
-	Claims(r *Request, head io.ReaderAt) bool
+	// file r.Path for r's caller. It is asked when the kernel learns of
+	// the file and again at open, and must depend on the path and the
+	// caller only, never on what the file holds: a claim that depended on
+	// the content would be lost by changing it, and the opens made before
+	// the change would read the data unfiltered. Every open of a claimed
+	// file is served through the filter's Stream, whatever the file holds
+	// then or becomes; a stream that cannot make sense of the data must
+	// fail its reads (fail closed), not pass the data through.
+	Claims(r *Request) bool
 	// Open returns the stream through which the claimed file is read and
 	// written for this open.
 	Open(r *Request, f File) (Stream, error)
@@ -183,9 +211,22 @@ type File interface {
 	io.WriterAt
 	// Size returns the file's current size.
 	Size() (int64, error)
-	// Version changes whenever the file's data may have changed (size,
-	// mtime or ctime).
-	Version() (uint64, error)
+	// Version returns the file's identity and the state of its data now.
+	Version() (Version, error)
+}
+
+// Version identifies a lower file (Dev, Ino) and the state of its data
+// (Size, Mtime, Ctime, in nanoseconds). A write(2), truncate or other
+// change of the data changes Mtime and Ctime; on filesystems with
+// fine-grained timestamps (Linux 6.13+ on ext4, xfs, btrfs and tmpfs), two
+// changes made after the Version was read never show the same Ctime. Data
+// read between two equal Versions was not changed by such calls; a
+// writer through a shared mapping of the lower file changes data without
+// them (see docs/security.md).
+type Version struct {
+	Dev, Ino     uint64
+	Size         int64
+	Mtime, Ctime int64
 }
 
 // Stream serves the reads and writes of one open of a claimed file.

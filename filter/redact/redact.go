@@ -2,7 +2,6 @@ package redact
 
 import (
 	"fmt"
-	"io"
 	"sync"
 	"syscall"
 
@@ -59,16 +58,8 @@ func (f *Filter) Covers(path string) bool { return f.paths.Match(path) }
 // CoversBelow reports whether something beneath dir may be redacted.
 func (f *Filter) CoversBelow(dir string) bool { return f.paths.MatchBelow(dir) }
 
-// Claims reports whether the file is under the paths and starts like a
-// JPEG or TIFF-based image.
-func (f *Filter) Claims(r *filter.Request, head io.ReaderAt) bool {
-	if !f.paths.Match(r.Path) {
-		return false
-	}
-	var b [8]byte
-	n, _ := head.ReadAt(b[:], 0)
-	return Sniff(b[:n])
-}
+// Claims reports whether the file is under the paths, whatever it holds.
+func (f *Filter) Claims(r *filter.Request) bool { return f.paths.Match(r.Path) }
 
 // Pre keeps the callers the rule applies to from taking files out of its
 // reach by renaming or linking them elsewhere (EXDEV: mv(1) then copies the
@@ -92,7 +83,7 @@ type stream struct {
 	filter.File
 	mu      sync.Mutex
 	valid   bool
-	version uint64
+	version filter.Version
 	ranges  []Range
 }
 
@@ -111,6 +102,14 @@ func (s *stream) current() ([]Range, error) {
 	size, err := s.Size()
 	if err != nil {
 		return nil, err
+	}
+	if size > 0 {
+		var head [8]byte
+		n, _ := s.File.ReadAt(head[:], 0)
+		if !Sniff(head[:n]) {
+			// Not an image this filter can read: fail closed.
+			return nil, syscall.EIO
+		}
 	}
 	ranges, err := GPSRanges(s.File, size)
 	if err != nil {
