@@ -22,8 +22,6 @@ import (
 // of the lower tree. Each method turns one FUSE request into calls on the
 // lower tree; errors become errnos in one place (status).
 type fileSystem struct {
-	fuse.RawFileSystem // answers ENOSYS for what is not implemented here
-
 	tree    *lower.Tree
 	opts    Options
 	log     *slog.Logger
@@ -41,8 +39,9 @@ type fileSystem struct {
 	daemonServed atomic.Uint64
 	stats        opStats
 	// filters is the chain that shapes the view; nil when the mount was
-	// made without one (then no paths are tracked).
+	// made without one (then paths is false and no paths are tracked).
 	filters atomic.Pointer[filter.Chain]
+	paths   bool
 	// watching is set while the lower tree is watched for changes made
 	// beside the mount, and replies use watchTimeout (see watch.go).
 	watching    atomic.Bool
@@ -51,15 +50,15 @@ type fileSystem struct {
 
 func newFileSystem(tree *lower.Tree, opts Options) *fileSystem {
 	fs := &fileSystem{
-		RawFileSystem: fuse.NewDefaultRawFileSystem(),
-		tree:          tree,
-		opts:          opts,
-		log:           opts.Logger,
-		timeout:       opts.Cache.timeout(),
-		euid:          uint32(os.Geteuid()),
-		egid:          uint32(os.Getegid()),
-		files:         newHandleTable[*openFile](),
-		dirs:          newHandleTable[*dirHandle](),
+		tree:    tree,
+		opts:    opts,
+		log:     opts.Logger,
+		timeout: opts.Cache.timeout(),
+		euid:    uint32(os.Geteuid()),
+		egid:    uint32(os.Getegid()),
+		files:   newHandleTable[*openFile](),
+		dirs:    newHandleTable[*dirHandle](),
+		paths:   opts.Filters != nil,
 	}
 	fs.filters.Store(opts.Filters)
 	return fs
@@ -79,7 +78,7 @@ func (fs *fileSystem) Init(server *fuse.Server) {
 	case !hasCapSysAdmin():
 		fs.ptReason = "the daemon lacks CAP_SYS_ADMIN, which passthrough requires"
 	default:
-		fs.pt = passthrough.New(server, fs.opts.MaxBacking)
+		fs.pt = passthrough.New(noFsetid{server}, fs.opts.MaxBacking)
 	}
 }
 
@@ -113,24 +112,6 @@ func (fs *fileSystem) status(op string, err error) fuse.Status {
 	}
 	fs.log.Error("unexpected error", "op", op, "err", err)
 	return fuse.EIO
-}
-
-// inode returns the inode of a node ID the kernel sent (a data variant's
-// too). A node ID the table does not know is stale.
-func (fs *fileSystem) inode(id uint64) (*lower.Inode, fuse.Status) {
-	ino, _, s := fs.node(id)
-	return ino, s
-}
-
-// node returns the inode of a node ID and, for a data variant, the set of
-// data rules it is served through.
-func (fs *fileSystem) node(id uint64) (*lower.Inode, uint8, fuse.Status) {
-	base, mask := splitNodeID(id)
-	ino := fs.tree.Get(base)
-	if ino == nil {
-		return nil, 0, fuse.Status(syscall.ESTALE)
-	}
-	return ino, mask, fuse.OK
 }
 
 // owner returns the owner new inodes of this caller get: the caller's, when
@@ -184,5 +165,27 @@ func (fs *fileSystem) closeHandles() {
 	}
 	for _, d := range fs.dirs.drain() {
 		unix.Close(d.fd)
+	}
+}
+
+// invalidateAll drops what the kernel caches under the names the tree
+// recorded (every name, under a policy) and every node's attributes: after
+// the filter chain changed, or the watch lost events.
+func (fs *fileSystem) invalidateAll() {
+	if fs.server == nil {
+		return
+	}
+	// Directories drop their cached listings too (offset 0: the pages that
+	// hold them); other inodes their attributes.
+	fs.server.InodeNotify(lower.RootID, 0, 0)
+	for _, n := range fs.tree.Names() {
+		if n.Parent != nil {
+			fs.server.EntryNotify(n.Parent.ID, n.Name)
+		}
+		off := int64(-1)
+		if n.Ino.Type == unix.S_IFDIR {
+			off = 0
+		}
+		fs.server.InodeNotify(n.Ino.ID, off, 0)
 	}
 }

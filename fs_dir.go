@@ -48,23 +48,26 @@ const dirBufSize = 32 << 10
 // OpenDir opens a directory.
 func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) (code fuse.Status) {
 	defer fs.track(filter.OpOpendir, time.Now(), &code)
-	ino, c, r, s := fs.beginNode(filter.OpOpendir, in.NodeId, &in.Caller)
-	if !s.Ok() {
+	var q request
+	if s := fs.gate(&q, filter.OpOpendir, in.NodeId, &in.Caller); !s.Ok() {
 		return s
 	}
-	fd, err := fs.tree.OpenDir(ino)
-	if err != nil {
-		return fs.post(c, r, fs.status("opendir", err))
+	if _, s := q.pre(); !s.Ok() {
+		return q.post(s)
 	}
-	out.Fh = fs.dirs.add(&dirHandle{ino: ino, fd: fd, buf: make([]byte, dirBufSize)})
-	if fs.opts.Cache != CacheNever && (c == nil || c.ListingCacheable(r.Path)) {
+	fd, err := fs.tree.OpenDir(q.ino)
+	if err != nil {
+		return q.post(fs.status("opendir", err))
+	}
+	out.Fh = fs.dirs.add(&dirHandle{ino: q.ino, fd: fd, buf: make([]byte, dirBufSize)})
+	if fs.opts.Cache != CacheNever && q.chain.ListingCacheable(q.Path) {
 		// The kernel keeps the listing and serves the next ones itself
 		// until the directory changes: through the mount (it counts the
 		// changes), or underneath it (the directory's mtime, checked
 		// when its attributes expire). Reloads drop it (invalidateAll).
 		out.OpenFlags |= fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
 	}
-	if s := fs.post(c, r, fuse.OK); !s.Ok() {
+	if s := q.post(fuse.OK); !s.Ok() {
 		fs.ReleaseDir(&fuse.ReleaseIn{Fh: out.Fh})
 		return s
 	}
@@ -84,25 +87,25 @@ func (fs *fileSystem) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *
 	return fs.readDir(filter.OpReaddirplus, in, out)
 }
 
-// readDir serves READDIR and READDIRPLUS. With filters, entries get their
-// view names, those the filters drop are skipped, and readdirplus entries
-// are named and presented as a lookup would; only the rules that may act
-// beneath the directory are asked (entryChain), and with none the entries
-// are listed as without filters.
+// readDir serves READDIR and READDIRPLUS. With filters, each entry gets its
+// view name, the directory filters' verdict and the lookup decision (with
+// its attributes) before it is listed; only the rules that may act beneath
+// the directory are asked (entryChain), and with none the entries are
+// listed as without filters.
 func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
-	plus := o == filter.OpReaddirplus
 	d, ok := fs.dirs.get(in.Fh)
 	if !ok {
 		return fuse.EBADF
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	c, r, s := fs.begin(o, d.ino, &in.Caller)
-	if !s.Ok() {
+	var q request
+	if s := fs.gate(&q, o, nodeID(d.ino, 0), &in.Caller); !s.Ok() {
 		return s
 	}
-	if c != nil {
-		c = d.entryChain(c, r.Path)
+	l := lister{q: &q, d: d, out: out, plus: o == filter.OpReaddirplus}
+	if fs.paths {
+		l.entries = d.entryChain(q.chain, q.Path)
 	}
 	// Once per request, not per entry: a directory moved out of the tree
 	// (or deleted) since it was opened lists nothing more.
@@ -132,62 +135,142 @@ func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryLi
 		}
 		var e fuse.DirEntry
 		size := e.Parse(d.buf[d.pos:d.end])
-		lname, path := e.Name, ""
-		if c != nil && e.Name != "." && e.Name != ".." {
-			var shown bool
-			if path, shown = fs.shown(c, r, &e); !shown {
-				d.pos += size
-				d.off = e.Off
-				continue
-			}
-		}
-		if !plus {
-			if !out.AddDirEntry(e) {
-				return fuse.OK
-			}
-		} else {
-			eo := out.AddDirLookupEntry(e)
-			if eo == nil {
-				return fuse.OK
-			}
-			if e.Name != "." && e.Name != ".." {
-				var st unix.Stat_t
-				// An entry removed since getdents is left without a
-				// node (NodeId 0), which the kernel skips.
-				if child, err := fs.tree.LookupAt(d.ino, d.fd, lname, &st); err == nil {
-					if c == nil {
-						fs.fillEntry(child, &st, eo)
-					} else {
-						fs.tree.SetName(child, d.ino, e.Name)
-						fs.entry(c, r, path, child, &st, eo)
-					}
-					out.FixMode(st.Mode)
-				}
-			}
+		if !l.add(e) {
+			return fuse.OK
 		}
 		d.pos += size
 		d.off = e.Off
 	}
 }
 
-// shown gives a listed entry its view name and reports whether the filters
-// list it to r's caller, and under which path.
-func (fs *fileSystem) shown(c *filter.Chain, r *filter.Request, e *fuse.DirEntry) (string, bool) {
+// lister lists the entries of one READDIR or READDIRPLUS request.
+type lister struct {
+	q       *request
+	d       *dirHandle
+	out     *fuse.DirEntryList
+	plus    bool
+	entries *filter.Chain // the rules that may act beneath; nil for none
+}
+
+// add lists the lower entry e, or skips it when the filters drop it. It
+// returns false when the reply is full: e is then listed by the next
+// request.
+func (l *lister) add(e fuse.DirEntry) bool {
+	fs := l.q.fs
+	if e.Name == "." || e.Name == ".." {
+		if l.plus {
+			return l.out.AddDirLookupEntry(e) != nil
+		}
+		return l.out.AddDirEntry(e)
+	}
+	lname := e.Name
+	if l.entries == nil {
+		if !l.plus {
+			return l.out.AddDirEntry(e)
+		}
+		var st unix.Stat_t
+		child, err := fs.tree.LookupAt(l.d.ino, l.d.fd, lname, &st)
+		return l.addPlus(e, child, err, &st, func(eo *fuse.EntryOut) {
+			if fs.paths {
+				fs.tree.SetName(child, l.d.ino, e.Name)
+			}
+			fs.fillEntry(child, &st, eo)
+		})
+	}
+	var eo fuse.EntryOut
+	child, st, err, shown := l.judge(&e, lname, &eo)
+	if !shown {
+		return true
+	}
+	if !l.plus {
+		if child != nil {
+			fs.tree.Forget(child.ID, 1)
+		}
+		return l.out.AddDirEntry(e)
+	}
+	return l.addPlus(e, child, err, st, func(out *fuse.EntryOut) { *out = eo })
+}
+
+// addPlus adds a READDIRPLUS entry for child (err from its lookup), filled
+// by fill. An entry removed since getdents is left without a node (NodeId
+// 0), which the kernel skips. When the reply is full, the lookup of child
+// is given back.
+func (l *lister) addPlus(e fuse.DirEntry, child *lower.Inode, err error, st *unix.Stat_t, fill func(*fuse.EntryOut)) bool {
+	eo := l.out.AddDirLookupEntry(e)
+	if eo == nil {
+		if err == nil && child != nil {
+			l.q.fs.tree.Forget(child.ID, 1)
+		}
+		return false
+	}
+	if err == nil && child != nil {
+		fill(eo)
+		l.out.FixMode(st.Mode)
+	}
+	return true
+}
+
+// judge gives the entry e (lower name lname) its view name and asks the
+// rules that may act beneath the directory whether it is listed: the name
+// mappers, the directory filters (with the entry's presented attributes)
+// and the lookup decision, in that order. For READDIRPLUS, or when a
+// post-filter of lookup must see the node, the entry is looked up (child,
+// counted once) and eo filled as a lookup would fill it.
+func (l *lister) judge(e *fuse.DirEntry, lname string, eo *fuse.EntryOut) (child *lower.Inode, st *unix.Stat_t, err error, shown bool) {
+	fs, c, dir := l.q.fs, l.entries, l.q.Path
 	if c.MapsNames() {
-		view, ok := c.ViewName(r.Path, e.Name)
+		view, ok := c.ViewName(dir, e.Name)
 		if !ok {
-			return "", false
+			return nil, nil, nil, false
 		}
 		e.Name = view
 	}
-	path := joinPath(r.Path, e.Name)
+	path := joinPath(dir, e.Name)
+	// The lookup decision's request, as a lookup of the name would make.
+	r := filter.Request{Op: filter.OpLookup, Caller: l.q.Caller, Path: path, Type: e.Mode & unix.S_IFMT}
+	st = new(unix.Stat_t)
+	look := l.plus || c.PostSees(filter.OpLookup) || c.HasDir()
+	if look {
+		if err := fs.tree.StatIn(l.d.fd, lname, st); err != nil {
+			// Gone since getdents: listed without a node.
+			return nil, st, err, true
+		}
+		r.Type = st.Mode & unix.S_IFMT
+		fillAttr(st, &eo.Attr)
+		present(c, &r, path, &eo.Attr)
+		r.Attr = filterAttr(&eo.Attr)
+	}
 	if c.HasDir() {
-		de := filter.DirEntry{Name: e.Name, Path: path, Ino: e.Ino, Type: e.Mode & unix.S_IFMT}
-		if !c.Keep(r, &de) {
-			return "", false
+		de := filter.DirEntry{Name: e.Name, Path: path, Ino: e.Ino, Type: e.Mode & unix.S_IFMT, Attr: &r.Attr}
+		if !c.Keep(&r, &de) {
+			return nil, nil, nil, false
 		}
 	}
-	return path, true
+	if _, s := fs.runPre(c, &r); !s.Ok() {
+		return nil, nil, nil, false
+	}
+	if !look {
+		return nil, st, nil, true
+	}
+	if child, err = fs.tree.AdoptAt(l.d.ino, l.d.fd, lname, st); err != nil {
+		return nil, st, err, true
+	}
+	fs.tree.SetName(child, l.d.ino, e.Name)
+	fs.entryNode(c, r.Caller, path, child, eo)
+	if c.PostSees(filter.OpLookup) {
+		if s := fs.runPost(c, &r, fuse.OK); !s.Ok() {
+			return l.drop(child)
+		}
+	}
+	return child, st, nil, true
+}
+
+// drop gives back the lookup of an entry the filters do not list.
+func (l *lister) drop(child *lower.Inode) (*lower.Inode, *unix.Stat_t, error, bool) {
+	if child != nil {
+		l.q.fs.tree.Forget(child.ID, 1)
+	}
+	return nil, nil, nil, false
 }
 
 // ReleaseDir closes a directory.

@@ -1,10 +1,10 @@
 package sievefs
 
 import (
+	"time"
+
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
-	"strings"
-	"time"
 
 	"github.com/sievefs/sievefs/filter"
 	"github.com/sievefs/sievefs/internal/lower"
@@ -14,77 +14,23 @@ import (
 // negative entry that the kernel may cache for the entry timeout.
 func (fs *fileSystem) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) (code fuse.Status) {
 	defer fs.track(filter.OpLookup, time.Now(), &code)
-	parent, s := fs.inode(h.NodeId)
-	if !s.Ok() {
-		return s
-	}
-	c, r, lname, s := fs.beginName(filter.OpLookup, parent, name, &h.Caller)
-	if s.Ok() && c != nil {
-		_, s = fs.pre(c, r, false)
+	var q request
+	s := fs.gateName(&q, filter.OpLookup, h.NodeId, name, &h.Caller)
+	if s.Ok() {
+		_, s = q.pre()
 	}
 	if !s.Ok() {
 		// A name a filter refuses is not cached as absent: a policy
 		// reload may show it, and the kernel cannot be told to forget
 		// negative entries by name.
-		return fs.post(c, r, s)
+		return q.post(s)
 	}
 	var st unix.Stat_t
-	ino, err := fs.tree.Lookup(parent, lname, &st)
+	ino, err := fs.tree.Lookup(q.ino, q.lname, &st)
 	if err != nil {
-		return fs.negative(c, r, fs.status("lookup", err), out)
+		return q.negative(fs.status("lookup", err), out)
 	}
-	if c == nil {
-		fs.fillEntry(ino, &st, out)
-		return fuse.OK
-	}
-	return fs.newEntry(c, r, r.Path, parent, name, ino, &st, out)
-}
-
-// negative answers a lookup that found nothing: ENOENT becomes a negative
-// entry the kernel may cache, unless the answer depends on the caller.
-func (fs *fileSystem) negative(c *filter.Chain, r *filter.Request, code fuse.Status, out *fuse.EntryOut) fuse.Status {
-	code = fs.post(c, r, code)
-	if code != fuse.ENOENT {
-		return code
-	}
-	t := fs.timeout // absent names are not watched (see ttl)
-	if c != nil {
-		if c.DependsOnCaller(r.Path) {
-			t = 0
-		}
-		if !strings.Contains(r.Path, "/") {
-			// A reload drops what the kernel caches under each known
-			// directory, absent names included, but there is no way
-			// to do that for the root's: its absent names are not
-			// cached when a policy may change.
-			t = 0
-		}
-	}
-	if t == 0 {
-		return code
-	}
-	*out = fuse.EntryOut{}
-	out.SetEntryTimeout(t)
-	return fuse.OK
-}
-
-// newEntry answers an operation that found or made ino as name in parent
-// (path in the view): it records the name, fills the reply and runs the
-// post-filters. When they turn the result into an error, the lookup the
-// table counted is dropped.
-func (fs *fileSystem) newEntry(c *filter.Chain, r *filter.Request, path string, parent *lower.Inode, name string, ino *lower.Inode, st *unix.Stat_t, out *fuse.EntryOut) fuse.Status {
-	if c == nil {
-		fs.fillEntry(ino, st, out)
-		return fuse.OK
-	}
-	fs.tree.SetName(ino, parent, name)
-	fs.entry(c, r, path, ino, st, out)
-	r.Attr = filterAttr(&out.Attr)
-	code := fs.post(c, r, fuse.OK)
-	if !code.Ok() {
-		fs.tree.Forget(ino.ID, 1)
-	}
-	return code
+	return q.admit(ino, &st, out)
 }
 
 // Forget drops lookups the kernel no longer holds.
@@ -97,76 +43,66 @@ func (fs *fileSystem) Forget(nodeID, nlookup uint64) {
 // GetAttr returns the attributes of a node.
 func (fs *fileSystem) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) (code fuse.Status) {
 	defer fs.track(filter.OpGetattr, time.Now(), &code)
-	ino, s := fs.inode(in.NodeId)
-	if !s.Ok() {
+	var q request
+	if s := fs.gate(&q, filter.OpGetattr, in.NodeId, &in.Caller); !s.Ok() {
 		return s
 	}
-	c, r, s := fs.begin(filter.OpGetattr, ino, &in.Caller)
+	answered, s := q.pre()
 	if !s.Ok() {
-		return s
+		return q.post(s)
 	}
-	if c != nil {
-		answered, s := fs.pre(c, r, true)
-		if !s.Ok() {
-			return fs.post(c, r, s)
-		}
-		if answered {
-			a := r.Attr
-			out.Attr = fuse.Attr{Ino: a.Ino, Mode: a.Mode, Nlink: a.Nlink, Owner: fuse.Owner{Uid: a.Uid, Gid: a.Gid}, Size: a.Size}
-			out.SetTimeout(0)
-			return fs.post(c, r, fuse.OK)
-		}
+	if answered {
+		out.Attr = answeredAttr(&q.Attr)
+		out.SetTimeout(0)
+		return q.post(fuse.OK)
 	}
-	return fs.attrReply(c, r, ino, out)
+	return q.attrReply(out)
+}
+
+// answeredAttr returns the FUSE attributes of a filter's answer.
+func answeredAttr(a *filter.Attr) fuse.Attr {
+	return fuse.Attr{Ino: a.Ino, Mode: a.Mode, Nlink: a.Nlink, Owner: fuse.Owner{Uid: a.Uid, Gid: a.Gid}, Size: a.Size}
 }
 
 // attrReply answers GETATTR and SETATTR with the node's attributes now, as
 // the filters present them to the caller.
-func (fs *fileSystem) attrReply(c *filter.Chain, r *filter.Request, ino *lower.Inode, out *fuse.AttrOut) fuse.Status {
+func (q *request) attrReply(out *fuse.AttrOut) fuse.Status {
+	fs := q.fs
 	var st unix.Stat_t
-	if err := fs.tree.Stat(ino, &st); err != nil {
-		return fs.post(c, r, fs.status("stat", err))
+	if err := fs.tree.Stat(q.ino, &st); err != nil {
+		return q.post(fs.status("stat", err))
 	}
 	fillAttr(&st, &out.Attr)
-	out.SetTimeout(fs.ttl(ino))
-	if c == nil {
+	out.SetTimeout(fs.ttl(q.ino))
+	if !fs.paths {
 		return fuse.OK
 	}
-	present(c, r, r.Path, &out.Attr)
-	out.SetTimeout(fs.timeoutFor(c, r.Path, ino))
-	r.Attr = filterAttr(&out.Attr)
-	return fs.post(c, r, fuse.OK)
+	present(q.chain, &q.Request, q.Path, &out.Attr)
+	out.SetTimeout(fs.timeoutFor(q.chain, q.Path, q.ino))
+	q.Attr = filterAttr(&out.Attr)
+	return q.post(fuse.OK)
 }
 
 // SetAttr changes mode, owner, size and times, in that order, and returns the
 // attributes after the change.
 func (fs *fileSystem) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) (code fuse.Status) {
 	defer fs.track(filter.OpSetattr, time.Now(), &code)
-	ino, s := fs.inode(in.NodeId)
-	if !s.Ok() {
+	var q request
+	if s := fs.gate(&q, filter.OpSetattr, in.NodeId, &in.Caller); !s.Ok() {
 		return s
 	}
-	c, r, s := fs.begin(filter.OpSetattr, ino, &in.Caller)
+	q.SetAttr = setAttrOf(in)
+	q.Mode, _ = in.GetMode()
+	answered, s := q.pre()
 	if !s.Ok() {
-		return s
+		return q.post(s)
 	}
-	ch := setAttrOf(in)
-	mode, _ := in.GetMode()
-	if c != nil {
-		r.SetAttr, r.Mode = ch, mode
-		answered, s := fs.pre(c, r, true)
-		if !s.Ok() {
-			return fs.post(c, r, s)
-		}
-		ch, mode = r.SetAttr, r.Mode
-		if answered {
-			ch = filter.SetAttr{}
+	if !answered {
+		if err := fs.setAttr(q.ino, in, q.SetAttr, q.Mode); err != nil {
+			return q.post(fs.status("setattr", err))
 		}
 	}
-	if err := fs.setAttr(ino, in, ch, mode); err != nil {
-		return fs.post(c, r, fs.status("setattr", err))
-	}
-	return fs.attrReply(c, r, ino, out)
+	return q.attrReply(out)
 }
 
 // setAttrOf says what a SETATTR request changes.
@@ -251,138 +187,133 @@ func (fs *fileSystem) truncate(ino *lower.Inode, in *fuse.SetAttrIn, size int64)
 	return fs.tree.Truncate(ino, size)
 }
 
-// made answers an operation that made a new inode, path in the view (err
-// from the lower tree).
-func (fs *fileSystem) made(c *filter.Chain, r *filter.Request, path string, parent *lower.Inode, name string, ino *lower.Inode, st *unix.Stat_t, err error, out *fuse.EntryOut) fuse.Status {
-	if err != nil {
-		return fs.post(c, r, fs.status(r.Op.String(), err))
+// gateMake starts an operation that makes name in the directory dir: its
+// own pre-filters (which may rewrite the mode and, for create, the flags),
+// then those of the lookup decision for the node it makes.
+func (fs *fileSystem) gateMake(q *request, o filter.Op, dir uint64, name string, typ, mode uint32, flags int, c *fuse.Caller) fuse.Status {
+	if s := fs.gateName(q, o, dir, name, c); !s.Ok() {
+		return s
 	}
-	return fs.newEntry(c, r, path, parent, name, ino, st, out)
+	q.Type, q.Mode, q.Flags = typ, mode, flags
+	if _, s := q.pre(); !s.Ok() {
+		return s
+	}
+	return q.preLookup()
 }
 
-// beginMake starts an operation that makes name in parent: the filters may
-// rewrite the mode (and, for create, the flags).
-func (fs *fileSystem) beginMake(o filter.Op, parent *lower.Inode, name string, typ, mode uint32, flags int, caller *fuse.Caller) (*filter.Chain, *filter.Request, string, uint32, fuse.Status) {
-	c, r, lname, s := fs.beginName(o, parent, name, caller)
-	if c == nil || !s.Ok() {
-		if r == nil {
-			r = &filter.Request{Op: o}
-		}
-		return c, r, lname, mode, s
+// made answers an operation that made (or, for create without O_EXCL,
+// found) the node ino (err from the lower tree): the lookup decision, then
+// the operation's own post-filters. When they refuse it, the lookup the
+// tree counted is dropped; what the lower tree made stays (see
+// filter.PostFilter).
+func (q *request) made(ino *lower.Inode, st *unix.Stat_t, err error, out *fuse.EntryOut) fuse.Status {
+	if err != nil {
+		return q.post(q.fs.status(q.Op.String(), err))
 	}
-	r.Type, r.Mode, r.Flags = typ, mode, flags
-	if _, s := fs.pre(c, r, false); !s.Ok() {
-		return c, r, "", 0, s
+	if s := q.admit(ino, st, out); !s.Ok() {
+		return q.post(s)
 	}
-	return c, r, lname, r.Mode, fuse.OK
+	q.Attr = filterAttr(&out.Attr)
+	s := q.post(fuse.OK)
+	if !s.Ok() {
+		q.fs.tree.Forget(ino.ID, 1)
+	}
+	return s
 }
 
 // Mknod makes a device, FIFO, socket or regular file.
 func (fs *fileSystem) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) (code fuse.Status) {
 	defer fs.track(filter.OpMknod, time.Now(), &code)
-	parent, s := fs.inode(in.NodeId)
-	if !s.Ok() {
-		return s
-	}
-	c, r, lname, mode, s := fs.beginMake(filter.OpMknod, parent, name, in.Mode&unix.S_IFMT, in.Mode, 0, &in.Caller)
-	if !s.Ok() {
-		return fs.post(c, r, s)
+	var q request
+	if s := fs.gateMake(&q, filter.OpMknod, in.NodeId, name, in.Mode&unix.S_IFMT, in.Mode, 0, &in.Caller); !s.Ok() {
+		return q.post(s)
 	}
 	var st unix.Stat_t
-	ino, err := fs.tree.Mknod(parent, lname, mode, in.Rdev, fs.owner(&in.Caller), &st)
-	return fs.made(c, r, r.Path, parent, name, ino, &st, err, out)
+	ino, err := fs.tree.Mknod(q.ino, q.lname, q.Mode, in.Rdev, fs.owner(&in.Caller), &st)
+	return q.made(ino, &st, err, out)
 }
 
 // Mkdir makes a directory.
 func (fs *fileSystem) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) (code fuse.Status) {
 	defer fs.track(filter.OpMkdir, time.Now(), &code)
-	parent, s := fs.inode(in.NodeId)
-	if !s.Ok() {
-		return s
-	}
-	c, r, lname, mode, s := fs.beginMake(filter.OpMkdir, parent, name, unix.S_IFDIR, in.Mode, 0, &in.Caller)
-	if !s.Ok() {
-		return fs.post(c, r, s)
+	var q request
+	if s := fs.gateMake(&q, filter.OpMkdir, in.NodeId, name, unix.S_IFDIR, in.Mode, 0, &in.Caller); !s.Ok() {
+		return q.post(s)
 	}
 	var st unix.Stat_t
-	ino, err := fs.tree.Mkdir(parent, lname, mode, fs.owner(&in.Caller), &st)
-	return fs.made(c, r, r.Path, parent, name, ino, &st, err, out)
+	ino, err := fs.tree.Mkdir(q.ino, q.lname, q.Mode, fs.owner(&in.Caller), &st)
+	return q.made(ino, &st, err, out)
 }
 
-// Symlink makes a symbolic link; the target is stored as the client gave it.
+// Symlink makes a symbolic link; the target is stored as the client gave it
+// (or a pre-filter rewrote it).
 func (fs *fileSystem) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, name string, out *fuse.EntryOut) (code fuse.Status) {
 	defer fs.track(filter.OpSymlink, time.Now(), &code)
-	parent, s := fs.inode(h.NodeId)
-	if !s.Ok() {
-		return s
-	}
-	c, r, lname, s := fs.beginName(filter.OpSymlink, parent, name, &h.Caller)
-	if s.Ok() && c != nil {
-		r.Type, r.Target = unix.S_IFLNK, target
-		if _, s = fs.pre(c, r, false); s.Ok() {
-			target = r.Target
+	var q request
+	s := fs.gateName(&q, filter.OpSymlink, h.NodeId, name, &h.Caller)
+	if s.Ok() {
+		q.Type, q.Target = unix.S_IFLNK, target
+		if _, s = q.pre(); s.Ok() {
+			s = q.preLookup()
 		}
 	}
 	if !s.Ok() {
-		return fs.post(c, r, s)
+		return q.post(s)
 	}
 	var st unix.Stat_t
-	ino, err := fs.tree.Symlink(parent, lname, target, fs.owner(&h.Caller), &st)
-	if c == nil {
-		r = &filter.Request{Op: filter.OpSymlink}
-	}
-	return fs.made(c, r, r.Path, parent, name, ino, &st, err, out)
+	ino, err := fs.tree.Symlink(q.ino, q.lname, q.Target, fs.owner(&h.Caller), &st)
+	return q.made(ino, &st, err, out)
 }
 
-// Link makes a hard link.
+// Link makes a hard link. Its filters see the linked node's path as Path
+// and the new name's as NewPath; the lookup decision and the post-filters
+// see the node under its new name (Path) and the old one as NewPath.
 func (fs *fileSystem) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) (code fuse.Status) {
 	defer fs.track(filter.OpLink, time.Now(), &code)
-	parent, s := fs.inode(in.NodeId)
-	if !s.Ok() {
-		return s
+	var q request
+	if s := fs.gateName(&q, filter.OpLink, in.NodeId, name, &in.Caller); !s.Ok() {
+		return q.post(s)
 	}
-	target, s := fs.inode(in.Oldnodeid)
-	if !s.Ok() {
-		return s
+	base, _ := splitNodeID(in.Oldnodeid)
+	target := fs.tree.Get(base)
+	if target == nil {
+		return q.post(fuse.Status(unix.ESTALE))
 	}
-	c, r, lname, s := fs.beginName(filter.OpLink, parent, name, &in.Caller)
-	if s.Ok() && c != nil {
-		r.NewPath, r.Type = r.Path, target.Type
-		if r.Path, s = fs.viewPath(target); s.Ok() {
-			_, s = fs.pre(c, r, false)
+	q.NewPath, q.Type = q.Path, target.Type
+	if fs.paths {
+		p, ok := fs.tree.ViewPath(target)
+		if !ok {
+			return q.post(fuse.Status(unix.ESTALE))
 		}
+		q.Path = p
 	}
-	if !s.Ok() {
-		return fs.post(c, r, s)
+	if _, s := q.pre(); !s.Ok() {
+		return q.post(s)
+	}
+	// The new name is the node's path from now on.
+	q.Path, q.NewPath = q.NewPath, q.Path
+	if s := q.preLookup(); !s.Ok() {
+		return q.post(s)
 	}
 	var st unix.Stat_t
-	ino, err := fs.tree.Link(target, parent, lname, &st)
-	if c == nil {
-		return fs.made(c, &filter.Request{Op: filter.OpLink}, "", parent, name, ino, &st, err, out)
-	}
-	// The new name is the link's path from now on.
-	r.Path, r.NewPath = r.NewPath, r.Path
-	return fs.made(c, r, r.Path, parent, name, ino, &st, err, out)
+	ino, err := fs.tree.Link(target, q.ino, q.lname, &st)
+	return q.made(ino, &st, err, out)
 }
 
 // remove runs unlink or rmdir.
 func (fs *fileSystem) remove(o filter.Op, h *fuse.InHeader, name string, rm func(*lower.Inode, string) error) fuse.Status {
-	parent, s := fs.inode(h.NodeId)
-	if !s.Ok() {
-		return s
+	var q request
+	if s := fs.gateName(&q, o, h.NodeId, name, &h.Caller); !s.Ok() {
+		return q.post(s)
 	}
-	c, r, lname, s := fs.beginName(o, parent, name, &h.Caller)
-	answered := false
-	if s.Ok() && c != nil {
-		if o == filter.OpRmdir {
-			r.Type = unix.S_IFDIR
-		}
-		answered, s = fs.pre(c, r, true)
+	if o == filter.OpRmdir {
+		q.Type = unix.S_IFDIR
 	}
+	answered, s := q.pre()
 	if !s.Ok() || answered {
-		return fs.post(c, r, s)
+		return q.post(s)
 	}
-	return fs.post(c, r, fs.status(o.String(), rm(parent, lname)))
+	return q.post(fs.status(o.String(), rm(q.ino, q.lname)))
 }
 
 // Unlink removes a name.
@@ -397,118 +328,110 @@ func (fs *fileSystem) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name strin
 	return fs.remove(filter.OpRmdir, h, name, fs.tree.Rmdir)
 }
 
-// Rename renames, honouring RENAME_NOREPLACE and RENAME_EXCHANGE.
+// Rename renames, honouring RENAME_NOREPLACE and RENAME_EXCHANGE. Both names
+// are judged by the one chain the request started with.
 func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) (code fuse.Status) {
 	defer fs.track(filter.OpRename, time.Now(), &code)
-	oldParent, s := fs.inode(in.NodeId)
-	if !s.Ok() {
-		return s
+	var q request
+	if s := fs.gateName(&q, filter.OpRename, in.NodeId, oldName, &in.Caller); !s.Ok() {
+		return q.post(s)
 	}
-	newParent, s := fs.inode(in.Newdir)
-	if !s.Ok() {
-		return s
+	base, _ := splitNodeID(in.Newdir)
+	newParent := fs.tree.Get(base)
+	if newParent == nil {
+		return q.post(fuse.Status(unix.ESTALE))
 	}
-	c, r, lold, s := fs.beginName(filter.OpRename, oldParent, oldName, &in.Caller)
-	if c == nil {
-		if !s.Ok() {
-			return s
+	lnew := newName
+	if fs.paths {
+		dir, ok := fs.tree.ViewPath(newParent)
+		if !ok {
+			return q.post(fuse.Status(unix.ESTALE))
 		}
-		return fs.status("rename", fs.tree.Rename(oldParent, oldName, newParent, newName, in.Flags))
+		q.NewPath = joinPath(dir, newName)
+		var err error
+		if lnew, err = q.chain.LowerName(dir, newName); err != nil {
+			return q.post(fs.status("rename", err))
+		}
 	}
-	_, rn, lnew, s2 := fs.beginName(filter.OpRename, newParent, newName, &in.Caller)
-	if s.Ok() {
-		s = s2
-	}
-	if !s.Ok() {
-		return fs.post(c, r, s)
-	}
-	r.NewPath = rn.Path
-	// The nodes that move, to name them anew once moved.
+	// What moves, to name it anew once moved (and its type, for filters).
 	var m lower.Moved
-	src, dst := &m.Src, &m.Dst
-	if err := fs.tree.StatAt(oldParent, lold, src); err != nil {
-		return fs.post(c, r, fs.status("rename", err))
-	}
-	m.HaveSrc = true
 	exchange := in.Flags&unix.RENAME_EXCHANGE != 0
-	if exchange {
-		if err := fs.tree.StatAt(newParent, lnew, dst); err != nil {
-			return fs.post(c, r, fs.status("rename", err))
+	if fs.paths {
+		if err := fs.tree.StatAt(q.ino, q.lname, &m.Src); err != nil {
+			return q.post(fs.status("rename", err))
 		}
-		m.HaveDst = true
-		// An exchange also moves the destination to the source's place.
-		back := *r
-		back.Path, back.NewPath, back.Type = r.NewPath, r.Path, dst.Mode&unix.S_IFMT
-		if _, s := fs.pre(c, &back, false); !s.Ok() {
-			return fs.post(c, r, s)
+		m.HaveSrc = true
+		if exchange {
+			if err := fs.tree.StatAt(newParent, lnew, &m.Dst); err != nil {
+				return q.post(fs.status("rename", err))
+			}
+			m.HaveDst = true
+			// An exchange also moves the destination to the source's place.
+			back := q.Request
+			back.Path, back.NewPath, back.Type = q.NewPath, q.Path, m.Dst.Mode&unix.S_IFMT
+			if answered, s := fs.runPre(q.chain, &back); !s.Ok() || answered {
+				return q.post(s)
+			}
 		}
+		q.Type = m.Src.Mode & unix.S_IFMT
 	}
-	r.Type = src.Mode & unix.S_IFMT
-	if _, s := fs.pre(c, r, false); !s.Ok() {
-		return fs.post(c, r, s)
+	answered, s := q.pre()
+	if !s.Ok() || answered {
+		return q.post(s)
 	}
-	if err := fs.tree.RenameMoved(oldParent, lold, newParent, lnew, in.Flags, &m); err != nil {
-		return fs.post(c, r, fs.status("rename", err))
+	if !fs.paths {
+		return fs.status("rename", fs.tree.Rename(q.ino, q.lname, newParent, lnew, in.Flags))
 	}
-	if ino := fs.tree.ByKey(src); ino != nil {
+	if err := fs.tree.RenameMoved(q.ino, q.lname, newParent, lnew, in.Flags, &m); err != nil {
+		return q.post(fs.status("rename", err))
+	}
+	if ino := fs.tree.ByKey(&m.Src); ino != nil {
 		fs.tree.SetName(ino, newParent, newName)
 	}
 	if exchange {
-		if ino := fs.tree.ByKey(dst); ino != nil {
-			fs.tree.SetName(ino, oldParent, oldName)
+		if ino := fs.tree.ByKey(&m.Dst); ino != nil {
+			fs.tree.SetName(ino, q.ino, oldName)
 		}
 	}
-	return fs.post(c, r, fuse.OK)
+	return q.post(fuse.OK)
 }
 
 // Readlink returns a symlink's target.
 func (fs *fileSystem) Readlink(cancel <-chan struct{}, h *fuse.InHeader) (_ []byte, code fuse.Status) {
 	defer fs.track(filter.OpReadlink, time.Now(), &code)
-	ino, s := fs.inode(h.NodeId)
-	if !s.Ok() {
+	var q request
+	if s := fs.gate(&q, filter.OpReadlink, h.NodeId, &h.Caller); !s.Ok() {
 		return nil, s
 	}
-	c, r, s := fs.begin(filter.OpReadlink, ino, &h.Caller)
-	if !s.Ok() {
-		return nil, s
-	}
-	if c == nil {
-		target, err := fs.tree.Readlink(ino)
-		return target, fs.status("readlink", err)
-	}
-	answered, s := fs.pre(c, r, true)
+	answered, s := q.pre()
 	if s.Ok() && !answered {
-		target, err := fs.tree.Readlink(ino)
-		r.Target, s = string(target), fs.status("readlink", err)
+		target, err := fs.tree.Readlink(q.ino)
+		if !q.chain.PostSees(filter.OpReadlink) {
+			return target, fs.status("readlink", err)
+		}
+		q.Target, s = string(target), fs.status("readlink", err)
 	}
-	if s = fs.post(c, r, s); !s.Ok() {
+	if s = q.post(s); !s.Ok() {
 		return nil, s
 	}
-	return []byte(r.Target), fuse.OK
+	return []byte(q.Target), fuse.OK
 }
 
-// simple runs an operation on a node that has no output but its result,
-// through the filters; setup fills the request's inputs.
-func (fs *fileSystem) simple(o filter.Op, id uint64, caller *fuse.Caller, setup func(*filter.Request), run func(*lower.Inode) error) fuse.Status {
-	ino, s := fs.inode(id)
-	if !s.Ok() {
+// simple runs an operation on a node that has no output but its result;
+// setup fills the request's inputs.
+func (fs *fileSystem) simple(o filter.Op, id uint64, caller *fuse.Caller, setup func(*request), run func(*lower.Inode) error) fuse.Status {
+	var q request
+	if s := fs.gate(&q, o, id, caller); !s.Ok() {
 		return s
-	}
-	c, r, s := fs.begin(o, ino, caller)
-	if !s.Ok() {
-		return s
-	}
-	if c == nil {
-		return fs.status(o.String(), run(ino))
 	}
 	if setup != nil {
-		setup(r)
+		setup(&q)
 	}
-	answered, s := fs.pre(c, r, true)
+	answered, s := q.pre()
 	if s.Ok() && !answered {
-		s = fs.status(o.String(), run(ino))
+		s = fs.status(o.String(), run(q.ino))
 	}
-	return fs.post(c, r, s)
+	return q.post(s)
 }
 
 // Access is only sent without default_permissions, when the daemon runs as
@@ -523,13 +446,16 @@ func (fs *fileSystem) Access(cancel <-chan struct{}, in *fuse.AccessIn) (code fu
 // StatFs reports the lower filesystem's statistics.
 func (fs *fileSystem) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) (code fuse.Status) {
 	defer fs.track(filter.OpStatfs, time.Now(), &code)
-	ino, c, r, s := fs.beginNode(filter.OpStatfs, h.NodeId, &h.Caller)
-	if !s.Ok() {
+	var q request
+	if s := fs.gate(&q, filter.OpStatfs, h.NodeId, &h.Caller); !s.Ok() {
 		return s
 	}
+	if _, s := q.pre(); !s.Ok() {
+		return q.post(s)
+	}
 	var st unix.Statfs_t
-	if err := fs.tree.Statfs(ino, &st); err != nil {
-		return fs.post(c, r, fs.status("statfs", err))
+	if err := fs.tree.Statfs(q.ino, &st); err != nil {
+		return q.post(fs.status("statfs", err))
 	}
 	*out = fuse.StatfsOut{
 		Blocks:  st.Blocks,
@@ -541,109 +467,84 @@ func (fs *fileSystem) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse
 		NameLen: uint32(st.Namelen),
 		Frsize:  uint32(st.Frsize),
 	}
-	return fs.post(c, r, fuse.OK)
-}
-
-// beginNode starts a filtered operation on a node ID and runs the
-// pre-filters; an operation it cannot go on with comes back as not OK.
-func (fs *fileSystem) beginNode(o filter.Op, id uint64, caller *fuse.Caller) (*lower.Inode, *filter.Chain, *filter.Request, fuse.Status) {
-	ino, s := fs.inode(id)
-	if !s.Ok() {
-		return nil, nil, nil, s
-	}
-	c, r, s := fs.begin(o, ino, caller)
-	if !s.Ok() || c == nil {
-		return ino, nil, nil, s
-	}
-	if _, s := fs.pre(c, r, false); !s.Ok() {
-		return nil, nil, nil, fs.post(c, r, s)
-	}
-	return ino, c, r, fuse.OK
+	return q.post(fuse.OK)
 }
 
 // GetXAttr reads an extended attribute; with an empty dest it returns the
 // size only.
 func (fs *fileSystem) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (_ uint32, code fuse.Status) {
 	defer fs.track(filter.OpGetxattr, time.Now(), &code)
-	ino, s := fs.inode(h.NodeId)
-	if !s.Ok() {
+	var q request
+	if s := fs.gate(&q, filter.OpGetxattr, h.NodeId, &h.Caller); !s.Ok() {
 		return 0, s
 	}
-	c, r, s := fs.begin(filter.OpGetxattr, ino, &h.Caller)
-	if !s.Ok() {
-		return 0, s
-	}
-	if c == nil {
-		return fs.getXattr(ino, attr, dest)
-	}
-	r.Xattr = attr
-	answered, s := fs.pre(c, r, true)
-	if !s.Ok() {
-		return 0, fs.post(c, r, s)
-	}
-	if !answered && !c.HasPost() {
-		return fs.getXattr(ino, r.Xattr, dest)
-	}
-	if !answered {
-		// The whole value, so that post-filters see it whatever the size
-		// of dest.
-		buf := make([]byte, max(len(dest), 4096))
-		n, s := fs.getXattr(ino, r.Xattr, buf)
-		for s == fuse.ERANGE {
-			buf = make([]byte, n)
-			n, s = fs.getXattr(ino, r.Xattr, buf)
-		}
-		if !s.Ok() {
-			return 0, fs.post(c, r, s)
-		}
-		r.Value = buf[:n]
-	}
-	if s := fs.post(c, r, fuse.OK); !s.Ok() {
-		return 0, s
-	}
-	if len(dest) == 0 {
-		return uint32(len(r.Value)), fuse.OK
-	}
-	if len(r.Value) > len(dest) {
-		return uint32(len(r.Value)), fuse.ERANGE
-	}
-	return uint32(copy(dest, r.Value)), fuse.OK
-}
-
-// getXattr reads an extended attribute of the lower inode; ERANGE comes with
-// the size needed.
-func (fs *fileSystem) getXattr(ino *lower.Inode, attr string, dest []byte) (uint32, fuse.Status) {
-	n, err := fs.tree.GetXattr(ino, attr, dest)
-	if err == unix.ERANGE {
-		n, err = fs.tree.GetXattr(ino, attr, nil)
-		if err == nil {
-			return uint32(n), fuse.ERANGE
-		}
-	}
-	return uint32(n), fs.status("getxattr", err)
+	q.Xattr = attr
+	return q.valueReply(dest, func(buf []byte) (int, error) { return fs.tree.GetXattr(q.ino, q.Xattr, buf) })
 }
 
 // ListXAttr lists extended attribute names.
 func (fs *fileSystem) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (_ uint32, code fuse.Status) {
 	defer fs.track(filter.OpListxattr, time.Now(), &code)
-	ino, c, r, s := fs.beginNode(filter.OpListxattr, h.NodeId, &h.Caller)
-	if !s.Ok() {
+	var q request
+	if s := fs.gate(&q, filter.OpListxattr, h.NodeId, &h.Caller); !s.Ok() {
 		return 0, s
 	}
-	n, err := fs.tree.ListXattr(ino, dest)
+	return q.valueReply(dest, func(buf []byte) (int, error) { return fs.tree.ListXattr(q.ino, buf) })
+}
+
+// valueReply answers GETXATTR and LISTXATTR, whose value (fetched by get,
+// which returns ERANGE when buf is too small and the size for an empty buf)
+// goes into dest; an empty dest asks for the size only. A pre-filter may
+// answer with q.Value; post-filters see the whole value whatever the size of
+// dest.
+func (q *request) valueReply(dest []byte, get func(buf []byte) (int, error)) (uint32, fuse.Status) {
+	answered, s := q.pre()
+	if !s.Ok() {
+		return 0, q.post(s)
+	}
+	if !answered && !q.chain.PostSees(q.Op) {
+		return q.fs.xattrCall(q.Op, dest, get)
+	}
+	if !answered {
+		buf := make([]byte, max(len(dest), 4096))
+		n, s := q.fs.xattrCall(q.Op, buf, get)
+		for s == fuse.ERANGE {
+			buf = make([]byte, n)
+			n, s = q.fs.xattrCall(q.Op, buf, get)
+		}
+		if !s.Ok() {
+			return 0, q.post(s)
+		}
+		q.Value = buf[:n]
+	}
+	if s := q.post(fuse.OK); !s.Ok() {
+		return 0, s
+	}
+	if len(dest) == 0 {
+		return uint32(len(q.Value)), fuse.OK
+	}
+	if len(q.Value) > len(dest) {
+		return uint32(len(q.Value)), fuse.ERANGE
+	}
+	return uint32(copy(dest, q.Value)), fuse.OK
+}
+
+// xattrCall runs get into dest; ERANGE comes with the size needed.
+func (fs *fileSystem) xattrCall(o filter.Op, dest []byte, get func(buf []byte) (int, error)) (uint32, fuse.Status) {
+	n, err := get(dest)
 	if err == unix.ERANGE {
-		n, err = fs.tree.ListXattr(ino, nil)
+		n, err = get(nil)
 		if err == nil {
-			return uint32(n), fs.post(c, r, fuse.ERANGE)
+			return uint32(n), fuse.ERANGE
 		}
 	}
-	return uint32(n), fs.post(c, r, fs.status("listxattr", err))
+	return uint32(n), fs.status(o.String(), err)
 }
 
 // SetXAttr sets an extended attribute.
 func (fs *fileSystem) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) (code fuse.Status) {
 	defer fs.track(filter.OpSetxattr, time.Now(), &code)
-	return fs.simple(filter.OpSetxattr, in.NodeId, &in.Caller, func(r *filter.Request) { r.Xattr = attr }, func(ino *lower.Inode) error {
+	return fs.simple(filter.OpSetxattr, in.NodeId, &in.Caller, func(q *request) { q.Xattr = attr }, func(ino *lower.Inode) error {
 		return fs.tree.SetXattr(ino, attr, data, int(in.Flags))
 	})
 }
@@ -651,7 +552,7 @@ func (fs *fileSystem) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr
 // RemoveXAttr removes an extended attribute.
 func (fs *fileSystem) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string) (code fuse.Status) {
 	defer fs.track(filter.OpRemovexattr, time.Now(), &code)
-	return fs.simple(filter.OpRemovexattr, h.NodeId, &h.Caller, func(r *filter.Request) { r.Xattr = attr }, func(ino *lower.Inode) error {
+	return fs.simple(filter.OpRemovexattr, h.NodeId, &h.Caller, func(q *request) { q.Xattr = attr }, func(ino *lower.Inode) error {
 		return fs.tree.RemoveXattr(ino, attr)
 	})
 }
@@ -659,13 +560,26 @@ func (fs *fileSystem) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr
 // Statx returns extended attributes (birth time among them).
 func (fs *fileSystem) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.StatxOut) (code fuse.Status) {
 	defer fs.track(filter.OpStatx, time.Now(), &code)
-	ino, c, r, s := fs.beginNode(filter.OpStatx, in.NodeId, &in.Caller)
-	if !s.Ok() {
+	var q request
+	if s := fs.gate(&q, filter.OpStatx, in.NodeId, &in.Caller); !s.Ok() {
 		return s
 	}
+	answered, s := q.pre()
+	if !s.Ok() {
+		return q.post(s)
+	}
+	if answered {
+		a := &q.Attr
+		out.Statx = fuse.Statx{
+			Mask: unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_NLINK | unix.STATX_UID | unix.STATX_GID | unix.STATX_INO | unix.STATX_SIZE,
+			Ino:  a.Ino, Mode: uint16(a.Mode), Nlink: a.Nlink, Uid: a.Uid, Gid: a.Gid, Size: a.Size,
+		}
+		out.SetTimeout(0)
+		return q.post(fuse.OK)
+	}
 	var stx unix.Statx_t
-	if err := fs.tree.Statx(ino, in.SxMask|unix.STATX_BASIC_STATS, &stx); err != nil {
-		return fs.post(c, r, fs.status("statx", err))
+	if err := fs.tree.Statx(q.ino, in.SxMask|unix.STATX_BASIC_STATS, &stx); err != nil {
+		return q.post(fs.status("statx", err))
 	}
 	sxTime := func(t unix.StatxTimestamp) fuse.SxTime { return fuse.SxTime{Sec: uint64(t.Sec), Nsec: t.Nsec} }
 	out.Statx = fuse.Statx{
@@ -689,15 +603,14 @@ func (fs *fileSystem) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.
 		DevMajor:       stx.Dev_major,
 		DevMinor:       stx.Dev_minor,
 	}
-	out.SetTimeout(fs.ttl(ino))
-	if c == nil {
+	out.SetTimeout(fs.ttl(q.ino))
+	if !fs.paths {
 		return fuse.OK
 	}
-	if c.HasAttr() {
-		a := fuse.Attr{Ino: stx.Ino, Mode: uint32(stx.Mode), Nlink: stx.Nlink, Owner: fuse.Owner{Uid: stx.Uid, Gid: stx.Gid}, Size: stx.Size}
-		present(c, r, r.Path, &a)
-		out.Statx.Ino, out.Statx.Mode, out.Statx.Nlink, out.Statx.Uid, out.Statx.Gid, out.Statx.Size = a.Ino, uint16(a.Mode), a.Nlink, a.Uid, a.Gid, a.Size
-	}
-	out.SetTimeout(fs.timeoutFor(c, r.Path, ino))
-	return fs.post(c, r, fuse.OK)
+	a := fuse.Attr{Ino: stx.Ino, Mode: uint32(stx.Mode), Nlink: stx.Nlink, Owner: fuse.Owner{Uid: stx.Uid, Gid: stx.Gid}, Size: stx.Size}
+	present(q.chain, &q.Request, q.Path, &a)
+	out.Statx.Ino, out.Statx.Mode, out.Statx.Nlink, out.Statx.Uid, out.Statx.Gid, out.Statx.Size = a.Ino, uint16(a.Mode), a.Nlink, a.Uid, a.Gid, a.Size
+	out.SetTimeout(fs.timeoutFor(q.chain, q.Path, q.ino))
+	q.Attr = filterAttr(&a)
+	return q.post(fuse.OK)
 }

@@ -37,14 +37,14 @@ type openFile struct {
 	lockFD int // descriptor holding this open's flock, -1 until the first flock
 }
 
-// openReply fills the OPEN/CREATE reply for ino. fd, when >= 0, is a
-// descriptor already open with the client's flags (from CREATE); openReply
-// takes it over.
-func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, c *fuse.Caller, out *fuse.OpenOut) fuse.Status {
+// openReply fills the OPEN/CREATE reply for ino, an open no data rule
+// claims. fd, when >= 0, is a descriptor already open with the client's
+// flags (from CREATE); openReply takes it over.
+func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, out *fuse.OpenOut) fuse.Status {
 	// Locks are the kernel's (see README): nothing in FLUSH needs the daemon.
 	out.OpenFlags = fuse.FOPEN_NOFLUSH
 	if fs.pt != nil {
-		if id, ok := fs.passthroughOpen(ino, flags, fd, c); ok {
+		if id, ok := fs.passthroughOpen(ino, flags, fd); ok {
 			if fd >= 0 {
 				unix.Close(fd)
 			}
@@ -85,22 +85,22 @@ func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, c *fuse.Cal
 // passthroughOpen gets the inode's backing ID for a new open, or records a
 // daemon-served open and returns false. Inodes whose opens are all
 // passthrough or all daemon-served are the kernel's rule (see
-// passthrough.ErrDaemonServed).
-func (fs *fileSystem) passthroughOpen(ino *lower.Inode, flags int, fd int, c *fuse.Caller) (int32, bool) {
+// passthrough.ErrDaemonServed). Every passthrough open may write without
+// the daemon: the set-ID rule holds for it by the backing file's
+// credentials (see noFsetid).
+func (fs *fileSystem) passthroughOpen(ino *lower.Inode, flags int, fd int) (int32, bool) {
 	for {
-		if !fs.mustServeWrites(ino, flags, c) {
-			id, err := fs.pt.Acquire(ino.ID, func() (int, error) {
-				if fd >= 0 {
-					return unix.Dup(fd)
-				}
-				return fs.tree.Open(ino, flags)
-			})
-			if err == nil {
-				return id, true
+		id, err := fs.pt.Acquire(ino.ID, func() (int, error) {
+			if fd >= 0 {
+				return unix.Dup(fd)
 			}
-			if !errors.Is(err, passthrough.ErrBudget) && !errors.Is(err, passthrough.ErrDaemonServed) {
-				fs.log.Warn("passthrough refused, serving from the daemon", "op", "open", "inode", ino.ID, "err", err)
-			}
+			return fs.tree.Open(ino, flags)
+		})
+		if err == nil {
+			return id, true
+		}
+		if !errors.Is(err, passthrough.ErrBudget) && !errors.Is(err, passthrough.ErrDaemonServed) {
+			fs.log.Warn("passthrough refused, serving from the daemon", "op", "open", "inode", ino.ID, "err", err)
 		}
 		if fs.pt.ServeByDaemon(ino.ID) {
 			return 0, false
@@ -112,99 +112,67 @@ func (fs *fileSystem) passthroughOpen(ino *lower.Inode, flags int, fd int, c *fu
 	}
 }
 
-// mustServeWrites reports whether a writable open by a caller without
-// CAP_FSETID (anyone but root) is of a set-user-ID or set-group-ID file. Its
-// writes must clear those bits, which the kernel leaves to the daemon
-// (FUSE_HANDLE_KILLPRIV_V2) and which passthrough writes, made with the
-// daemon's credentials, would not do; so the daemon serves them. Such files
-// are rare.
-func (fs *fileSystem) mustServeWrites(ino *lower.Inode, flags int, c *fuse.Caller) bool {
-	if flags&unix.O_ACCMODE == unix.O_RDONLY || c.Uid == 0 || ino.Type != unix.S_IFREG {
-		return false
-	}
-	var st unix.Stat_t
-	if err := fs.tree.Stat(ino, &st); err != nil {
-		return false
-	}
-	return privileged(st.Mode)
-}
-
-// privileged reports whether a write by an unprivileged caller must clear
-// bits of mode: set-user-ID, or set-group-ID with group execute.
-func privileged(mode uint32) bool {
-	return mode&unix.S_ISUID != 0 || mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP
-}
-
 // Open opens a file.
 func (fs *fileSystem) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) (code fuse.Status) {
 	defer fs.track(filter.OpOpen, time.Now(), &code)
-	ino, mask, s := fs.node(in.NodeId)
-	if !s.Ok() {
+	var q request
+	if s := fs.gate(&q, filter.OpOpen, in.NodeId, &in.Caller); !s.Ok() {
 		return s
 	}
-	c, r, s := fs.begin(filter.OpOpen, ino, &in.Caller)
-	if !s.Ok() {
-		return s
+	q.Flags = int(in.Flags)
+	if _, s := q.pre(); !s.Ok() {
+		return q.post(s)
 	}
-	flags := int(in.Flags)
-	if c != nil {
-		r.Flags = flags
-		if _, s := fs.pre(c, r, false); !s.Ok() {
-			return fs.post(c, r, s)
-		}
-		flags = r.Flags
-	}
-	if s := fs.open(c, r, ino, mask, flags, -1, &in.Caller, out); !s.Ok() {
-		return fs.post(c, r, s)
+	if s := q.open(q.mask, -1, out); !s.Ok() {
+		return q.post(s)
 	}
 	if in.Mode&fuse.OPEN_KILL_SUIDGID != 0 {
-		fs.killPriv(ino)
+		fs.killPriv(q.ino)
 	}
-	if s := fs.post(c, r, fuse.OK); !s.Ok() {
+	if s := q.post(fuse.OK); !s.Ok() {
 		fs.Release(cancel, &fuse.ReleaseIn{Fh: out.Fh})
 		return s
 	}
 	return fuse.OK
 }
 
-// open answers OPEN and CREATE: through the data rules' streams when they
-// claim the file for the caller (or the node is a data variant), else with
-// openReply. fd, when >= 0, is a descriptor already open (from CREATE),
-// which it takes over.
-func (fs *fileSystem) open(c *filter.Chain, r *filter.Request, ino *lower.Inode, mask uint8, flags, fd int, caller *fuse.Caller, out *fuse.OpenOut) fuse.Status {
+// open answers OPEN and CREATE of q.ino with the flags q.Flags: through the
+// streams of the data rules that claim the file for the caller, asked now
+// (the node ID's mask says which rules claimed it when it was looked up),
+// else with openReply. A caller the data rules claim the file for is served
+// through their streams only on its own node (a data variant): on the plain
+// node, whose page cache and backing file other callers share, its open is
+// refused. fd, when >= 0, is a descriptor already open (from CREATE),
+// which open takes over.
+func (q *request) open(mask uint8, fd int, out *fuse.OpenOut) fuse.Status {
+	fs, ino, flags := q.fs, q.ino, q.Flags
 	variant := mask != 0
-	if c != nil && ino.Type == unix.S_IFREG && c.HasData() {
+	if ino.Type == unix.S_IFREG && fs.paths && q.chain.HasData() {
 		// Asked again: the caller may not be the one the node was
 		// looked up for, or the policy may have changed since.
-		mask = fs.claims(c, r, r.Path, ino)
+		mask = claims(q.chain, q.Caller, q.Path)
 	}
 	if mask == 0 && !variant {
-		return fs.openReply(ino, flags, fd, caller, out)
+		return fs.openReply(ino, flags, fd, out)
 	}
-	if !variant && fs.pt != nil && !fs.pt.ServeByDaemon(ino.ID) {
-		// The plain node is open with passthrough (the caller reached it
-		// through a node looked up for someone else, or before the
-		// policy changed): the kernel allows no daemon-served open of it
-		// now, and passthrough would show the data unfiltered.
-		fs.log.Warn("file open unfiltered elsewhere; refusing a filtered open", "inode", ino.ID)
+	if !variant {
+		fs.log.Warn("a caller claimed by data rules reached the plain node; refusing the open", "inode", ino.ID, "path", q.Path, "uid", q.Caller.Uid)
 		if fd >= 0 {
 			unix.Close(fd)
 		}
-		return fuse.Status(unix.EBUSY)
+		return fuse.Status(unix.EACCES)
 	}
-	f := &openFile{ino: ino, flags: flags, fd: fd, lockFD: -1, variant: variant}
+	f := &openFile{ino: ino, flags: flags, fd: fd, lockFD: -1, variant: true}
 	if f.fd < 0 {
 		var err error
 		if f.fd, err = fs.tree.Open(ino, flags); err != nil {
-			fs.releaseDaemonMode(f)
 			return fs.status("open", err)
 		}
 	}
 	if mask != 0 {
-		st, err := c.Open(r, lowerFile{f.fd}, mask)
+		st, err := q.chain.Open(&q.Request, lowerFile{f.fd}, mask)
 		if err != nil {
 			unix.Close(f.fd)
-			fs.releaseDaemonMode(f)
 			return fs.status("open", err)
 		}
 		f.stream = st
@@ -221,38 +189,39 @@ func (fs *fileSystem) open(c *filter.Chain, r *filter.Request, ino *lower.Inode,
 // Create makes and opens a regular file.
 func (fs *fileSystem) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) (code fuse.Status) {
 	defer fs.track(filter.OpCreate, time.Now(), &code)
-	parent, s := fs.inode(in.NodeId)
-	if !s.Ok() {
-		return s
-	}
-	flags := int(in.Flags)
-	c, r, lname, mode, s := fs.beginMake(filter.OpCreate, parent, name, unix.S_IFREG, in.Mode, flags, &in.Caller)
-	if !s.Ok() {
-		return fs.post(c, r, s)
-	}
-	if c != nil {
-		flags = r.Flags
+	var q request
+	if s := fs.gateMake(&q, filter.OpCreate, in.NodeId, name, unix.S_IFREG, in.Mode, int(in.Flags), &in.Caller); !s.Ok() {
+		return q.post(s)
 	}
 	var st unix.Stat_t
-	ino, fd, err := fs.tree.Create(parent, lname, flags, mode, fs.owner(&in.Caller), &st)
+	ino, fd, err := fs.tree.Create(q.ino, q.lname, q.Flags, q.Mode, fs.owner(&in.Caller), &st)
 	if err != nil {
-		return fs.post(c, r, fs.status("create", err))
+		return q.post(fs.status("create", err))
 	}
-	if c == nil {
-		fs.fillEntry(ino, &st, &out.EntryOut)
-	} else {
-		fs.tree.SetName(ino, parent, name)
-		fs.entry(c, r, r.Path, ino, &st, &out.EntryOut)
+	return q.openMade(cancel, ino, fd, &st, in.OpenFlags, out)
+}
+
+// openMade finishes CREATE and TMPFILE, which made (or found) ino and hold
+// it open as fd: the lookup decision, the open, then the operation's own
+// post-filters. A refusal after the lower tree made the file leaves it
+// there (see filter.PostFilter).
+func (q *request) openMade(cancel <-chan struct{}, ino *lower.Inode, fd int, st *unix.Stat_t, openFlags uint32, out *fuse.CreateOut) fuse.Status {
+	fs := q.fs
+	if s := q.admit(ino, st, &out.EntryOut); !s.Ok() {
+		unix.Close(fd)
+		return q.post(s)
 	}
 	_, mask := splitNodeID(out.NodeId)
-	if s := fs.open(c, r, ino, mask, flags, fd, &in.Caller, &out.OpenOut); !s.Ok() {
+	q.ino = ino
+	if s := q.open(mask, fd, &out.OpenOut); !s.Ok() {
 		fs.tree.Forget(ino.ID, 1)
-		return fs.post(c, r, s)
+		return q.post(s)
 	}
-	if in.OpenFlags&fuse.OPEN_KILL_SUIDGID != 0 {
+	if openFlags&fuse.OPEN_KILL_SUIDGID != 0 {
 		fs.killPriv(ino)
 	}
-	if s := fs.post(c, r, fuse.OK); !s.Ok() {
+	q.Attr = filterAttr(&out.Attr)
+	if s := q.post(fuse.OK); !s.Ok() {
 		fs.Release(cancel, &fuse.ReleaseIn{Fh: out.Fh})
 		fs.tree.Forget(ino.ID, 1)
 		return s
@@ -260,42 +229,29 @@ func (fs *fileSystem) Create(cancel <-chan struct{}, in *fuse.CreateIn, name str
 	return fuse.OK
 }
 
-// Tmpfile makes and opens an unnamed file (O_TMPFILE).
+// Tmpfile makes and opens an unnamed file (O_TMPFILE). Its filters and the
+// lookup decision see the directory's path: the file has no name until it
+// is linked (a link, judged then).
 func (fs *fileSystem) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) (code fuse.Status) {
 	defer fs.track(filter.OpTmpfile, time.Now(), &code)
-	parent, s := fs.inode(in.NodeId)
-	if !s.Ok() {
+	var q request
+	if s := fs.gate(&q, filter.OpTmpfile, in.NodeId, &in.Caller); !s.Ok() {
 		return s
 	}
-	c, r, s := fs.begin(filter.OpTmpfile, parent, &in.Caller)
-	if !s.Ok() {
-		return s
+	q.Flags, q.Mode, q.Type = int(in.Flags), in.Mode, unix.S_IFREG
+	_, s := q.pre()
+	if s.Ok() {
+		s = q.preLookup()
 	}
-	flags, mode := int(in.Flags), in.Mode
-	if c != nil {
-		r.Flags, r.Mode, r.Type = flags, mode, unix.S_IFREG
-		if _, s := fs.pre(c, r, false); !s.Ok() {
-			return fs.post(c, r, s)
-		}
-		flags, mode = r.Flags, r.Mode
+	if !s.Ok() {
+		return q.post(s)
 	}
 	var st unix.Stat_t
-	ino, fd, err := fs.tree.Tmpfile(parent, flags, mode, fs.owner(&in.Caller), &st)
+	ino, fd, err := fs.tree.Tmpfile(q.ino, q.Flags, q.Mode, fs.owner(&in.Caller), &st)
 	if err != nil {
-		return fs.post(c, r, fs.status("tmpfile", err))
+		return q.post(fs.status("tmpfile", err))
 	}
-	if c == nil {
-		fs.fillEntry(ino, &st, &out.EntryOut)
-	} else {
-		fs.tree.SetName(ino, parent, "")
-		fs.entry(c, r, r.Path, ino, &st, &out.EntryOut)
-	}
-	_, mask := splitNodeID(out.NodeId)
-	if s := fs.open(c, r, ino, mask, flags, fd, &in.Caller, &out.OpenOut); !s.Ok() {
-		fs.tree.Forget(ino.ID, 1)
-		return fs.post(c, r, s)
-	}
-	return fs.post(c, r, fuse.OK)
+	return q.openMade(cancel, ino, fd, &st, in.OpenFlags, out)
 }
 
 // file returns the open file of a handle.
@@ -321,34 +277,28 @@ func (fs *fileSystem) withFD(f *openFile, accmode int, fn func(fd int) error) er
 	return fn(fd)
 }
 
-// Read serves a read of a daemon-served file, spliced from the lower file.
+// Read serves a read of a daemon-served file: through its stream when data
+// rules claimed it, else spliced from the lower file.
 func (fs *fileSystem) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (_ fuse.ReadResult, code fuse.Status) {
 	defer fs.track(filter.OpRead, time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return nil, s
 	}
-	if f.stream != nil {
-		n, err := f.stream.ReadAt(buf[:min(len(buf), int(in.Size))], int64(in.Offset))
-		if err != nil && err != io.EOF {
-			return nil, fs.status("read", err)
-		}
-		return fuse.ReadResultData(buf[:n]), fuse.OK
+	if f.stream == nil && f.fd >= 0 {
+		return fuse.ReadResultFd(uintptr(f.fd), int64(in.Offset), int(in.Size)), fuse.OK
 	}
-	if f.fd < 0 {
-		// The kernel reads passthrough files itself; serve a stray read
-		// all the same.
-		var n int
-		err := fs.withFD(f, unix.O_RDONLY, func(fd int) (err error) {
-			n, err = unix.Pread(fd, buf, int64(in.Offset))
-			return err
-		})
-		if err != nil {
-			return nil, fs.status("read", err)
-		}
-		return fuse.ReadResultData(buf[:n]), fuse.OK
+	// A stream, or a stray read of a passthrough open (the kernel reads
+	// those itself).
+	var n int
+	err := fs.withFD(f, unix.O_RDONLY, func(fd int) (err error) {
+		n, err = f.readerAt(fd).ReadAt(buf[:min(len(buf), int(in.Size))], int64(in.Offset))
+		return err
+	})
+	if err != nil && err != io.EOF {
+		return nil, fs.status("read", err)
 	}
-	return fuse.ReadResultFd(uintptr(f.fd), int64(in.Offset), int(in.Size)), fuse.OK
+	return fuse.ReadResultData(buf[:n]), fuse.OK
 }
 
 // lowerWriteChunk is the most a daemon-served WRITE (up to 1 MiB) gives the
@@ -372,32 +322,44 @@ func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byt
 	if in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0 {
 		fs.killPriv(f.ino)
 	}
-	if f.stream != nil {
-		n, err := f.stream.WriteAt(data, int64(in.Offset))
-		if err != nil && n == 0 {
-			return 0, fs.status("write", err)
-		}
-		return uint32(n), fuse.OK
-	}
-	var written int
-	err := fs.withFD(f, unix.O_WRONLY, func(fd int) error {
-		for written < len(data) {
-			end := min(len(data), written+lowerWriteChunk)
-			n, err := unix.Pwrite(fd, data[written:end], int64(in.Offset)+int64(written))
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return unix.EIO
-			}
-			written += n
-		}
-		return nil
+	var n int
+	err := fs.withFD(f, unix.O_WRONLY, func(fd int) (err error) {
+		n, err = f.writerAt(fd).WriteAt(data, int64(in.Offset))
+		return err
 	})
-	if err != nil && written == 0 {
+	if err != nil && n == 0 {
 		return 0, fs.status("write", err)
 	}
-	return uint32(written), fuse.OK
+	return uint32(n), fuse.OK
+}
+
+// Writev serves a WRITE whose data came in pieces, as one Write.
+func (fs *fileSystem) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
+	if len(data) == 1 {
+		return fs.Write(cancel, in, data[0])
+	}
+	var buf []byte
+	for _, d := range data {
+		buf = append(buf, d...)
+	}
+	return fs.Write(cancel, in, buf)
+}
+
+// readerAt returns what serves reads of the open f whose lower file is fd:
+// its stream when data rules claimed it, else the lower file.
+func (f *openFile) readerAt(fd int) io.ReaderAt {
+	if f.stream != nil {
+		return f.stream
+	}
+	return lowerFile{fd}
+}
+
+// writerAt returns what serves writes of the open f (see readerAt).
+func (f *openFile) writerAt(fd int) io.WriterAt {
+	if f.stream != nil {
+		return f.stream
+	}
+	return lowerFile{fd}
 }
 
 // Flush has nothing to do: writes are not buffered in the daemon and locks
@@ -472,24 +434,9 @@ func (fs *fileSystem) releaseDaemonMode(f *openFile) {
 	}
 }
 
-// killPriv clears set-user-ID and set-group-ID bits as an unprivileged
-// write or truncate does (the kernel leaves this to the daemon with
-// FUSE_HANDLE_KILLPRIV_V2).
-func (fs *fileSystem) killPriv(ino *lower.Inode) {
-	var st unix.Stat_t
-	if err := fs.tree.Stat(ino, &st); err != nil || !privileged(st.Mode) {
-		return
-	}
-	mode := st.Mode &^ unix.S_ISUID
-	if mode&unix.S_IXGRP != 0 {
-		mode &^= unix.S_ISGID
-	}
-	if err := fs.tree.Chmod(ino, mode&07777); err != nil {
-		fs.log.Warn("clearing set-ID bits", "inode", ino.ID, "err", err)
-	}
-}
-
-// Lseek answers SEEK_DATA and SEEK_HOLE from the lower file.
+// Lseek answers SEEK_DATA and SEEK_HOLE. An open served through a stream
+// shows its file as data from start to end: the lower file's map of holes
+// is not what the stream shows, and would tell where zeroed bytes lie.
 func (fs *fileSystem) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) (code fuse.Status) {
 	defer fs.track(filter.OpLseek, time.Now(), &code)
 	f, s := fs.file(in.Fh)
@@ -497,25 +444,64 @@ func (fs *fileSystem) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.
 		return s
 	}
 	return fs.status("lseek", fs.withFD(f, unix.O_RDONLY, func(fd int) error {
+		if f.stream != nil {
+			size, err := lowerFile{fd}.Size()
+			if err != nil {
+				return err
+			}
+			off, err := seekAllData(int64(in.Offset), size, int(in.Whence))
+			out.Offset = uint64(off)
+			return err
+		}
 		off, err := unix.Seek(fd, int64(in.Offset), int(in.Whence))
 		out.Offset = uint64(off)
 		return err
 	}))
 }
 
-// Fallocate allocates, punches or zeroes ranges of the lower file.
+// seekAllData answers SEEK_DATA and SEEK_HOLE for a file of size bytes
+// that is all data.
+func seekAllData(off, size int64, whence int) (int64, error) {
+	if off < 0 {
+		return 0, unix.EINVAL
+	}
+	if off >= size {
+		return 0, unix.ENXIO
+	}
+	switch whence {
+	case unix.SEEK_DATA:
+		return off, nil
+	case unix.SEEK_HOLE:
+		return size, nil
+	}
+	return 0, unix.EINVAL
+}
+
+// Fallocate allocates, punches or zeroes ranges of the lower file. An open
+// served through a stream is refused (EOPNOTSUPP): the change would reach
+// the data around the stream. posix_fallocate(3) then writes through it.
 func (fs *fileSystem) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) (code fuse.Status) {
 	defer fs.track(filter.OpFallocate, time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return s
 	}
+	if f.stream != nil {
+		return fuse.Status(unix.EOPNOTSUPP)
+	}
 	return fs.status("fallocate", fs.withFD(f, unix.O_WRONLY, func(fd int) error {
 		return unix.Fallocate(fd, in.Mode, int64(in.Offset), int64(in.Length))
 	}))
 }
 
-// CopyFileRange copies between two open files inside the lower filesystem.
+// copyChunk is the most one COPY_FILE_RANGE copies through a stream; the
+// caller asks again for the rest, as copy_file_range(2) allows.
+const copyChunk = 1 << 20
+
+// CopyFileRange copies between two open files: inside the lower filesystem
+// when neither is served through a stream, else through their streams (the
+// source's reads and the destination's writes), so that no data moves
+// around the data rules.
 func (fs *fileSystem) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRangeIn) (_ uint32, code fuse.Status) {
 	defer fs.track(filter.OpCopyFileRange, time.Now(), &code)
 	src, s := fs.file(in.FhIn)
@@ -530,11 +516,28 @@ func (fs *fileSystem) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRan
 	err := fs.withFD(src, unix.O_RDONLY, func(sfd int) error {
 		return fs.withFD(dst, unix.O_WRONLY, func(dfd int) (err error) {
 			offIn, offOut := int64(in.OffIn), int64(in.OffOut)
-			n, err = unix.CopyFileRange(sfd, &offIn, dfd, &offOut, int(in.Len), int(in.Flags))
+			if src.stream == nil && dst.stream == nil {
+				n, err = unix.CopyFileRange(sfd, &offIn, dfd, &offOut, int(in.Len), int(in.Flags))
+				return err
+			}
+			n, err = copyThrough(src.readerAt(sfd), dst.writerAt(dfd), offIn, offOut, int(min(in.Len, copyChunk)))
 			return err
 		})
 	})
-	return uint32(n), fs.status("copy_file_range", err)
+	if err != nil && n == 0 {
+		return 0, fs.status("copy_file_range", err)
+	}
+	return uint32(n), fuse.OK
+}
+
+// copyThrough copies up to n bytes from r at offIn to w at offOut.
+func copyThrough(r io.ReaderAt, w io.WriterAt, offIn, offOut int64, n int) (int, error) {
+	buf := make([]byte, n)
+	m, err := r.ReadAt(buf, offIn)
+	if err != nil && err != io.EOF {
+		return 0, err
+	}
+	return w.WriteAt(buf[:m], offOut)
 }
 
 // SetLk takes or drops a flock(2) lock without waiting. POSIX record locks
@@ -610,4 +613,65 @@ func (f *openFile) closeLock() {
 		unix.Close(f.lockFD)
 		f.lockFD = -1
 	}
+}
+
+// preadFull reads len(p) bytes at off, or up to the end of the file
+// (io.EOF), as io.ReaderAt requires.
+func preadFull(fd int, p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Pread(fd, p[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, io.EOF
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// lowerFile is a lower file open for a data rule's stream.
+type lowerFile struct{ fd int }
+
+func (f lowerFile) ReadAt(p []byte, off int64) (int, error) { return preadFull(f.fd, p, off) }
+
+// WriteAt writes p at off in pieces of at most lowerWriteChunk.
+func (f lowerFile) WriteAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		end := min(len(p), n+lowerWriteChunk)
+		m, err := unix.Pwrite(f.fd, p[n:end], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, unix.EIO
+		}
+		n += m
+	}
+	return n, nil
+}
+
+func (f lowerFile) Size() (int64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(f.fd, &st); err != nil {
+		return 0, err
+	}
+	return st.Size, nil
+}
+
+func (f lowerFile) Version() (filter.Version, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(f.fd, &st); err != nil {
+		return filter.Version{}, err
+	}
+	return filter.Version{Dev: st.Dev, Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, nil
 }

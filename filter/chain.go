@@ -131,7 +131,7 @@ func NewChain(rules ...Rule) (*Chain, error) {
 		x.scoped, _ = r.Filter.(Scoped)
 		x.ops = AllOps
 		if s, ok := r.Filter.(OpScoped); ok {
-			x.ops = s.Ops()
+			x.ops = s.Sees()
 		}
 		if x.pre == nil && x.post == nil && x.attr == nil && x.dir == nil && x.names == nil && x.data == nil {
 			return nil, fmt.Errorf("rule %s: %T implements no filter family", r.Name, r.Filter)
@@ -444,23 +444,41 @@ func (c *Chain) DependsOnCaller(path string) bool {
 
 // ListingCacheable reports whether the kernel may keep the listing of the
 // directory dir (its view path) and show it to every caller: no rule that
-// drops entries depends on the caller beneath dir, and no rule observes
-// results (a post-filter must see every listing that is made).
+// may act beneath dir judges entries or lookups differently for different
+// callers, and none observes the lookups a listing makes (a post-filter of
+// lookup must see every node the kernel learns of).
 func (c *Chain) ListingCacheable(dir string) bool {
-	if c.nPost > 0 {
-		return false
-	}
-	for _, i := range c.dir {
-		x := c.rules[i]
-		if x.When.IsZero() && x.dependent == nil {
+	for _, x := range c.rules {
+		if below, ok := x.Filter.(ScopedBelow); ok && !below.CoversBelow(dir) {
 			continue
 		}
-		below, ok := x.Filter.(ScopedBelow)
-		if !ok || below.CoversBelow(dir) {
+		if x.post != nil && x.ops.Has(OpLookup) {
+			return false
+		}
+		judges := x.dir != nil || x.pre != nil && x.ops.Has(OpLookup)
+		if judges && (!x.When.IsZero() || x.dependent != nil) {
 			return false
 		}
 	}
 	return true
+}
+
+// MayDropBelow reports whether the view of the directory dir (its view
+// path) may lack, for some caller, an entry the lower directory has: a rule
+// that may act beneath dir drops listing entries, maps names (a name mapper
+// hides collisions) or judges lookups. The link count of such a directory
+// is not shown as the lower tree has it (see the dispatcher's present).
+func (c *Chain) MayDropBelow(dir string) bool {
+	for _, x := range c.rules {
+		judges := x.dir != nil || x.names != nil || (x.pre != nil || x.post != nil) && x.ops.Has(OpLookup)
+		if !judges {
+			continue
+		}
+		if below, ok := x.Filter.(ScopedBelow); !ok || below.CoversBelow(dir) {
+			return true
+		}
+	}
+	return false
 }
 
 // Stats returns each rule's decision counts.

@@ -38,6 +38,7 @@ package filter
 import (
 	"errors"
 	"io"
+	"strings"
 	"syscall"
 )
 
@@ -84,6 +85,21 @@ type Request struct {
 	Attr Attr
 	// Value is the answer of getxattr and listxattr.
 	Value []byte
+}
+
+// AccessXattr reports whether setting or removing the extended attribute
+// name changes who may access the node: POSIX ACLs (system.posix_acl_access,
+// system.posix_acl_default), the security namespace (file capabilities,
+// security labels) and the trusted namespace. Rules that govern modes and
+// owners treat such changes as they treat chmod.
+func AccessXattr(name string) bool {
+	switch {
+	case name == "system.posix_acl_access", name == "system.posix_acl_default":
+		return true
+	case strings.HasPrefix(name, "security."), strings.HasPrefix(name, "trusted."):
+		return true
+	}
+	return false
 }
 
 // Modifies reports whether the request can change the tree: a modifying
@@ -141,7 +157,7 @@ type Filter interface {
 // operations: the chain asks them about no other. Without it a filter is
 // asked about every operation of its families.
 type OpScoped interface {
-	Ops() OpSet
+	Sees() OpSet
 }
 
 // PreFilter runs before the operation reaches the lower tree.

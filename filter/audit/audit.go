@@ -83,7 +83,10 @@ type Filter struct {
 	closed atomic.Bool
 }
 
-var _ filter.PostFilter = (*Filter)(nil)
+var (
+	_ filter.PostFilter = (*Filter)(nil)
+	_ filter.OpScoped   = (*Filter)(nil)
+)
 
 // New opens (creating it with mode 0600 if need be) the log of c and
 // returns the filter. Ops must be operations that go through the chain.
@@ -113,6 +116,17 @@ func New(c Config) (*Filter, error) {
 	}
 	f.log = l
 	return f, nil
+}
+
+// Sees returns the operations recorded: the chain shows the filter no other.
+func (f *Filter) Sees() filter.OpSet {
+	var s filter.OpSet
+	for o, on := range f.ops {
+		if on {
+			s |= filter.Ops(filter.Op(o))
+		}
+	}
+	return s
 }
 
 // Kind returns "audit".

@@ -21,6 +21,7 @@ var (
 	_ filter.PreFilter   = (*Filter)(nil)
 	_ filter.Scoped      = (*Filter)(nil)
 	_ filter.ScopedBelow = (*Filter)(nil)
+	_ filter.OpScoped    = (*Filter)(nil)
 )
 
 // New returns a filter refusing ops on paths with errno (0 means EACCES).
@@ -61,10 +62,32 @@ func (f *Filter) Covers(path string) bool { return f.paths.Match(path) }
 // CoversBelow reports whether something beneath dir may be governed by the filter.
 func (f *Filter) CoversBelow(dir string) bool { return f.paths.MatchBelow(dir) }
 
+// Sees returns the operations the filter sees: those it denies, and rename
+// and link, which it keeps from taking files out of its reach; with
+// setattr, also setxattr and removexattr, which change access through
+// ACLs (see filter.AccessXattr).
+func (f *Filter) Sees() filter.OpSet {
+	s := filter.Ops(filter.OpRename, filter.OpLink)
+	for o, on := range f.ops {
+		if on {
+			s |= filter.Ops(filter.Op(o))
+		}
+	}
+	if f.ops[filter.OpSetattr] {
+		s |= filter.Ops(filter.OpSetxattr, filter.OpRemovexattr)
+	}
+	return s
+}
+
 // Pre refuses the listed operations under the paths.
 func (f *Filter) Pre(r *filter.Request) error {
 	both := r.Op == filter.OpRename || r.Op == filter.OpLink
 	if f.ops[r.Op] && (f.paths.Match(r.Path) || both && f.paths.Match(r.NewPath)) {
+		return f.errno
+	}
+	// An ACL is a mode change: denied with setattr.
+	if f.ops[filter.OpSetattr] && (r.Op == filter.OpSetxattr || r.Op == filter.OpRemovexattr) &&
+		filter.AccessXattr(r.Xattr) && f.paths.Match(r.Path) {
 		return f.errno
 	}
 	switch r.Op {

@@ -21,6 +21,7 @@ var (
 	_ filter.PreFilter   = (*Filter)(nil)
 	_ filter.Scoped      = (*Filter)(nil)
 	_ filter.ScopedBelow = (*Filter)(nil)
+	_ filter.OpScoped    = (*Filter)(nil)
 )
 
 // New returns a filter making paths read-only.
@@ -37,6 +38,9 @@ func (f *Filter) Covers(path string) bool { return f.paths.Match(path) }
 
 // CoversBelow reports whether something beneath dir may be read-only.
 func (f *Filter) CoversBelow(dir string) bool { return f.paths.MatchBelow(dir) }
+
+// Sees returns the operations that can modify: the filter sees no other.
+func (f *Filter) Sees() filter.OpSet { return filter.ModifyingOps }
 
 // Pre refuses modifying operations under the paths.
 func (f *Filter) Pre(r *filter.Request) error {

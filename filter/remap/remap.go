@@ -33,6 +33,7 @@ var (
 	_ filter.PreFilter   = (*Filter)(nil)
 	_ filter.Scoped      = (*Filter)(nil)
 	_ filter.ScopedBelow = (*Filter)(nil)
+	_ filter.OpScoped    = (*Filter)(nil)
 )
 
 // New returns a filter presenting c.
@@ -61,6 +62,12 @@ func (f *Filter) mode(typ uint32) *uint32 {
 	return f.c.FileMode
 }
 
+// presents reports whether the filter presents the owner, group or mode
+// of a node of type typ.
+func (f *Filter) presents(typ uint32) bool {
+	return f.c.Uid != nil || f.c.Gid != nil || f.mode(typ) != nil
+}
+
 // Attr presents the configured owner and modes.
 func (f *Filter) Attr(r *filter.Request, path string, a *filter.Attr) bool {
 	if !f.c.Paths.Match(path) {
@@ -78,10 +85,28 @@ func (f *Filter) Attr(r *filter.Request, path string, a *filter.Attr) bool {
 	return true
 }
 
+// Sees returns the operations the filter judges: setattr, and the xattr
+// changes that may change access (ACLs).
+func (f *Filter) Sees() filter.OpSet {
+	return filter.Ops(filter.OpSetattr, filter.OpSetxattr, filter.OpRemovexattr)
+}
+
 // Pre refuses chmod and chown of presented attributes to other values;
 // set to the presented values they succeed and leave the lower file alone.
+// Setting or removing an extended attribute that changes access (a POSIX
+// ACL, see filter.AccessXattr) is a mode change too: refused (EPERM) when
+// the filter presents modes or owners.
 func (f *Filter) Pre(r *filter.Request) error {
-	if r.Op != filter.OpSetattr || !f.c.Paths.Match(r.Path) {
+	if !f.c.Paths.Match(r.Path) {
+		return nil
+	}
+	if r.Op == filter.OpSetxattr || r.Op == filter.OpRemovexattr {
+		if filter.AccessXattr(r.Xattr) && f.presents(r.Type) {
+			return syscall.EPERM
+		}
+		return nil
+	}
+	if r.Op != filter.OpSetattr {
 		return nil
 	}
 	s := &r.SetAttr

@@ -15,22 +15,17 @@ type Owner struct {
 }
 
 // Acquire returns an O_PATH (or better) descriptor of ino that stays valid
-// until the matching Release.
+// until the matching Release. A directory must still be beneath the lower
+// root: one moved out of the tree, or deleted, since the kernel looked it up
+// fails with ENOENT, whatever the operation (a lookup in it, a listing, a
+// chmod or an xattr change through a descriptor or working directory a
+// client still holds). The node ID the kernel holds follows the directory
+// wherever it goes; this check keeps every operation inside the tree. Files
+// are not checked: a file moved out stays reachable through an inode the
+// kernel knows, as on a bind mount.
 func (t *Tree) Acquire(ino *Inode) (int, error) {
-	return t.fds.acquire(t, ino)
-}
-
-// Release ends one Acquire.
-func (t *Tree) Release(ino *Inode) { t.fds.release(ino) }
-
-// AcquireDir is Acquire for a directory about to be searched or changed. It
-// fails with ENOENT when the directory is no longer beneath the lower root:
-// moved out of the tree, or deleted, since the kernel looked it up. The node
-// ID the kernel holds follows the directory wherever it goes; this check
-// keeps lookups and changes inside the tree.
-func (t *Tree) AcquireDir(ino *Inode) (int, error) {
-	fd, err := t.Acquire(ino)
-	if err != nil {
+	fd, err := t.acquire(ino)
+	if err != nil || ino.Type != unix.S_IFDIR {
 		return fd, err
 	}
 	if !t.Beneath(ino, fd) {
@@ -39,6 +34,13 @@ func (t *Tree) AcquireDir(ino *Inode) (int, error) {
 	}
 	return fd, nil
 }
+
+// acquire is Acquire without the check of directories, for the tree's own
+// bookkeeping (the watch, display).
+func (t *Tree) acquire(ino *Inode) (int, error) { return t.fds.acquire(t, ino) }
+
+// Release ends one Acquire.
+func (t *Tree) Release(ino *Inode) { t.fds.release(ino) }
 
 // beneath reports whether the directory fd is the lower root or lies under
 // it, by the path the kernel gives it now. It runs for every lookup, so it
@@ -105,7 +107,7 @@ func (t *Tree) Lookup(parent *Inode, name string, st *unix.Stat_t) (*Inode, erro
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	pfd, err := t.AcquireDir(parent)
+	pfd, err := t.Acquire(parent)
 	if err != nil {
 		return nil, err
 	}
@@ -117,10 +119,26 @@ func (t *Tree) Lookup(parent *Inode, name string, st *unix.Stat_t) (*Inode, erro
 // has checked (Beneath) and keeps open: readdirplus looks up every entry of a
 // directory it is listing.
 func (t *Tree) LookupAt(parent *Inode, dirfd int, name string, st *unix.Stat_t) (*Inode, error) {
-	if err := checkName(name); err != nil {
+	if err := t.StatIn(dirfd, name, st); err != nil {
 		return nil, err
 	}
-	if err := unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	return t.AdoptAt(parent, dirfd, name, st)
+}
+
+// StatIn fills st with the attributes of name in the directory open as
+// dirfd, without following a symlink and without adding it to the table.
+func (t *Tree) StatIn(dirfd int, name string, st *unix.Stat_t) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	return unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// AdoptAt counts one lookup of name in parent (open as dirfd), whose
+// attributes StatIn just read into st, adding it to the table if need be:
+// the second half of LookupAt.
+func (t *Tree) AdoptAt(parent *Inode, dirfd int, name string, st *unix.Stat_t) (*Inode, error) {
+	if err := checkName(name); err != nil {
 		return nil, err
 	}
 	if ino, ok := t.adopt(parent, dirfd, name, st); ok {
@@ -134,7 +152,7 @@ func (t *Tree) LookupAt(parent *Inode, dirfd int, name string, st *unix.Stat_t) 
 // holds another file. It returns the descriptor and, when the tree uses
 // them, a file handle of the inode.
 func (t *Tree) resolve(ino *Inode, at *location) (int, unix.FileHandle, bool, error) {
-	pfd, err := t.AcquireDir(at.parent)
+	pfd, err := t.Acquire(at.parent)
 	if err != nil {
 		return -1, unix.FileHandle{}, false, err
 	}
@@ -157,7 +175,7 @@ func (t *Tree) resolve(ino *Inode, at *location) (int, unix.FileHandle, bool, er
 }
 
 // Beneath reports whether the open directory dirfd of ino is still beneath
-// the lower root (see AcquireDir). A directory found there is trusted for
+// the lower root (see Acquire). A directory found there is trusted for
 // Options.RecheckAfter before it is checked again.
 func (t *Tree) Beneath(ino *Inode, dirfd int) bool {
 	if ino == t.root {
@@ -216,7 +234,7 @@ func (t *Tree) create(parent *Inode, name string, owner *Owner, st *unix.Stat_t,
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	pfd, err := t.AcquireDir(parent)
+	pfd, err := t.Acquire(parent)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +310,7 @@ func (t *Tree) Create(parent *Inode, name string, flags int, mode uint32, owner 
 	if err := checkName(name); err != nil {
 		return nil, -1, err
 	}
-	pfd, err := t.AcquireDir(parent)
+	pfd, err := t.Acquire(parent)
 	if err != nil {
 		return nil, -1, err
 	}
@@ -322,7 +340,7 @@ func (t *Tree) Create(parent *Inode, name string, flags int, mode uint32, owner 
 
 // Tmpfile opens an unnamed regular file in parent (O_TMPFILE).
 func (t *Tree) Tmpfile(parent *Inode, flags int, mode uint32, owner *Owner, st *unix.Stat_t) (*Inode, int, error) {
-	pfd, err := t.AcquireDir(parent)
+	pfd, err := t.Acquire(parent)
 	if err != nil {
 		return nil, -1, err
 	}
@@ -372,13 +390,21 @@ func (t *Tree) Open(ino *Inode, flags int) (int, error) {
 	fd, handle, byHandle, _ := t.fds.held(ino)
 	if fd < 0 && byHandle {
 		// Evicted: one open by handle, not an O_PATH reopen and then this.
-		return unix.OpenByHandleAt(t.mountFD, handle, flags)
+		nfd, err := unix.OpenByHandleAt(t.mountFD, handle, flags)
+		if err == nil && ino.Type == unix.S_IFDIR && !t.Beneath(ino, nfd) {
+			unix.Close(nfd)
+			return -1, unix.ENOENT
+		}
+		return nfd, err
 	}
 	if fd < 0 {
 		var err error
 		if fd, err = t.Acquire(ino); err != nil {
 			return -1, err
 		}
+	} else if ino.Type == unix.S_IFDIR && !t.Beneath(ino, fd) {
+		t.Release(ino)
+		return -1, unix.ENOENT
 	}
 	defer t.Release(ino)
 	return t.reopen(fd, flags)
@@ -403,10 +429,6 @@ func (t *Tree) magicLink(fd int) (dirfd int, name string) {
 
 // OpenDir opens the directory ino for reading entries.
 func (t *Tree) OpenDir(ino *Inode) (int, error) {
-	if _, err := t.AcquireDir(ino); err != nil {
-		return -1, err
-	}
-	defer t.Release(ino)
 	return t.Open(ino, unix.O_RDONLY|unix.O_DIRECTORY)
 }
 
@@ -424,7 +446,7 @@ func (t *Tree) inDir(parent *Inode, name string, fn func(pfd int) error) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	pfd, err := t.AcquireDir(parent)
+	pfd, err := t.Acquire(parent)
 	if err != nil {
 		return err
 	}
@@ -454,12 +476,12 @@ func (t *Tree) RenameMoved(oldParent *Inode, oldName string, newParent *Inode, n
 	if err := checkName(newName); err != nil {
 		return err
 	}
-	ofd, err := t.AcquireDir(oldParent)
+	ofd, err := t.Acquire(oldParent)
 	if err != nil {
 		return err
 	}
 	defer t.Release(oldParent)
-	nfd, err := t.AcquireDir(newParent)
+	nfd, err := t.Acquire(newParent)
 	if err != nil {
 		return err
 	}
@@ -560,7 +582,7 @@ func (t *Tree) Utimens(ino *Inode, times *[2]unix.Timespec) error {
 
 // Path returns the current lower path of ino, for display only.
 func (t *Tree) Path(ino *Inode) string {
-	fd, err := t.Acquire(ino)
+	fd, err := t.acquire(ino)
 	if err != nil {
 		return "?"
 	}

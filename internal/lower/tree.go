@@ -79,7 +79,7 @@ type Tree struct {
 	mountFD  int // O_RDONLY descriptor of the root: open_by_handle_at refuses O_PATH ones
 	procFD   int // /proc/self/fd, to read descriptors' paths (-1 without /proc)
 	rootDev  uint64
-	rootPath atomic.Pointer[string] // the root's path now, for AcquireDir
+	rootPath atomic.Pointer[string] // the root's path now, for Acquire
 	handles  bool                   // open_by_handle_at works on this tree
 	recheck  time.Duration          // Options.RecheckAfter
 	epoch    time.Time              // origin of Inode.beneathUntil
@@ -101,7 +101,7 @@ type Options struct {
 	MaxFDs int
 	// RecheckAfter is how long a directory found beneath the root is
 	// trusted to stay there before the next use checks again (see
-	// AcquireDir). Zero checks on every use.
+	// Acquire). Zero checks on every use.
 	RecheckAfter time.Duration
 }
 

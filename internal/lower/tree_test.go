@@ -172,11 +172,25 @@ func TestDirectoryMovedOutOfTree(t *testing.T) {
 	if _, err := tr.OpenDir(d); err != unix.ENOENT {
 		t.Errorf("opendir of a directory moved out of the tree: %v, want ENOENT", err)
 	}
-	fd, err := tr.Acquire(d)
+	for what, err := range map[string]error{
+		"stat":      tr.Stat(d, &st),
+		"chmod":     tr.Chmod(d, 0o700),
+		"chown":     tr.Chown(d, 1, 1),
+		"setxattr":  tr.SetXattr(d, "user.x", []byte("1"), 0),
+		"utimensat": tr.Utimens(d, &[2]unix.Timespec{{Nsec: unix.UTIME_NOW}, {Nsec: unix.UTIME_NOW}}),
+	} {
+		if err != unix.ENOENT {
+			t.Errorf("%s of a directory moved out of the tree: %v, want ENOENT", what, err)
+		}
+	}
+	if _, err := tr.Acquire(d); err != unix.ENOENT {
+		t.Errorf("acquire of a directory moved out of the tree: %v, want ENOENT", err)
+	}
+	fd, err := unix.Open(filepath.Join(outside, "d"), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.Release(d)
+	defer unix.Close(fd)
 	if tr.Beneath(d, fd) {
 		t.Error("a directory moved out of the tree counts as beneath the root")
 	}

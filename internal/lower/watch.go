@@ -314,7 +314,7 @@ func (t *Tree) removeMark(w *watcher, ino *Inode) {
 	if again == nil {
 		return
 	}
-	if fd, err := t.Acquire(again); err == nil {
+	if fd, err := t.acquire(again); err == nil {
 		dirfd, name := t.magicLink(fd)
 		t.watchNew(again, dirfd, name, true)
 		t.Release(again)
@@ -336,7 +336,7 @@ func (t *Tree) unmark(w *watcher, ino *Inode) {
 		_ = unix.FanotifyMark(w.fd, unix.FAN_MARK_REMOVE, mask, dirfd, name)
 		t.Release(ino)
 	case lazy != nil:
-		pfd, err := t.Acquire(lazy.parent)
+		pfd, err := t.acquire(lazy.parent)
 		if err != nil {
 			return
 		}
@@ -417,7 +417,7 @@ func (t *Tree) unwatchWrites(w *watcher, ino *Inode) {
 // (FAN_MARK_REMOVE) the mask of ino's mark. Caller holds w.writesMu, so that
 // a file's last close and a late event of its writes do not cross.
 func (t *Tree) markWrites(w *watcher, ino *Inode, op uint) {
-	fd, err := t.Acquire(ino)
+	fd, err := t.acquire(ino)
 	if err != nil {
 		return
 	}
@@ -428,7 +428,7 @@ func (t *Tree) markWrites(w *watcher, ino *Inode, op uint) {
 
 // child returns the inode the table has for name in dir, if any.
 func (t *Tree) child(dir *Inode, name string) *Inode {
-	fd, err := t.Acquire(dir)
+	fd, err := t.acquire(dir)
 	if err != nil {
 		return nil
 	}
