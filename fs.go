@@ -35,6 +35,9 @@ type fileSystem struct {
 	ptReason     string // why passthrough is not in use, when it is not
 	files        *handleTable[*openFile]
 	dirs         *handleTable[*dirHandle]
+	budget       fdBudget
+	held         *heldFDs     // descriptors held for opens, per uid
+	dirFDs       dirFDs       // descriptors of open directories
 	daemonOpens  atomic.Int64 // files served by the daemon right now
 	daemonServed atomic.Uint64
 	stats        opStats
@@ -60,6 +63,9 @@ func newFileSystem(tree *lower.Tree, opts Options) *fileSystem {
 		dirs:    newHandleTable[*dirHandle](),
 		paths:   opts.Filters != nil,
 	}
+	fs.budget = newFDBudget(opts.MaxFDs, opts.MaxInodeFDs)
+	fs.held = newHeldFDs(fs.budget.Held, fs.budget.PerUser)
+	fs.dirFDs.max = fs.budget.Dirs
 	fs.filters.Store(opts.Filters)
 	return fs
 }
@@ -158,13 +164,15 @@ func (fs *fileSystem) fillEntry(ino *lower.Inode, st *unix.Stat_t, out *fuse.Ent
 // connection ends. (Backing files go with the connection.)
 func (fs *fileSystem) closeHandles() {
 	for _, f := range fs.files.drain() {
-		f.closeLock()
+		fs.closeLock(f)
 		if !f.passthrough {
 			fs.closeDaemonServed(f)
 		}
 	}
 	for _, d := range fs.dirs.drain() {
-		unix.Close(d.fd)
+		d.mu.Lock()
+		fs.dirFDs.forget(d)
+		d.mu.Unlock()
 	}
 }
 

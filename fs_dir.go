@@ -12,12 +12,15 @@ import (
 )
 
 // dirHandle is an open directory: a descriptor read with getdents64 and the
-// entries read but not yet sent.
+// entries read but not yet sent. The descriptor sits in the mount's bounded
+// cache of directory descriptors (dirFDs): an idle handle may lose it, and
+// the next READDIR reopens the directory and seeks to the offset it asks
+// for.
 type dirHandle struct {
-	mu  sync.Mutex // serializes READDIR on one handle
+	mu  sync.Mutex // serializes READDIR on one handle; held while fd is used
 	ino *lower.Inode
-	fd  int
-	buf []byte
+	fd  int    // -1 when evicted
+	buf []byte // nil when evicted
 	pos int    // next unsent entry in buf
 	end int    // end of valid data in buf
 	off uint64 // stream offset after the last entry sent
@@ -28,6 +31,19 @@ type dirHandle struct {
 	entries  *filter.Chain
 	belowOf  *filter.Chain
 	belowDir string
+	// The idle list of dirFDs, guarded by its mutex.
+	prev, next *dirHandle
+	listed     bool
+}
+
+// closeFD closes the handle's descriptor and drops its buffer. Caller holds
+// mu.
+func (d *dirHandle) closeFD() {
+	if d.fd >= 0 {
+		unix.Close(d.fd)
+		d.fd = -1
+	}
+	d.buf = nil
 }
 
 // entryChain returns the chain of the rules that may act on the entries of
@@ -55,11 +71,17 @@ func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse
 	if _, s := q.pre(); !s.Ok() {
 		return q.post(s)
 	}
-	fd, err := fs.tree.OpenDir(q.ino)
+	d := &dirHandle{ino: q.ino, fd: -1}
+	d.mu.Lock()
+	err := fs.dirFDs.acquire(d, func() (int, error) { return fs.tree.OpenDir(q.ino) })
+	if err == nil {
+		fs.dirFDs.release(d)
+	}
+	d.mu.Unlock()
 	if err != nil {
 		return q.post(fs.status("opendir", err))
 	}
-	out.Fh = fs.dirs.add(&dirHandle{ino: q.ino, fd: fd, buf: make([]byte, dirBufSize)})
+	out.Fh = fs.dirs.add(d)
 	if fs.opts.Cache != CacheNever && q.chain.ListingCacheable(q.Path) {
 		// The kernel keeps the listing and serves the next ones itself
 		// until the directory changes: through the mount (it counts the
@@ -102,6 +124,17 @@ func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryLi
 	var q request
 	if s := fs.gate(&q, o, nodeID(d.ino, 0), &in.Caller); !s.Ok() {
 		return s
+	}
+	if err := fs.dirFDs.acquire(d, func() (int, error) { return fs.tree.OpenDir(d.ino) }); err != nil {
+		if err == unix.ENOENT || err == unix.ESTALE {
+			// Deleted, or moved out of the tree: nothing more to list.
+			return fuse.OK
+		}
+		return fs.status("readdir", err)
+	}
+	defer fs.dirFDs.release(d)
+	if d.buf == nil {
+		d.buf = make([]byte, dirBufSize)
 	}
 	l := lister{q: &q, d: d, out: out, plus: o == filter.OpReaddirplus}
 	if fs.paths {
@@ -277,7 +310,9 @@ func (l *lister) drop(child *lower.Inode) (*lower.Inode, *unix.Stat_t, error, bo
 func (fs *fileSystem) ReleaseDir(in *fuse.ReleaseIn) {
 	defer fs.trackNoStatus(filter.OpReleasedir, time.Now())
 	if d, ok := fs.dirs.remove(in.Fh); ok {
-		unix.Close(d.fd)
+		d.mu.Lock()
+		fs.dirFDs.forget(d)
+		d.mu.Unlock()
 	}
 }
 
@@ -288,5 +323,11 @@ func (fs *fileSystem) FsyncDir(cancel <-chan struct{}, in *fuse.FsyncIn) (code f
 	if !ok {
 		return fuse.EBADF
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := fs.dirFDs.acquire(d, func() (int, error) { return fs.tree.OpenDir(d.ino) }); err != nil {
+		return fs.status("fsyncdir", err)
+	}
+	defer fs.dirFDs.release(d)
 	return fs.status("fsyncdir", unix.Fsync(d.fd))
 }

@@ -32,15 +32,20 @@ type openFile struct {
 	// variant is set for opens of data variants (see nodeID), which the
 	// passthrough manager does not know of.
 	variant bool
+	// uid is the opener's: the descriptors held for the open count in that
+	// user's share (see heldFDs).
+	uid uint32
 
 	lockMu sync.Mutex
-	lockFD int // descriptor holding this open's flock, -1 until the first flock
+	// lockFD holds a passthrough open's flock, -1 until its first flock; a
+	// daemon-served open takes its flocks on fd.
+	lockFD int
 }
 
 // openReply fills the OPEN/CREATE reply for ino, an open no data rule
 // claims. fd, when >= 0, is a descriptor already open with the client's
 // flags (from CREATE); openReply takes it over.
-func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, out *fuse.OpenOut) fuse.Status {
+func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, uid uint32, out *fuse.OpenOut) fuse.Status {
 	// Locks are the kernel's (see README): nothing in FLUSH needs the daemon.
 	out.OpenFlags = fuse.FOPEN_NOFLUSH
 	if fs.pt != nil {
@@ -50,7 +55,7 @@ func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, out *fuse.O
 			}
 			out.BackingID = id
 			out.OpenFlags |= fuse.FOPEN_PASSTHROUGH
-			out.Fh = fs.addFile(&openFile{ino: ino, flags: flags, fd: -1, passthrough: true, lockFD: -1})
+			out.Fh = fs.addFile(&openFile{ino: ino, flags: flags, fd: -1, passthrough: true, uid: uid, lockFD: -1})
 			return fuse.OK
 		}
 		// A daemon-served open of a file that may also be open in
@@ -67,18 +72,36 @@ func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, out *fuse.O
 			out.OpenFlags |= fuse.FOPEN_KEEP_CACHE
 		}
 	}
-	if fd < 0 {
-		var err error
-		if fd, err = fs.tree.Open(ino, flags); err != nil {
-			if fs.pt != nil {
-				fs.pt.ReleaseDaemon(ino.ID)
-			}
-			return fs.status("open", err)
-		}
+	f := &openFile{ino: ino, flags: flags, fd: fd, uid: uid, lockFD: -1}
+	if s := fs.holdFD(f); !s.Ok() {
+		fs.releaseDaemonMode(f)
+		return s
 	}
 	fs.daemonOpens.Add(1)
 	fs.daemonServed.Add(1)
-	out.Fh = fs.addFile(&openFile{ino: ino, flags: flags, fd: fd, lockFD: -1})
+	out.Fh = fs.addFile(f)
+	return fuse.OK
+}
+
+// holdFD gives the daemon-served open f its lower descriptor (f.fd, or one
+// opened now), counted in the opener's share of held descriptors. When the
+// share is used up, or the open fails, a descriptor f came with is closed.
+func (fs *fileSystem) holdFD(f *openFile) fuse.Status {
+	if e := fs.held.take(f.uid); e != 0 {
+		if f.fd >= 0 {
+			unix.Close(f.fd)
+		}
+		fs.log.Warn("descriptor share used up: open refused", "uid", f.uid, "errno", unix.ErrnoName(e))
+		return fuse.Status(e)
+	}
+	if f.fd < 0 {
+		fd, err := fs.tree.Open(f.ino, f.flags)
+		if err != nil {
+			fs.held.give(f.uid)
+			return fs.status("open", err)
+		}
+		f.fd = fd
+	}
 	return fuse.OK
 }
 
@@ -153,7 +176,7 @@ func (q *request) open(mask uint8, fd int, out *fuse.OpenOut) fuse.Status {
 		mask = claims(q.chain, q.Caller, q.Path)
 	}
 	if mask == 0 && !variant {
-		return fs.openReply(ino, flags, fd, out)
+		return fs.openReply(ino, flags, fd, q.Caller.Uid, out)
 	}
 	if !variant {
 		fs.log.Warn("a caller claimed by data rules reached the plain node; refusing the open", "inode", ino.ID, "path", q.Path, "uid", q.Caller.Uid)
@@ -162,17 +185,15 @@ func (q *request) open(mask uint8, fd int, out *fuse.OpenOut) fuse.Status {
 		}
 		return fuse.Status(unix.EACCES)
 	}
-	f := &openFile{ino: ino, flags: flags, fd: fd, lockFD: -1, variant: true}
-	if f.fd < 0 {
-		var err error
-		if f.fd, err = fs.tree.Open(ino, flags); err != nil {
-			return fs.status("open", err)
-		}
+	f := &openFile{ino: ino, flags: flags, fd: fd, uid: q.Caller.Uid, lockFD: -1, variant: true}
+	if s := fs.holdFD(f); !s.Ok() {
+		return s
 	}
 	if mask != 0 {
 		st, err := q.chain.Open(&q.Request, lowerFile{f.fd}, mask)
 		if err != nil {
 			unix.Close(f.fd)
+			fs.held.give(f.uid)
 			return fs.status("open", err)
 		}
 		f.stream = st
@@ -404,7 +425,7 @@ func (fs *fileSystem) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	if f.flags&unix.O_ACCMODE != unix.O_RDONLY {
 		fs.tree.ClosedForWrite(f.ino)
 	}
-	f.closeLock()
+	fs.closeLock(f)
 	if f.passthrough {
 		if err := fs.pt.Release(f.ino.ID); err != nil {
 			fs.log.Warn("closing backing file", "op", "release", "inode", f.ino.ID, "err", err)
@@ -422,6 +443,7 @@ func (fs *fileSystem) closeDaemonServed(f *openFile) {
 		}
 	}
 	unix.Close(f.fd)
+	fs.held.give(f.uid)
 	fs.daemonOpens.Add(-1)
 	fs.releaseDaemonMode(f)
 }
@@ -578,19 +600,29 @@ func (fs *fileSystem) flock(cancel <-chan struct{}, in *fuse.LkIn, wait bool) fu
 	}
 	f.lockMu.Lock()
 	defer f.lockMu.Unlock()
-	if f.lockFD < 0 {
-		if how == unix.LOCK_UN {
-			return fuse.OK
+	fd := f.fd
+	if fd < 0 {
+		// A passthrough open: a descriptor of its own, so that its
+		// flocks conflict with other opens'.
+		if f.lockFD < 0 {
+			if how == unix.LOCK_UN {
+				return fuse.OK
+			}
+			if e := fs.held.take(f.uid); e != 0 {
+				return fuse.Status(unix.ENOLCK)
+			}
+			lfd, err := fs.tree.Open(f.ino, unix.O_RDONLY)
+			if err != nil {
+				fs.held.give(f.uid)
+				return fs.status("setlk", err)
+			}
+			f.lockFD = lfd
 		}
-		fd, err := fs.tree.Open(f.ino, unix.O_RDONLY)
-		if err != nil {
-			return fs.status("setlk", err)
-		}
-		f.lockFD = fd
+		fd = f.lockFD
 	}
 	// A blocking flock cannot be interrupted from here, so waiting polls.
 	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		err := unix.Flock(f.lockFD, how|unix.LOCK_NB)
+		err := unix.Flock(fd, how|unix.LOCK_NB)
 		if err != unix.EWOULDBLOCK || !wait {
 			if err == unix.EWOULDBLOCK {
 				return fuse.EAGAIN
@@ -606,12 +638,13 @@ func (fs *fileSystem) flock(cancel <-chan struct{}, in *fuse.LkIn, wait bool) fu
 }
 
 // closeLock drops the open's flock, if it took one.
-func (f *openFile) closeLock() {
+func (fs *fileSystem) closeLock(f *openFile) {
 	f.lockMu.Lock()
 	defer f.lockMu.Unlock()
 	if f.lockFD >= 0 {
 		unix.Close(f.lockFD)
 		f.lockFD = -1
+		fs.held.give(f.uid)
 	}
 }
 

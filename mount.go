@@ -61,6 +61,7 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	}
 	lower.RaiseFDLimit()
 	unix.Umask(0)
+	opts.MaxInodeFDs = newFDBudget(opts.MaxFDs, opts.MaxInodeFDs).Inodes
 	tree, err := lower.Open(low, lower.Options{
 		MaxFDs: opts.MaxInodeFDs,
 		// A directory moved out of the tree underneath the mount is

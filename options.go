@@ -95,9 +95,15 @@ type Options struct {
 	// opens are served by the daemon. Zero means a default derived from
 	// RLIMIT_NOFILE.
 	MaxBacking int
+	// MaxFDs is the daemon's descriptor budget, split between the inode
+	// table, open directories and the descriptors held for callers' opens
+	// (each user at most a quarter of those: past it, that user's opens
+	// fail with EMFILE); see README, Descriptors. Zero means RLIMIT_NOFILE
+	// (raised to its hard limit at mount).
+	MaxFDs int
 	// MaxInodeFDs bounds the O_PATH descriptors the inode table keeps open;
 	// inodes past it are reopened by file handle when next used. Zero means
-	// half of RLIMIT_NOFILE.
+	// half of MaxFDs.
 	MaxInodeFDs int
 	// MaxStackDepth is the stacking depth negotiated with the kernel (1 or 2).
 	// A lower tree that is itself stacked (overlayfs, another passthrough

@@ -17,6 +17,8 @@ type Status struct {
 	// not appear in lsof.
 	BackingFiles []BackingFile `json:"backing_files"`
 	Counters     Counters      `json:"counters"`
+	// Descriptors says how the daemon's descriptor budget is used.
+	Descriptors Descriptors `json:"descriptors"`
 	// Filters counts each rule's decisions, in rule order; empty without
 	// a policy.
 	Filters []filter.RuleStats `json:"filters"`
@@ -29,6 +31,28 @@ type PassthroughStatus struct {
 	Reason string          `json:"reason,omitempty"`
 	// MaxBacking is the budget of backing files.
 	MaxBacking int `json:"max_backing"`
+}
+
+// Descriptors is the use of the daemon's descriptor budget (Options.MaxFDs;
+// see README, Descriptors).
+type Descriptors struct {
+	Budget int `json:"budget"`
+	// InodeMax bounds the inode table's descriptors (Counters.InodeFDs).
+	InodeMax int `json:"inode_max"`
+	// Dirs are the descriptors of open directories now, at most DirMax.
+	Dirs   int `json:"dirs"`
+	DirMax int `json:"dir_max"`
+	// Held are the descriptors held for daemon-served opens and flocks,
+	// by HeldUsers users: at most HeldMax, PerUserMax for one user.
+	Held       int `json:"held"`
+	HeldUsers  int `json:"held_users"`
+	HeldMax    int `json:"held_max"`
+	PerUserMax int `json:"per_user_max"`
+	// Refused counts opens and flocks refused because a user's share or
+	// the pool was used up; DirEvictions the directory descriptors closed
+	// to make room (reopened when next read).
+	Refused      uint64 `json:"refused"`
+	DirEvictions uint64 `json:"dir_evictions"`
 }
 
 // OpenFiles counts open files.
@@ -84,6 +108,7 @@ func (m *Mount) Status() Status {
 	st.Counters.Inodes = m.tree.Len()
 	st.Counters.InodeFDs = m.tree.OpenFDs()
 	st.Counters.DaemonServedOpens = fs.daemonServed.Load()
+	st.Descriptors = fs.descriptors()
 	st.Counters.DaemonReads = fs.stats.requests[filter.OpRead].Load()
 	st.Counters.DaemonWrites = fs.stats.requests[filter.OpWrite].Load()
 	if fs.pt != nil {
@@ -102,4 +127,15 @@ func (m *Mount) Status() Status {
 		st.Counters.BackingRefused = c.RegisterErrs
 	}
 	return st
+}
+
+// descriptors reports the use of the descriptor budget.
+func (fs *fileSystem) descriptors() Descriptors {
+	b := fs.budget
+	held, users := fs.held.usage()
+	return Descriptors{
+		Budget: b.Total, InodeMax: b.Inodes, DirMax: b.Dirs, HeldMax: b.Held, PerUserMax: b.PerUser,
+		Dirs: fs.dirFDs.held(), Held: held, HeldUsers: users,
+		Refused: fs.held.refused.Load(), DirEvictions: fs.dirFDs.evicted.Load(),
+	}
 }

@@ -156,6 +156,7 @@ func newMountFlags(cfg *mountConfig, stderr io.Writer) *flag.FlagSet {
 		return err
 	})
 	f.IntVar(&cfg.opts.MaxBacking, "max-backing", 0, "most backing files held for passthrough (default: half the descriptor budget)")
+	f.IntVar(&cfg.opts.MaxFDs, "max-fds", 0, "the daemon's descriptor budget, shared by the inode table, open directories and callers' opens (default: RLIMIT_NOFILE)")
 	f.IntVar(&cfg.opts.MaxStackDepth, "max-stack-depth", 1, "FUSE passthrough stacking depth, 1 or 2 (2 for a stacked lower such as overlayfs)")
 	f.BoolVar(&cfg.debug, "debug", false, "log sievefs events at debug level")
 	f.BoolVar(&cfg.opts.FuseDebug, "fuse-debug", false, "log the FUSE wire protocol")

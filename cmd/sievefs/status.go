@@ -121,6 +121,9 @@ func printEntry(w io.Writer, e control.Entry) {
 	}
 	fmt.Fprintf(tw, "  open files\t%d passthrough, %d daemon-served\n", st.OpenFiles.Passthrough, st.OpenFiles.DaemonServed)
 	fmt.Fprintf(tw, "  counters\t%s\n", counters(st.Counters))
+	d := st.Descriptors
+	fmt.Fprintf(tw, "  descriptors\t%d held for opens by %d users (at most %d, %d per user), %d of %d for directories; %d refused\n",
+		d.Held, d.HeldUsers, d.HeldMax, d.PerUserMax, d.Dirs, d.DirMax, d.Refused)
 	fmt.Fprintf(tw, "  backing files\t%d\n", len(st.BackingFiles))
 	tw.Flush()
 	if len(st.BackingFiles) > 0 {

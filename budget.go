@@ -1,0 +1,220 @@
+package sievefs
+
+import (
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The descriptor budget. The daemon holds descriptors for what callers keep
+// open, and a caller can keep tens of thousands open while the daemon's hard
+// RLIMIT_NOFILE cannot be raised (20,000 where sievefs is measured). Left
+// unbounded, one caller holding ~20,000 daemon-served opens would leave the
+// daemon unable to open anything, and every other caller would get EMFILE.
+// So Options.MaxFDs (by default the limit itself) is split:
+//
+//   - the inode table's O_PATH descriptors: Options.MaxInodeFDs, by default
+//     half; an evicted inode is reopened by file handle (see lower);
+//   - a reserve for descriptors held for the length of one request (an
+//     fsync of a passthrough file, a lookup's O_PATH open), the FUSE device,
+//     sockets and logs;
+//   - open directories: their descriptors sit in a bounded LRU (dirFDs); an
+//     evicted one is reopened by handle at its next READDIR, which seeks to
+//     the offset the kernel asks for (directory offsets are cookies the
+//     filesystem honours on any open of the directory);
+//   - the rest is for descriptors that cannot be given back while their open
+//     lives: a daemon-served open holds its lower file (which may be
+//     unlinked, and would be lost if closed), a flock on a passthrough open
+//     holds a descriptor of its own. These are counted per caller uid
+//     (heldFDs): past a user's share the open or flock fails with EMFILE
+//     (ENOLCK for flock) for that user alone, and past the whole pool with
+//     ENFILE.
+type fdBudget struct {
+	Total, Inodes, Reserve, Dirs, Held, PerUser int
+}
+
+// newFDBudget splits total descriptors (the process limit when 0), giving
+// the inode table inodes (half of total when 0).
+func newFDBudget(total, inodes int) fdBudget {
+	if total <= 0 {
+		var rl unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil {
+			total = int(min(rl.Cur, 1<<30))
+		}
+	}
+	total = max(total, 64)
+	if inodes <= 0 {
+		inodes = total / 2
+	}
+	b := fdBudget{Total: total, Inodes: inodes, Reserve: min(512, total/8)}
+	rest := max(total-b.Inodes-b.Reserve, 8)
+	b.Dirs = max(4, rest/8)
+	b.Held = max(4, rest-b.Dirs)
+	b.PerUser = max(1, b.Held/4)
+	return b
+}
+
+// heldFDs counts the descriptors held for callers' opens, per uid.
+type heldFDs struct {
+	max, perUser int
+	refused      atomic.Uint64
+
+	mu     sync.Mutex
+	total  int
+	byUser map[uint32]int
+}
+
+func newHeldFDs(max, perUser int) *heldFDs {
+	return &heldFDs{max: max, perUser: perUser, byUser: make(map[uint32]int)}
+}
+
+// take counts one more descriptor held for uid: EMFILE past the user's
+// share, ENFILE past the pool.
+func (h *heldFDs) take(uid uint32) syscall.Errno {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.byUser[uid] >= h.perUser:
+		h.refused.Add(1)
+		return syscall.EMFILE
+	case h.total >= h.max:
+		h.refused.Add(1)
+		return syscall.ENFILE
+	}
+	h.byUser[uid]++
+	h.total++
+	return 0
+}
+
+// give ends one take.
+func (h *heldFDs) give(uid uint32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.byUser[uid]--; h.byUser[uid] <= 0 {
+		delete(h.byUser, uid)
+	}
+	h.total--
+}
+
+// usage returns how many descriptors are held and by how many users.
+func (h *heldFDs) usage() (total, users int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.total, len(h.byUser)
+}
+
+// dirFDs bounds the descriptors of open directories: at most max, the least
+// recently used idle ones closed first. A dirHandle is on the list while it
+// holds a descriptor and no READDIR uses it.
+type dirFDs struct {
+	max     int
+	evicted atomic.Uint64
+
+	mu         sync.Mutex
+	n          int        // descriptors held (listed or in use)
+	head, tail *dirHandle // most and least recently used idle handles
+}
+
+// acquire gives d, whose mu the caller holds, a descriptor opened by open
+// if it has none, closing idle ones of other handles to stay within max.
+// It takes d off the idle list until release.
+func (c *dirFDs) acquire(d *dirHandle, open func() (int, error)) error {
+	c.mu.Lock()
+	if d.fd >= 0 {
+		c.unlink(d)
+		c.mu.Unlock()
+		return nil
+	}
+	victims := c.makeRoom()
+	c.n++
+	c.mu.Unlock()
+	for _, v := range victims {
+		v.closeFD()
+		v.mu.Unlock()
+	}
+	fd, err := open()
+	if err != nil {
+		c.mu.Lock()
+		c.n--
+		c.mu.Unlock()
+		return err
+	}
+	d.fd = fd
+	d.pos, d.end, d.off, d.eof = 0, 0, 0, false
+	return nil
+}
+
+// makeRoom takes idle handles off the list, least recently used first,
+// until one more descriptor fits; it returns them locked, for the caller to
+// close. A handle whose READDIR is under way is skipped. Caller holds c.mu.
+func (c *dirFDs) makeRoom() []*dirHandle {
+	var victims []*dirHandle
+	for v := c.tail; v != nil && c.n >= c.max; {
+		prev := v.prev
+		if v.mu.TryLock() {
+			c.unlink(v)
+			c.n--
+			c.evicted.Add(1)
+			victims = append(victims, v)
+		}
+		v = prev
+	}
+	return victims
+}
+
+// release puts d, done with its descriptor for now, first on the idle list.
+func (c *dirFDs) release(d *dirHandle) {
+	if d.fd < 0 {
+		return
+	}
+	c.mu.Lock()
+	d.next, d.prev = c.head, nil
+	if c.head != nil {
+		c.head.prev = d
+	}
+	c.head = d
+	if c.tail == nil {
+		c.tail = d
+	}
+	d.listed = true
+	c.mu.Unlock()
+}
+
+// forget drops d, whose mu the caller holds, for good, closing its
+// descriptor.
+func (c *dirFDs) forget(d *dirHandle) {
+	c.mu.Lock()
+	c.unlink(d)
+	if d.fd >= 0 {
+		c.n--
+	}
+	c.mu.Unlock()
+	d.closeFD()
+}
+
+// unlink takes d off the idle list if it is there. Caller holds c.mu.
+func (c *dirFDs) unlink(d *dirHandle) {
+	if !d.listed {
+		return
+	}
+	if d.prev != nil {
+		d.prev.next = d.next
+	} else {
+		c.head = d.next
+	}
+	if d.next != nil {
+		d.next.prev = d.prev
+	} else {
+		c.tail = d.prev
+	}
+	d.prev, d.next, d.listed = nil, nil, false
+}
+
+// held returns how many directory descriptors are open.
+func (c *dirFDs) held() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
