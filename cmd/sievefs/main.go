@@ -16,6 +16,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -260,10 +262,29 @@ func daemonProcs() {
 }
 
 func runMount(args []string, stderr io.Writer) int {
+	// A write to a pipe whose reader is gone fails with EPIPE instead of
+	// killing the daemon (Go's default for stdout and stderr) and leaving a
+	// dead mount. Notify rather than Ignore: an ignored SIGPIPE would be
+	// inherited by the programs the daemon runs (fusermount3).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	// A mount helper waiting for this daemon gets its output until the
-	// mount is up (see helper.go).
+	// mount is up (see helper.go). All output, the log and messages, goes
+	// through log sinks, which never block (see logsink.go); they are
+	// written out at exit, each within one deadline.
 	ready := readinessFromEnv()
-	stderr = ready.tee(stderr)
+	errSink := newLogSink(ready.tee(stderr))
+	sinks := []*logSink{errSink}
+	var logFile *os.File
+	defer func() {
+		deadline := time.Now().Add(logFlushTimeout)
+		for _, s := range sinks {
+			s.Close(deadline)
+		}
+		if logFile != nil {
+			logFile.Close()
+		}
+	}()
+	stderr = errSink
 	var cfg mountConfig
 	f := newMountFlags(&cfg, stderr)
 	pos, code, done := parseCommand(f, mountUsage, args, stderr)
@@ -275,21 +296,29 @@ func runMount(args []string, stderr io.Writer) int {
 		f.Usage()
 		return exitUsage
 	}
-	logOut := stderr
+	var logOut io.Writer = errSink
 	if cfg.logFile != "" {
 		lf, err := os.OpenFile(cfg.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
 			fmt.Fprintf(stderr, "sievefs mount: log file: %v\n", err)
 			return exitFailure
 		}
-		defer lf.Close()
-		logOut = ready.tee(lf)
+		logFile = lf
+		fileSink := newLogSink(ready.tee(lf))
+		sinks = append(sinks, fileSink)
+		logOut = fileSink
 	}
 	logger, err := newLogger(logOut, cfg.logFormat, cfg.debug)
 	if err != nil {
 		fmt.Fprintf(stderr, "sievefs mount: %v\n", err)
 		return exitUsage
 	}
+	for _, s := range sinks {
+		s.setNotice(dropNotice(cfg.logFormat))
+	}
+	// What go-fuse and net/http log through the log package (to stderr,
+	// by default) goes to the sink too.
+	slog.SetDefault(logger)
 	cfg.opts.Logger = logger
 	cfg.opts.Debug = cfg.debug
 	daemonProcs()
@@ -344,7 +373,13 @@ func runMount(args []string, stderr io.Writer) int {
 		defer ctl.Close()
 	}
 	if metricsLn != nil {
-		srv := serveMetrics(metricsLn, m, logger)
+		srv := serveMetrics(metricsLn, m, logger, func() uint64 {
+			var n uint64
+			for _, s := range sinks {
+				n += s.Dropped()
+			}
+			return n
+		})
 		defer srv.Close()
 		logger.Info("serving metrics", "addr", metricsLn.Addr().String())
 	}
@@ -425,4 +460,16 @@ func newLogger(w io.Writer, format string, debug bool) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, ho)), nil
 	}
 	return nil, fmt.Errorf("log format %q: want text or json", strconv.Quote(format))
+}
+
+// dropNotice returns the function that makes the line reporting lost log
+// lines, in the log format.
+func dropNotice(format string) func(lost uint64) []byte {
+	return func(lost uint64) []byte {
+		var b bytes.Buffer
+		if l, err := newLogger(&b, format, false); err == nil {
+			l.Warn("log lines dropped: the log output was full or failing", "lines", lost)
+		}
+		return b.Bytes()
+	}
 }

@@ -16,9 +16,14 @@ import (
 
 // serveMetrics serves the mount's Prometheus metrics, and the daemon
 // process's, on l at /metrics until the returned server is closed.
-func serveMetrics(l net.Listener, m *sievefs.Mount, logger *slog.Logger) *http.Server {
+// logDropped returns how many log lines the daemon has lost.
+func serveMetrics(l net.Listener, m *sievefs.Mount, logger *slog.Logger, logDropped func() uint64) *http.Server {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sievefs_log_dropped_lines_total",
+			Help: "Log lines lost because the log output was full or failing.",
+		}, func() float64 { return float64(logDropped()) }))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
