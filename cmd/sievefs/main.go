@@ -135,6 +135,10 @@ type mountConfig struct {
 	debug     bool
 	recover   bool
 	metrics   string
+	// metricsMode is the mode of a unix metrics socket, if
+	// metricsModeSet (default metricsSocketMode).
+	metricsMode    os.FileMode
+	metricsModeSet bool
 	// policy is the --policy file; passthroughSet says --passthrough was
 	// given, which overrides the policy's passthrough.
 	policy         string
@@ -163,7 +167,15 @@ func newMountFlags(cfg *mountConfig, stderr io.Writer) *flag.FlagSet {
 	f.BoolVar(&cfg.opts.FuseDebug, "fuse-debug", false, "log the FUSE wire protocol")
 	f.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&cfg.logFile, "log-file", "", "append the log to this file instead of stderr")
-	f.StringVar(&cfg.metrics, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9475); off by default")
+	f.StringVar(&cfg.metrics, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics: HOST:PORT, or unix:/ABS/PATH for a unix socket only the daemon's user may use; off by default")
+	f.Func("metrics-mode", "permissions of a unix: metrics socket, in octal (default 0600)", func(s string) error {
+		m, err := strconv.ParseUint(s, 8, 32)
+		if err != nil || m > 0o777 {
+			return fmt.Errorf("want an octal mode such as 0660, at most 0777")
+		}
+		cfg.metricsMode, cfg.metricsModeSet = os.FileMode(m), true
+		return nil
+	})
 	f.BoolVar(&cfg.recover, "recover", false, "if the mountpoint is a dead FUSE mount (its daemon died), detach it and mount afresh")
 	f.Func("o", "comma-separated mount options: ro, allow_other, default_permissions, and any flag as name[=value]", func(s string) error {
 		return applyMountOptions(f, cfg, s)
@@ -296,6 +308,10 @@ func runMount(args []string, stderr io.Writer) int {
 		f.Usage()
 		return exitUsage
 	}
+	if cfg.metricsModeSet && !strings.HasPrefix(cfg.metrics, "unix:") {
+		fmt.Fprintln(stderr, "sievefs mount: --metrics-mode applies to a unix: --metrics-addr only")
+		return exitUsage
+	}
 	var logOut io.Writer = errSink
 	if cfg.logFile != "" {
 		lf, err := os.OpenFile(cfg.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
@@ -339,7 +355,11 @@ func runMount(args []string, stderr io.Writer) int {
 	// leaves nothing mounted.
 	var metricsLn net.Listener
 	if cfg.metrics != "" {
-		if metricsLn, err = net.Listen("tcp", cfg.metrics); err != nil {
+		mode := os.FileMode(metricsSocketMode)
+		if cfg.metricsModeSet {
+			mode = cfg.metricsMode
+		}
+		if metricsLn, err = listenMetrics(cfg.metrics, mode); err != nil {
 			fmt.Fprintf(stderr, "sievefs mount: metrics address: %v\n", err)
 			return exitUsage
 		}
