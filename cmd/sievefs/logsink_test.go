@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -163,4 +164,22 @@ func (w *partialWriter) Write(p []byte) (int, error) {
 		return 3, syscall.ENOSPC
 	}
 	return w.out.Write(p)
+}
+
+func TestDropNoticeFormat(t *testing.T) {
+	// The notice is a log record of the daemon's format, so that a JSON
+	// log stays JSON.
+	line := dropNotice("json")(7)
+	var rec struct {
+		Level string `json:"level"`
+		Msg   string `json:"msg"`
+		Lines uint64 `json:"lines"`
+	}
+	if err := json.Unmarshal(line, &rec); err != nil || rec.Level != "WARN" || rec.Lines != 7 ||
+		!strings.HasPrefix(rec.Msg, "log lines dropped") || !bytes.HasSuffix(line, []byte("\n")) {
+		t.Errorf("JSON notice %q: %+v, %v", line, rec, err)
+	}
+	if line := string(dropNotice("text")(7)); !strings.Contains(line, `level=WARN msg="log lines dropped`) || !strings.HasSuffix(line, " lines=7\n") {
+		t.Errorf("text notice %q", line)
+	}
 }
