@@ -16,8 +16,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestMain removes the binary built for the tests.
+// TestMain removes the binary built for the tests. Run with dialEnv set
+// (as another user, by TestMetricsUnixSocket), it only connects to a socket.
 func TestMain(m *testing.M) {
+	if sock := os.Getenv(dialEnv); sock != "" {
+		os.Exit(dialUnix(sock))
+	}
 	code := m.Run()
 	fusetest.RemoveBinary()
 	os.Exit(code)

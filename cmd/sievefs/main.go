@@ -16,6 +16,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -133,6 +135,10 @@ type mountConfig struct {
 	debug     bool
 	recover   bool
 	metrics   string
+	// metricsMode is the mode of a unix metrics socket, if
+	// metricsModeSet (default metricsSocketMode).
+	metricsMode    os.FileMode
+	metricsModeSet bool
 	// policy is the --policy file; passthroughSet says --passthrough was
 	// given, which overrides the policy's passthrough.
 	policy         string
@@ -162,7 +168,15 @@ func newMountFlags(cfg *mountConfig, stderr io.Writer) *flag.FlagSet {
 	f.BoolVar(&cfg.opts.FuseDebug, "fuse-debug", false, "log the FUSE wire protocol")
 	f.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&cfg.logFile, "log-file", "", "append the log to this file instead of stderr")
-	f.StringVar(&cfg.metrics, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9475); off by default")
+	f.StringVar(&cfg.metrics, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics: HOST:PORT, or unix:/ABS/PATH for a unix socket only the daemon's user may use; off by default")
+	f.Func("metrics-mode", "permissions of a unix: metrics socket, in octal (default 0600)", func(s string) error {
+		m, err := strconv.ParseUint(s, 8, 32)
+		if err != nil || m > 0o777 {
+			return fmt.Errorf("want an octal mode such as 0660, at most 0777")
+		}
+		cfg.metricsMode, cfg.metricsModeSet = os.FileMode(m), true
+		return nil
+	})
 	f.BoolVar(&cfg.recover, "recover", false, "if the mountpoint is a dead FUSE mount (its daemon died), detach it and mount afresh")
 	f.Func("o", "comma-separated mount options: ro, allow_other, default_permissions, and any flag as name[=value]", func(s string) error {
 		return applyMountOptions(f, cfg, s)
@@ -261,10 +275,29 @@ func daemonProcs() {
 }
 
 func runMount(args []string, stderr io.Writer) int {
+	// A write to a pipe whose reader is gone fails with EPIPE instead of
+	// killing the daemon (Go's default for stdout and stderr) and leaving a
+	// dead mount. Notify rather than Ignore: an ignored SIGPIPE would be
+	// inherited by the programs the daemon runs (fusermount3).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	// A mount helper waiting for this daemon gets its output until the
-	// mount is up (see helper.go).
+	// mount is up (see helper.go). All output, the log and messages, goes
+	// through log sinks, which never block (see logsink.go); they are
+	// written out at exit, each within one deadline.
 	ready := readinessFromEnv()
-	stderr = ready.tee(stderr)
+	errSink := newLogSink(ready.tee(stderr))
+	sinks := []*logSink{errSink}
+	var logFile *os.File
+	defer func() {
+		deadline := time.Now().Add(logFlushTimeout)
+		for _, s := range sinks {
+			s.Close(deadline)
+		}
+		if logFile != nil {
+			logFile.Close()
+		}
+	}()
+	stderr = errSink
 	var cfg mountConfig
 	f := newMountFlags(&cfg, stderr)
 	pos, code, done := parseCommand(f, mountUsage, args, stderr)
@@ -276,21 +309,33 @@ func runMount(args []string, stderr io.Writer) int {
 		f.Usage()
 		return exitUsage
 	}
-	logOut := stderr
+	if cfg.metricsModeSet && !strings.HasPrefix(cfg.metrics, "unix:") {
+		fmt.Fprintln(stderr, "sievefs mount: --metrics-mode applies to a unix: --metrics-addr only")
+		return exitUsage
+	}
+	var logOut io.Writer = errSink
 	if cfg.logFile != "" {
 		lf, err := os.OpenFile(cfg.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
 			fmt.Fprintf(stderr, "sievefs mount: log file: %v\n", err)
 			return exitFailure
 		}
-		defer lf.Close()
-		logOut = ready.tee(lf)
+		logFile = lf
+		fileSink := newLogSink(ready.tee(lf))
+		sinks = append(sinks, fileSink)
+		logOut = fileSink
 	}
 	logger, err := newLogger(logOut, cfg.logFormat, cfg.debug)
 	if err != nil {
 		fmt.Fprintf(stderr, "sievefs mount: %v\n", err)
 		return exitUsage
 	}
+	for _, s := range sinks {
+		s.setNotice(dropNotice(cfg.logFormat))
+	}
+	// What go-fuse and net/http log through the log package (to stderr,
+	// by default) goes to the sink too.
+	slog.SetDefault(logger)
 	cfg.opts.Logger = logger
 	cfg.opts.Debug = cfg.debug
 	daemonProcs()
@@ -311,7 +356,11 @@ func runMount(args []string, stderr io.Writer) int {
 	// leaves nothing mounted.
 	var metricsLn net.Listener
 	if cfg.metrics != "" {
-		if metricsLn, err = net.Listen("tcp", cfg.metrics); err != nil {
+		mode := os.FileMode(metricsSocketMode)
+		if cfg.metricsModeSet {
+			mode = cfg.metricsMode
+		}
+		if metricsLn, err = listenMetrics(cfg.metrics, mode); err != nil {
 			fmt.Fprintf(stderr, "sievefs mount: metrics address: %v\n", err)
 			return exitUsage
 		}
@@ -345,7 +394,13 @@ func runMount(args []string, stderr io.Writer) int {
 		defer ctl.Close()
 	}
 	if metricsLn != nil {
-		srv := serveMetrics(metricsLn, m, logger)
+		srv := serveMetrics(metricsLn, m, logger, func() uint64 {
+			var n uint64
+			for _, s := range sinks {
+				n += s.Dropped()
+			}
+			return n
+		})
 		defer srv.Close()
 		logger.Info("serving metrics", "addr", metricsLn.Addr().String())
 	}
@@ -426,4 +481,16 @@ func newLogger(w io.Writer, format string, debug bool) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, ho)), nil
 	}
 	return nil, fmt.Errorf("log format %q: want text or json", strconv.Quote(format))
+}
+
+// dropNotice returns the function that makes the line reporting lost log
+// lines, in the log format.
+func dropNotice(format string) func(lost uint64) []byte {
+	return func(lost uint64) []byte {
+		var b bytes.Buffer
+		if l, err := newLogger(&b, format, false); err == nil {
+			l.Warn("log lines dropped: the log output was full or failing", "lines", lost)
+		}
+		return b.Bytes()
+	}
 }
