@@ -246,6 +246,47 @@ func TestAttackHiddenLinkCount(t *testing.T) {
 	if got, want := nlink(v.Path("plain")), nlink(filepath.Join(low, "plain")); got != want {
 		t.Errorf("plain, nothing hidden beneath: nlink %d, want the lower %d", got, want)
 	}
+	// Nor does its size (tmpfs counts 20 bytes per entry) or blocks.
+	var st unix.Stat_t
+	if err := unix.Lstat(v.Path("d"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != 0 || st.Blocks != 0 {
+		t.Errorf("d, with hidden subdirectories: size %d blocks %d, want 0 0", st.Size, st.Blocks)
+	}
+}
+
+// TestAttackHiddenOrAbsent (class 9): a hidden name and an absent one
+// look the same from the kernel's cache: each is looked up once, then
+// answered as absent by the kernel, so that whether a lookup reaches the
+// daemon (and how long it takes) does not tell them apart.
+func TestAttackHiddenOrAbsent(t *testing.T) {
+	low := newLower(t)
+	layTree(t, low, "d/secret", "d/visible")
+	v := fusetest.MountLower(t, low, sievefs.Options{Filters: chainOf(t, filter.Rule{Filter: hide.New(globs("d/secret"))}), Cache: sievefs.CacheAlways})
+	lookups := func(name string) uint64 {
+		before := v.Mount.Requests("lookup")
+		for range 3 {
+			if _, err := os.Stat(v.Path("d/" + name)); !os.IsNotExist(err) {
+				t.Fatalf("stat d/%s: %v, want ENOENT", name, err)
+			}
+		}
+		return v.Mount.Requests("lookup") - before
+	}
+	if _, err := os.Stat(v.Path("d/visible")); err != nil {
+		t.Fatal(err)
+	}
+	hidden, absent := lookups("secret"), lookups("absent")
+	if hidden != absent {
+		t.Errorf("3 stats of a hidden name reached the daemon %d times, of an absent name %d times", hidden, absent)
+	}
+	// A reload that shows the name drops the cached absence.
+	if err := v.Mount.SetFilters(chainOf(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(v.Path("d/secret")); err != nil {
+		t.Errorf("after a reload without the hide rule, stat d/secret: %v", err)
+	}
 }
 
 // bySize is a library filter that hides regular files larger than limit

@@ -45,6 +45,7 @@ type fileSystem struct {
 	// made without one (then paths is false and no paths are tracked).
 	filters atomic.Pointer[filter.Chain]
 	paths   bool
+	refused refusedNames // names refused by filters, cached as absent
 	// watching is set while the lower tree is watched for changes made
 	// beside the mount, and replies use watchTimeout (see watch.go).
 	watching    atomic.Bool
@@ -186,6 +187,9 @@ func (fs *fileSystem) invalidateAll() {
 	// Directories drop their cached listings too (offset 0: the pages that
 	// hold them); other inodes their attributes.
 	fs.server.InodeNotify(lower.RootID, 0, 0)
+	for _, n := range fs.refused.drain() {
+		fs.server.EntryNotify(n.parent, n.name)
+	}
 	for _, n := range fs.tree.Names() {
 		if n.Parent != nil {
 			fs.server.EntryNotify(n.Parent.ID, n.Name)

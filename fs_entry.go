@@ -20,15 +20,15 @@ func (fs *fileSystem) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name stri
 		_, s = q.pre()
 	}
 	if !s.Ok() {
-		// A name a filter refuses is not cached as absent: a policy
-		// reload may show it, and the kernel cannot be told to forget
-		// negative entries by name.
-		return q.post(s)
+		if !q.judged {
+			return s
+		}
+		return q.negative(s, true, out)
 	}
 	var st unix.Stat_t
 	ino, err := fs.tree.Lookup(q.ino, q.lname, &st)
 	if err != nil {
-		return q.negative(fs.status("lookup", err), out)
+		return q.negative(fs.status("lookup", err), false, out)
 	}
 	return q.admit(ino, &st, out)
 }
@@ -607,9 +607,10 @@ func (fs *fileSystem) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.
 	if !fs.paths {
 		return fuse.OK
 	}
-	a := fuse.Attr{Ino: stx.Ino, Mode: uint32(stx.Mode), Nlink: stx.Nlink, Owner: fuse.Owner{Uid: stx.Uid, Gid: stx.Gid}, Size: stx.Size}
+	a := fuse.Attr{Ino: stx.Ino, Mode: uint32(stx.Mode), Nlink: stx.Nlink, Owner: fuse.Owner{Uid: stx.Uid, Gid: stx.Gid}, Size: stx.Size, Blocks: stx.Blocks}
 	present(q.chain, &q.Request, q.Path, &a)
 	out.Statx.Ino, out.Statx.Mode, out.Statx.Nlink, out.Statx.Uid, out.Statx.Gid, out.Statx.Size = a.Ino, uint16(a.Mode), a.Nlink, a.Uid, a.Gid, a.Size
+	out.Statx.Blocks = a.Blocks
 	out.SetTimeout(fs.timeoutFor(q.chain, q.Path, q.ino))
 	q.Attr = filterAttr(&a)
 	return q.post(fuse.OK)

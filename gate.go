@@ -3,6 +3,7 @@ package sievefs
 import (
 	"errors"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -215,10 +216,14 @@ func (q *request) admit(ino *lower.Inode, st *unix.Stat_t, out *fuse.EntryOut) f
 	return s
 }
 
-// negative answers a lookup that found nothing (s from the lower tree):
-// after the post-filters, ENOENT becomes a negative entry the kernel may
-// cache, unless the answer depends on the caller.
-func (q *request) negative(s fuse.Status, out *fuse.EntryOut) fuse.Status {
+// negative answers a lookup that found nothing (s from the lower tree, or
+// from the filters when refused): after the post-filters, ENOENT becomes a
+// negative entry the kernel may cache, unless the answer depends on the
+// caller. A name the filters refused is cached as an absent one is, so that
+// a caller cannot tell a hidden name from an absent one by whether its next
+// lookup reaches the daemon; it is remembered (refusedNames) so that a
+// policy reload can drop it.
+func (q *request) negative(s fuse.Status, refused bool, out *fuse.EntryOut) fuse.Status {
 	s = q.post(s)
 	if s != fuse.ENOENT {
 		return s
@@ -236,12 +241,58 @@ func (q *request) negative(s fuse.Status, out *fuse.EntryOut) fuse.Status {
 			t = 0
 		}
 	}
+	if t > 0 && refused && !q.fs.refused.add(q.ino.ID, q.name) {
+		t = 0
+	}
 	if t == 0 {
 		return s
 	}
 	*out = fuse.EntryOut{}
 	out.SetEntryTimeout(t)
 	return fuse.OK
+}
+
+// refusedNames are the names refused by filters that the kernel was told
+// to cache as absent, by directory node ID.
+type refusedNames struct {
+	mu sync.Mutex
+	m  map[refusedName]struct{}
+}
+
+type refusedName struct {
+	parent uint64
+	name   string
+}
+
+// maxRefusedNames bounds refusedNames; past it refused names are not
+// cached.
+const maxRefusedNames = 1 << 16
+
+// add remembers a refused name and reports whether it may be cached.
+func (r *refusedNames) add(parent uint64, name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = make(map[refusedName]struct{})
+	}
+	k := refusedName{parent, name}
+	if _, ok := r.m[k]; !ok && len(r.m) >= maxRefusedNames {
+		return false
+	}
+	r.m[k] = struct{}{}
+	return true
+}
+
+// drain returns the names remembered and forgets them.
+func (r *refusedNames) drain() []refusedName {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]refusedName, 0, len(r.m))
+	for k := range r.m {
+		out = append(out, k)
+	}
+	r.m = nil
+	return out
 }
 
 // present runs the attribute filters on the attributes a of the node at
@@ -251,7 +302,9 @@ func (q *request) negative(s fuse.Status, out *fuse.EntryOut) fuse.Status {
 // subdirectories are hidden.
 func present(c *filter.Chain, r *filter.Request, path string, a *fuse.Attr) {
 	if a.Mode&unix.S_IFMT == unix.S_IFDIR && c.MayDropBelow(path) {
-		a.Nlink = 1
+		// Nor its size and blocks, which grow with its entries (on tmpfs
+		// by 20 bytes per entry).
+		a.Nlink, a.Size, a.Blocks = 1, 0, 0
 	}
 	if !c.HasAttr() {
 		return
