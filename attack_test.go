@@ -56,7 +56,7 @@ func TestAttackDataRoutes(t *testing.T) {
 			v := fusetest.MountLower(t, low, sievefs.Options{Filters: chain, AllowOther: true, Passthrough: mode})
 			openUp(t, filepath.Dir(v.Mnt))
 
-			var copyErr, seekErr, fallocErr error
+			var copyErr, seekErr, fallocErr, cloneErr error
 			var hole int64
 			asCaller(t, 1000, 1000, func() {
 				src, err := os.Open(v.Path("photos/geo.jpg"))
@@ -80,7 +80,11 @@ func TestAttackDataRoutes(t *testing.T) {
 					}
 				}
 				hole, seekErr = unix.Seek(int(src.Fd()), 0, unix.SEEK_HOLE)
+				cloneErr = unix.IoctlFileClone(int(dst.Fd()), int(src.Fd()))
 			})
+			if cloneErr == nil {
+				t.Error("FICLONE from a claimed file succeeded")
+			}
 			wantErr(t, "uid 1000 copy_file_range", copyErr, 0)
 			got := readFile(t, filepath.Join(low, "out/copy.jpg"))
 			if !bytes.Equal(got, want) {
