@@ -239,8 +239,8 @@ var mountWords = map[string]func(o *sievefs.Options){
 	"default_permissions": func(o *sievefs.Options) { o.DefaultPermissions = true },
 	// fstab's user and users let ordinary users mount; as mount(8) says,
 	// they imply noexec,nosuid,nodev unless later words say otherwise
-	// (mount(8) passes "user,exec" for an fstab "user,exec"). owner and
-	// group imply nosuid,nodev.
+	// (for an fstab "user,exec", mount(8) passes exec after user). owner
+	// and group imply nosuid,nodev.
 	"user":  secureWords,
 	"users": secureWords,
 	"owner": func(o *sievefs.Options) { o.Suid, o.Dev = false, false },
