@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -28,6 +27,7 @@ var (
 	ErrStackingLoop           = errors.New("lower directory and mountpoint overlap")
 	ErrNoFuse                 = errors.New("FUSE is not available (/dev/fuse)")
 	ErrPassthroughUnavailable = errors.New("FUSE passthrough is unavailable")
+	ErrMountOption            = errors.New("mount option refused")
 )
 
 // Mount is a mounted sievefs view.
@@ -55,6 +55,11 @@ type Mount struct {
 // apply its own on top.
 func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	opts.setDefaults()
+	root := os.Geteuid() == 0
+	flags, words, err := mountFlags(opts, root)
+	if err != nil {
+		return nil, err
+	}
 	low, mnt, err := checkPaths(lowerDir, mountpoint)
 	if err != nil {
 		return nil, err
@@ -92,15 +97,13 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2 | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 		Logger:            newStdLogger(opts.Logger),
 	}
-	if os.Geteuid() == 0 {
+	if root {
 		mopts.DirectMountStrict = true
 	}
+	mopts.DirectMountFlags = flags
+	mopts.Options = words
 	if opts.DefaultPermissions {
 		mopts.Options = append(mopts.Options, "default_permissions")
-	}
-	if opts.ReadOnly {
-		mopts.Options = append(mopts.Options, "ro")
-		mopts.DirectMountFlags = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_RDONLY
 	}
 	// flock goes to the lower file; POSIX record locks stay with the
 	// kernel (their release needs a FLUSH on every close).
@@ -115,6 +118,12 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	server, err := fuse.NewServer(fs, mnt, mopts)
 	if err != nil {
 		tree.Close()
+		if !root && len(words) > 0 {
+			// fusermount3 printed its reason on stderr, which the mount
+			// helper discards; name what it was given.
+			return nil, fmt.Errorf("mount %s on %s through fusermount3 with %s: %w%s",
+				low, mnt, strings.Join(words, ","), err, fusermountHint(words))
+		}
 		return nil, fmt.Errorf("mount %s on %s: %w", low, mnt, err)
 	}
 	m := &Mount{Lower: low, Mountpoint: mnt, opts: opts, tree: tree, fs: fs, server: server, done: make(chan struct{})}
@@ -186,6 +195,92 @@ func (m *Mount) Unmount() error {
 		<-m.done
 	}
 	return m.unmountErr
+}
+
+// mountFlags returns the mount flags of a view with opts: the flags of a
+// direct mount(2), which a daemon running as root makes, and the option
+// words for go-fuse, which it passes to fusermount3 for other users and
+// turns partly into flags itself on a direct mount. It refuses what cannot
+// be had: suid and dev for a daemon not running as root, since fusermount3
+// would mount nosuid,nodev anyway and only warn.
+//
+// go-fuse's direct mount turns the words noexec, suid and dev into flags,
+// and passes the rest in the option string of mount(2), where the kernel
+// takes ro but refuses the atime and nosymfollow words (EINVAL). So as root
+// these go as flags, and as another user as words, which fusermount3 turns
+// into flags (relatime, the kernel's default, needs no word there).
+func mountFlags(opts Options, root bool) (flags uintptr, words []string, err error) {
+	if !root {
+		for _, o := range []struct {
+			set  bool
+			word string
+		}{{opts.Suid, "suid"}, {opts.Dev, "dev"}} {
+			if o.set {
+				return 0, nil, fmt.Errorf("%w: %s: only a daemon running as root can mount a view %s; "+
+					"fusermount3 mounts every other user's view nosuid,nodev", ErrMountOption, o.word, o.word)
+			}
+		}
+	}
+	flags = unix.MS_NOSUID | unix.MS_NODEV
+	if opts.ReadOnly {
+		flags |= unix.MS_RDONLY
+		words = append(words, "ro")
+	}
+	for _, o := range []struct {
+		set  bool
+		word string
+	}{{opts.NoExec, "noexec"}, {opts.Suid, "suid"}, {opts.Dev, "dev"}} {
+		if o.set {
+			words = append(words, o.word)
+		}
+	}
+	var atime uintptr
+	switch opts.Atime {
+	case AtimeDefault:
+	case AtimeRelative:
+		atime = unix.MS_RELATIME
+	case AtimeStrict:
+		atime = unix.MS_STRICTATIME
+	case AtimeNever:
+		atime = unix.MS_NOATIME
+	default:
+		return 0, nil, fmt.Errorf("%w: atime mode %q: want relatime, strictatime or noatime", ErrMountOption, opts.Atime)
+	}
+	if root {
+		flags |= atime
+	} else if opts.Atime != AtimeDefault && opts.Atime != AtimeRelative {
+		words = append(words, string(opts.Atime))
+	}
+	for _, o := range []struct {
+		set  bool
+		flag uintptr
+		word string
+	}{{opts.NoDirAtime, unix.MS_NODIRATIME, "nodiratime"}, {opts.NoSymFollow, unix.MS_NOSYMFOLLOW, "nosymfollow"}} {
+		switch {
+		case !o.set:
+		case root:
+			flags |= o.flag
+		default:
+			words = append(words, o.word)
+		}
+	}
+	return flags, words, nil
+}
+
+// fusermountHint says why fusermount3 may have refused words: it refuses
+// options it does not know, and version 3.14 (Debian 12) does not know these.
+func fusermountHint(words []string) string {
+	var newer []string
+	for _, w := range words {
+		switch w {
+		case "strictatime", "nodiratime", "nosymfollow":
+			newer = append(newer, w)
+		}
+	}
+	if len(newer) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (fusermount3 refuses options it does not know, and 3.14 does not know %s)", strings.Join(newer, ", "))
 }
 
 // maxRequest is the largest READ and WRITE the daemon takes (max_read and
@@ -323,6 +418,7 @@ type MountInfo struct {
 	Mountpoint   string
 	FSType       string
 	Source       string
+	MountOptions string // comma-separated flags of the mount (rw, nosuid, noexec, relatime, …)
 	SuperOptions string // comma-separated (user_id=…, allow_other, …)
 }
 
@@ -344,7 +440,8 @@ func ReadMountinfo() ([]MountInfo, error) {
 		if i+3 >= len(f) {
 			continue
 		}
-		out = append(out, MountInfo{Mountpoint: unescapeMount(f[4]), FSType: f[i+1], Source: unescapeMount(f[i+2]), SuperOptions: f[i+3]})
+		out = append(out, MountInfo{Mountpoint: unescapeMount(f[4]), FSType: f[i+1], Source: unescapeMount(f[i+2]),
+			MountOptions: f[5], SuperOptions: f[i+3]})
 	}
 	return out, nil
 }

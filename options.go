@@ -75,15 +75,56 @@ func (m CacheMode) timeout() time.Duration {
 	return time.Second
 }
 
+// AtimeMode is how a mount records access times: one of the atime mount
+// flags. The kernel keeps no access times of its own for FUSE files, so on a
+// view the flag is recorded on the mount (and shown in /proc/self/mountinfo)
+// but does not change what the view shows: its access times are those of
+// the lower files, which reads through the view update as the lower
+// filesystem's own mount options say.
+type AtimeMode string
+
+const (
+	// AtimeDefault sets no atime flag: the kernel's default, relatime.
+	AtimeDefault AtimeMode = ""
+	// AtimeRelative is relatime (MS_RELATIME).
+	AtimeRelative AtimeMode = "relatime"
+	// AtimeStrict is strictatime (MS_STRICTATIME).
+	AtimeStrict AtimeMode = "strictatime"
+	// AtimeNever is noatime (MS_NOATIME).
+	AtimeNever AtimeMode = "noatime"
+)
+
 // Options configure a mount. The zero value is a private, read-write mount
-// with passthrough when available and CacheAuto.
+// with passthrough when available and CacheAuto, mounted exec, nosuid and
+// nodev with the kernel's default atime handling.
 type Options struct {
 	// Passthrough is the passthrough mode; empty means PassthroughAuto.
 	Passthrough PassthroughMode
 	// Cache is the cache mode; empty means CacheAuto.
 	Cache CacheMode
-	// ReadOnly mounts read-only.
+	// ReadOnly mounts read-only (MS_RDONLY, "ro").
 	ReadOnly bool
+	// NoExec mounts noexec (MS_NOEXEC): the kernel refuses to execute files
+	// of the view (execve fails with EACCES) and to map them executable.
+	NoExec bool
+	// Suid mounts suid, without MS_NOSUID: set-user-ID and set-group-ID bits
+	// and file capabilities of files on the view take effect when they are
+	// executed. Only a daemon running as root can; fusermount3 mounts every
+	// other user's view nosuid, and MountView refuses (ErrMountOption).
+	Suid bool
+	// Dev mounts dev, without MS_NODEV: device files on the view can be
+	// opened. Only a daemon running as root can; fusermount3 mounts every
+	// other user's view nodev, and MountView refuses (ErrMountOption).
+	Dev bool
+	// Atime is the atime flag of the mount; empty means AtimeDefault.
+	Atime AtimeMode
+	// NoDirAtime mounts nodiratime (MS_NODIRATIME). Like Atime, it is
+	// recorded on the mount and does not change what the view shows.
+	NoDirAtime bool
+	// NoSymFollow mounts nosymfollow (MS_NOSYMFOLLOW): the kernel does not
+	// follow symbolic links of the view when it resolves a path; they can
+	// still be read with readlink.
+	NoSymFollow bool
 	// AllowOther lets users other than the mounting one use the mount. The
 	// kernel then checks permissions (default_permissions) and files a
 	// caller creates belong to that caller.

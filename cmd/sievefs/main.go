@@ -178,54 +178,114 @@ func newMountFlags(cfg *mountConfig, stderr io.Writer) *flag.FlagSet {
 		return nil
 	})
 	f.BoolVar(&cfg.recover, "recover", false, "if the mountpoint is a dead FUSE mount (its daemon died), detach it and mount afresh")
-	f.Func("o", "comma-separated mount options: ro, allow_other, default_permissions, and any flag as name[=value]", func(s string) error {
+	f.Func("o", "comma-separated mount options: ro, noexec, nodev, noatime, allow_other… (see the README), and any flag as name[=value]", func(s string) error {
 		return applyMountOptions(f, cfg, s)
 	})
 	return f
 }
 
-// applyMountOptions applies -o options: the FUSE and mount(8) words, and any
-// mount flag written as name[=value] (with _ or -).
+// applyMountOptions applies -o options: the mount(8), fstab and FUSE words
+// of mountWords, the words of ignoredWords and refusedWords, and any mount
+// flag written as name[=value] (with _ or -). A word that restricts the
+// mount is applied or refused, never dropped.
 func applyMountOptions(f *flag.FlagSet, cfg *mountConfig, list string) error {
 	for _, o := range strings.Split(list, ",") {
 		name, value, hasValue := strings.Cut(strings.TrimSpace(o), "=")
-		switch name {
-		case "":
-		case "ro":
-			cfg.opts.ReadOnly = true
-		case "rw":
-			cfg.opts.ReadOnly = false
-		case "allow_other":
-			cfg.opts.AllowOther = true
-		case "default_permissions":
-			cfg.opts.DefaultPermissions = true
-		case "defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users",
-			"dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "relatime":
-			// mount(8) and fstab words that concern the caller, not sievefs.
-		case "comment":
-			// fstab comments (comment=systemd.automount…).
-		default:
-			if strings.HasPrefix(name, "x-") || strings.HasPrefix(name, "X-") {
-				continue // userspace options for other tools (x-systemd.…)
+		if name == "" {
+			continue
+		}
+		if reason, ok := refusedWords[name]; ok {
+			return fmt.Errorf("mount option %q refused: %s", name, reason)
+		}
+		if name == "user" && hasValue {
+			continue // user=NAME: mount(8) records who mounted the view
+		}
+		if apply, ok := mountWords[name]; ok {
+			if hasValue {
+				return fmt.Errorf("mount option %q takes no value", name)
 			}
-			flagName := strings.ReplaceAll(name, "_", "-")
-			fl := f.Lookup(flagName)
-			if fl == nil || flagName == "o" {
-				return fmt.Errorf("unknown mount option %q", name)
+			apply(&cfg.opts)
+			continue
+		}
+		if ignoredWords[name] || strings.HasPrefix(name, "x-") || strings.HasPrefix(name, "X-") {
+			continue
+		}
+		flagName := strings.ReplaceAll(name, "_", "-")
+		fl := f.Lookup(flagName)
+		if fl == nil || flagName == "o" {
+			return fmt.Errorf("unknown mount option %q", name)
+		}
+		if !hasValue {
+			if bf, ok := fl.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+				value = "true"
+			} else {
+				return fmt.Errorf("mount option %q needs a value", name)
 			}
-			if !hasValue {
-				if bf, ok := fl.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
-					value = "true"
-				} else {
-					return fmt.Errorf("mount option %q needs a value", name)
-				}
-			}
-			if err := f.Set(flagName, value); err != nil {
-				return fmt.Errorf("mount option %s: %w", name, err)
-			}
+		}
+		if err := f.Set(flagName, value); err != nil {
+			return fmt.Errorf("mount option %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// mountWords are the -o words that set mount options, each as mount(8)
+// means it; a later word overrides an earlier one. suid and dev need a
+// daemon running as root: MountView refuses them otherwise.
+var mountWords = map[string]func(o *sievefs.Options){
+	"ro":                  func(o *sievefs.Options) { o.ReadOnly = true },
+	"rw":                  func(o *sievefs.Options) { o.ReadOnly = false },
+	"noexec":              func(o *sievefs.Options) { o.NoExec = true },
+	"exec":                func(o *sievefs.Options) { o.NoExec = false },
+	"nosuid":              func(o *sievefs.Options) { o.Suid = false },
+	"suid":                func(o *sievefs.Options) { o.Suid = true },
+	"nodev":               func(o *sievefs.Options) { o.Dev = false },
+	"dev":                 func(o *sievefs.Options) { o.Dev = true },
+	"noatime":             func(o *sievefs.Options) { o.Atime = sievefs.AtimeNever },
+	"relatime":            func(o *sievefs.Options) { o.Atime = sievefs.AtimeRelative },
+	"strictatime":         func(o *sievefs.Options) { o.Atime = sievefs.AtimeStrict },
+	"atime":               func(o *sievefs.Options) { o.Atime = sievefs.AtimeDefault },
+	"nostrictatime":       func(o *sievefs.Options) { o.Atime = sievefs.AtimeDefault },
+	"nodiratime":          func(o *sievefs.Options) { o.NoDirAtime = true },
+	"diratime":            func(o *sievefs.Options) { o.NoDirAtime = false },
+	"nosymfollow":         func(o *sievefs.Options) { o.NoSymFollow = true },
+	"symfollow":           func(o *sievefs.Options) { o.NoSymFollow = false },
+	"allow_other":         func(o *sievefs.Options) { o.AllowOther = true },
+	"default_permissions": func(o *sievefs.Options) { o.DefaultPermissions = true },
+	// fstab's user and users let ordinary users mount; as mount(8) says,
+	// they imply noexec,nosuid,nodev unless later words say otherwise
+	// (for an fstab "user,exec", mount(8) passes exec after user). owner
+	// and group imply nosuid,nodev.
+	"user":  secureWords,
+	"users": secureWords,
+	"owner": func(o *sievefs.Options) { o.Suid, o.Dev = false, false },
+	"group": func(o *sievefs.Options) { o.Suid, o.Dev = false, false },
+}
+
+// secureWords is what fstab's user and users imply: noexec,nosuid,nodev.
+func secureWords(o *sievefs.Options) { o.NoExec, o.Suid, o.Dev = true, false, false }
+
+// ignoredWords are -o words that concern mount(8), systemd or the mount
+// table rather than the mount, or that ask for what is the default anyway;
+// they are accepted and change nothing. user=NAME is how mount(8) records
+// who mounted (see applyMountOptions); defaults means sievefs's defaults
+// (rw,exec,nosuid,nodev).
+var ignoredWords = map[string]bool{
+	"defaults": true, "auto": true, "noauto": true, "nofail": true, "_netdev": true,
+	"nouser": true, "nousers": true, "noowner": true, "nogroup": true, "comment": true,
+	"async": true, "nolazytime": true, "nomand": true,
+}
+
+// refusedWords are -o words sievefs refuses rather than accept without
+// doing what they ask, with the reason.
+var refusedWords = map[string]string{
+	"sync":       "the view would not make directory changes synchronous; mount the lower filesystem sync, which makes every change through the view synchronous",
+	"dirsync":    "the view would not make directory changes synchronous; mount the lower filesystem dirsync, which does",
+	"mand":       "Linux no longer supports mandatory locks",
+	"lazytime":   "the kernel keeps no timestamps of its own for FUSE files, so none would be written lazily; mount the lower filesystem lazytime",
+	"norelatime": "it would not turn relatime off, the kernel's default; use strictatime",
+	"remount":    "the options of a mounted view cannot change; unmount it and mount it again",
+	"allow_root": "sievefs has no allow_root; use allow_other",
 }
 
 // parseCommand parses a command's flags and arguments. When done is true
@@ -460,6 +520,7 @@ func exitCode(err error) int {
 		{sievefs.ErrStackingLoop, exitStackingLoop},
 		{sievefs.ErrNoFuse, exitNoFuse},
 		{sievefs.ErrPassthroughUnavailable, exitNoPassthrough},
+		{sievefs.ErrMountOption, exitUsage},
 	} {
 		if errors.Is(err, c.err) {
 			return c.code
