@@ -650,29 +650,3 @@ func TestExiftool(t *testing.T) {
 		t.Logf("%s: exiftool after redaction: %v", name, after)
 	}
 }
-
-func FuzzGPSRanges(f *testing.F) {
-	le, be := binary.LittleEndian, binary.BigEndian
-	for _, bo := range []binary.ByteOrder{le, be} {
-		tiff, _ := buildTIFF(bo, ifd0Fields(), gpsFields(bo))
-		f.Add(tiff)
-		jpg, _ := gpsJPEG(f, bo)
-		f.Add(jpg[:min(len(jpg), 400)])
-	}
-	noGPS, _ := buildTIFF(le, ifd0Fields(), nil)
-	f.Add(noGPS)
-	f.Add([]byte{0xFF, 0xD8, 0xFF, 0xD9})
-	f.Fuzz(func(t *testing.T, file []byte) {
-		size := int64(len(file))
-		got, _ := GPSRanges(bytes.NewReader(file), size)
-		checkWellFormed(t, got, size)
-		if len(got) > 0 && !Sniff(file) {
-			t.Fatalf("ranges %+v for a file Sniff rejects", got)
-		}
-		p := slices.Clone(file)
-		Zero(p, 0, got)
-		if len(p) != len(file) {
-			t.Fatal("Zero changed the length")
-		}
-	})
-}
