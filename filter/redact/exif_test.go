@@ -597,7 +597,20 @@ func TestExiftool(t *testing.T) {
 	late := buildJPEG(t)
 	at := bytes.Index(late, []byte{0xFF, 0xC0}) // after DQT
 	late = slices.Concat(late[:at], exifSegment(tiff), late[at:])
-	for name, file := range map[string][]byte{"a.jpg": jpg, "a.tif": tiff, "late.jpg": late} {
+	files := map[string][]byte{"a.jpg": jpg, "a.tif": tiff, "late.jpg": late,
+		"exif-ff.jpg": buildJPEG(t, segment(0xE1, slices.Concat([]byte("Exif\x00\xFF"), tiff)))}
+	// GPS IFDs behind other pointers than IFD0's, which exiftool reads too.
+	gps := []ptr{{tag: tagGPS, to: []*node{gpsNode(le)}}}
+	for name, root := range map[string]*node{
+		"exif-ifd": {fields: ifd0Fields(), ptrs: []ptr{{tag: tagExif, to: []*node{{ptrs: gps}}}}},
+		"interop":  {fields: ifd0Fields(), ptrs: []ptr{{tag: tagExif, to: []*node{{ptrs: []ptr{{tag: tagInterop, to: []*node{{ptrs: gps}}}}}}}}},
+		"subifd":   {fields: ifd0Fields(), ptrs: []ptr{{tag: tagSubIFDs, to: []*node{{ptrs: gps}}}}},
+	} {
+		b, _ := encodeTIFF(le, false, root)
+		files[name+".tif"] = append(b, make([]byte, 64)...)
+		files[name+".jpg"] = buildJPEG(t, exifSegment(b))
+	}
+	for name, file := range files {
 		ranges, err := GPSRanges(bytes.NewReader(file), int64(len(file)))
 		if err != nil {
 			t.Fatal(err)
