@@ -93,7 +93,7 @@ func (f *Filter) Pre(r *filter.Request) error {
 
 // Stats is what a Filter has done and holds.
 type Stats struct {
-	Parses uint64 // files parsed since New
+	Parses uint64 // parses made since New
 	Cached int    // parse results held, at most cacheSize
 }
 
@@ -159,10 +159,11 @@ type stream struct {
 // relied on (markers, headers, IFD entries, pointers) still hold what the
 // parser saw. Otherwise it tries again, and after maxAttempts fails.
 //
-// Residual risk (for docs/security.md): the version changes with every
-// write(2), truncate or fallocate of the lower file, but not with stores
-// through a shared writable mapping of it, and a write(2) changes it
-// before copying its data. A change the version misses is caught when it
+// Residual risk (for docs/security.md): on filesystems with fine-grained
+// timestamps the version changes with every write(2), truncate or
+// fallocate of the lower file, but not with stores through a shared
+// writable mapping of it, and a write(2) changes it before copying its
+// data. A change the version misses is caught when it
 // touches the structure the parse relied on, unless it is made and undone
 // within one read (the structure re-read after the data shows the parsed
 // bytes again while the data came from another layout), or the read
@@ -195,7 +196,7 @@ func (s *stream) try(p []byte, off int64) (n int, done bool, err error) {
 	var rerr error
 	if r.err == nil {
 		if n, rerr = s.File.ReadAt(p, off); rerr != nil && rerr != io.EOF {
-			return 0, true, rerr
+			return 0, true, fmt.Errorf("redact: %w", rerr)
 		}
 	}
 	same, err := r.layout.verify(s.File)
