@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"image"
 	stdjpeg "image/jpeg"
 	"io"
@@ -91,7 +92,7 @@ func buildTIFF(bo binary.ByteOrder, ifd0, gps []field) (data []byte, want []Rang
 	const ifd0Off = 8
 	gpsOff := ifd0Off + 2 + 12*(len(ifd0)+1) + 4
 	if gps != nil {
-		ifd0 = append(slices.Clone(ifd0), field{tagGPSInfo, typeLong, 1, u32(bo, uint32(gpsOff))})
+		ifd0 = append(slices.Clone(ifd0), field{tagGPS, typeLong, 1, u32(bo, uint32(gpsOff))})
 	} else {
 		gpsOff = ifd0Off + 2 + 12*len(ifd0) + 4
 	}
@@ -361,23 +362,48 @@ func TestGPSRangesNone(t *testing.T) {
 	le := binary.LittleEndian
 	noGPS, _ := buildTIFF(le, ifd0Fields(), nil)
 	tests := map[string][]byte{
-		"empty":              nil,
-		"short":              {0xFF, 0xD8},
-		"text":               []byte("hello, world\n"),
-		"png":                []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"),
-		"jpeg without exif":  buildJPEG(t),
-		"jpeg with jfif":     buildJPEG(t, segment(0xE0, []byte("JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"))),
-		"jpeg exif, no gps":  buildJPEG(t, exifSegment(noGPS)),
-		"tiff without gps":   noGPS,
-		"tiff with no ifd0":  []byte("II*\x00\x00\x00\x00\x00"),
-		"jpeg soi, eoi":      {0xFF, 0xD8, 0xFF, 0xD9},
-		"jpeg ending in eoi": slices.Concat(buildJPEG(t)[:2], segment(0xE0, []byte("JFIF\x00")), []byte{0xFF, 0xD9}),
+		"empty":             nil,
+		"jpeg without exif": buildJPEG(t),
+		"jpeg with jfif":    buildJPEG(t, segment(0xE0, []byte("JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"))),
+		"jpeg exif, no gps": buildJPEG(t, exifSegment(noGPS)),
+		"tiff without gps":  noGPS,
 	}
 	for name, file := range tests {
 		t.Run(name, func(t *testing.T) {
 			got, err := GPSRanges(bytes.NewReader(file), int64(len(file)))
 			if err != nil || len(got) != 0 {
 				t.Fatalf("GPSRanges = %+v, %v; want none", got, err)
+			}
+		})
+	}
+}
+
+// TestGPSRangesRefused checks that files the parser cannot read completely
+// are errors (fail closed), also those without any GPS data: the filter
+// refuses to show them.
+func TestGPSRangesRefused(t *testing.T) {
+	tests := map[string]struct {
+		file     []byte
+		notImage bool
+	}{
+		"short":               {[]byte{0xFF, 0xD8}, true},
+		"one byte":            {[]byte{0}, true},
+		"text":                {[]byte("hello, world\n"), true},
+		"png":                 {[]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"), true},
+		"jpeg soi only":       {[]byte{0xFF, 0xD8, 0xFF}, true},
+		"tiff with no ifd0":   {[]byte("II*\x00\x00\x00\x00\x00"), false},
+		"jpeg soi, eoi":       {[]byte{0xFF, 0xD8, 0xFF, 0xD9}, false},
+		"jpeg ending in eoi":  {slices.Concat(buildJPEG(t)[:2], segment(0xE0, []byte("JFIF\x00")), []byte{0xFF, 0xD9}), false},
+		"jpeg cut before sos": {buildJPEG(t)[:100], false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := GPSRanges(bytes.NewReader(tc.file), int64(len(tc.file)))
+			if err == nil || got != nil || !errors.Is(err, errFormat) {
+				t.Fatalf("GPSRanges = %+v, %v; want a format error", got, err)
+			}
+			if errors.Is(err, errNotImage) != tc.notImage {
+				t.Errorf("error %v: not an image %v, want %v", err, !tc.notImage, tc.notImage)
 			}
 		})
 	}
@@ -390,69 +416,71 @@ func patch(b []byte, off int, p ...byte) []byte {
 	return b
 }
 
+// TestGPSRangesMalformed checks that malformed structures are errors, never
+// a partial answer, and that what readers ignore is ignored.
 func TestGPSRangesMalformed(t *testing.T) {
 	le := binary.LittleEndian
 	tiff, want := buildTIFF(le, ifd0Fields(), gpsFields(le))
 	gpsOff := int(le.Uint32(tiff[8+2+12*3+8:])) // the GPSInfo value
 	latEntry := gpsOff + 2 + 12*2               // GPSLatitude
-	tests := []struct {
-		name    string
-		file    []byte
-		want    []Range // nil: only check well-formedness
-		wantErr bool
-	}{
-		{"gps pointer out of bounds", patch(tiff, 8+2+12*3+8, 0xF0, 0xFF, 0xFF, 0x7F), nil, true},
-		{"gps ifd count too big", patch(tiff, gpsOff, 0xFF, 0xFF), nil, true},
-		{"ifd0 out of bounds", patch(tiff, 4, 0xFF, 0xFF, 0, 0), nil, true},
-		{"bad magic", patch(tiff, 2, 43, 0), nil, false},
-		{"value offset out of bounds", patch(tiff, latEntry+8, 0xFF, 0xFF, 0xFF, 0xFF), slices.Delete(slices.Clone(want), 2, 3), false},
-		{"huge count", patch(tiff, latEntry+4, 0xFF, 0xFF, 0xFF, 0xFF), slices.Delete(slices.Clone(want), 2, 3), false},
-		{"ifd0 loop", patch(tiff, 8+2+12*4, 8), want, false},
-		{"gps pointer to ifd0", patch(tiff, 8+2+12*3+8, 8, 0, 0, 0), []Range{}, false},
-		{"jpeg without start of scan", buildJPEG(t)[:40], []Range{}, true},
-		{"jpeg segment length 0", patch(buildJPEG(t, exifSegment(tiff)), 4, 0, 0), []Range{}, true},
-		{"jpeg garbage between segments", slices.Insert(buildJPEG(t), 4, 0), []Range{}, true},
-		{"gps ifd points to itself as next", patch(tiff, gpsOff+2+12*len(gpsFields(le)), byte(gpsOff), byte(gpsOff>>8)), want, false},
-		{"bad next ifd", patch(tiff, 8+2+12*4, 0xFF, 0xFF, 0xFF), want, false},
+	bad := map[string][]byte{
+		"gps pointer out of bounds":             patch(tiff, 8+2+12*3+8, 0xF0, 0xFF, 0xFF, 0x7F),
+		"gps ifd count too big":                 patch(tiff, gpsOff, 0xFF, 0x03),
+		"gps ifd count over the bound":          patch(tiff, gpsOff, 0xFF, 0xFF),
+		"ifd0 out of bounds":                    patch(tiff, 4, 0xFF, 0xFF, 0, 0),
+		"bad magic":                             patch(tiff, 2, 44, 0),
+		"bigtiff magic in a tiff":               patch(tiff, 2, 43, 0),
+		"value offset out of bounds":            patch(tiff, latEntry+8, 0xFF, 0xFF, 0xFF, 0xFF),
+		"huge count":                            patch(tiff, latEntry+4, 0xFF, 0xFF, 0xFF, 0xFF),
+		"ifd0 loop":                             patch(tiff, 8+2+12*4, 8),
+		"gps pointer to ifd0":                   patch(tiff, 8+2+12*3+8, 8, 0, 0, 0),
+		"gps pointer of type short":             patch(tiff, 8+2+12*3+2, 3, 0),
+		"two gps offsets":                       patch(tiff, 8+2+12*3+4, 2),
+		"bad next ifd":                          patch(tiff, 8+2+12*4, 0xFF, 0xFF, 0xFF),
+		"gps value over the gps ifd":            patch(tiff, latEntry+8, byte(gpsOff), byte(gpsOff>>8), 0, 0),
+		"gps value over the header":             patch(tiff, latEntry+8, 0, 0, 0, 0),
+		"jpeg without start of scan":            buildJPEG(t)[:40],
+		"jpeg segment length 0":                 patch(buildJPEG(t, exifSegment(tiff)), 4, 0, 0),
+		"jpeg segment past the end":             slices.Concat(buildJPEG(t)[:2], []byte{0xFF, 0xE1, 0xFF, 0xFF, 'E', 'x'}),
+		"jpeg garbage between segments":         slices.Insert(buildJPEG(t), 4, 0),
+		"exif segment shorter than tiff header": buildJPEG(t, segment(0xE1, []byte("Exif\x00\x00II"))),
+		// The latitude's offset points past the end of the segment, into
+		// the JPEG data: no reader should find it there.
+		"value outside exif segment": buildJPEG(t, exifSegment(patch(tiff, latEntry+8, byte(len(tiff)+4), byte((len(tiff)+4)>>8)))),
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			size := int64(len(tc.file))
-			got, err := GPSRanges(bytes.NewReader(tc.file), size)
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
-			}
-			checkWellFormed(t, got, size)
-			if tc.want != nil {
-				checkRanges(t, got, tc.want, size)
+	for name, file := range bad {
+		t.Run(name, func(t *testing.T) {
+			got, err := GPSRanges(bytes.NewReader(file), int64(len(file)))
+			if err == nil || got != nil || !errors.Is(err, errFormat) {
+				t.Fatalf("GPSRanges = %+v, %v; want a format error", got, err)
 			}
 		})
 	}
 
-	t.Run("exif segment shorter than tiff header", func(t *testing.T) {
-		file := buildJPEG(t, segment(0xE1, []byte("Exif\x00\x00II")))
-		got, err := GPSRanges(bytes.NewReader(file), int64(len(file)))
-		checkWellFormed(t, got, int64(len(file)))
-		if err == nil {
-			t.Fatal("no error")
-		}
-	})
-	t.Run("value outside exif segment", func(t *testing.T) {
-		// The latitude's offset points past the end of the segment, into
-		// the JPEG data: no reader should find it there.
-		bad := patch(tiff, latEntry+8, byte(len(tiff)+4), byte((len(tiff)+4)>>8))
-		file := buildJPEG(t, exifSegment(bad))
-		got, err := GPSRanges(bytes.NewReader(file), int64(len(file)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkRanges(t, got, shift(slices.Delete(slices.Clone(want), 2, 3), 12), int64(len(file)))
-	})
+	good := map[string][]byte{
+		// Readers do not follow the next IFD of a GPS IFD.
+		"gps ifd points to itself as next": patch(tiff, gpsOff+2+12*len(gpsFields(le)), byte(gpsOff), byte(gpsOff>>8)),
+		// A null pointer is no IFD.
+		"null gps pointer": patch(tiff, 8+2+12*3+8, 0, 0, 0, 0),
+	}
+	for name, file := range good {
+		t.Run(name, func(t *testing.T) {
+			got, err := GPSRanges(bytes.NewReader(file), int64(len(file)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name == "null gps pointer" {
+				checkRanges(t, got, nil, int64(len(file)))
+				return
+			}
+			checkRanges(t, got, want, int64(len(file)))
+		})
+	}
+
 	t.Run("size larger than file", func(t *testing.T) {
 		got, err := GPSRanges(bytes.NewReader(tiff[:40]), int64(len(tiff)))
-		checkWellFormed(t, got, int64(len(tiff)))
-		if err == nil {
-			t.Fatal("no error")
+		if err == nil || got != nil {
+			t.Fatalf("GPSRanges = %+v, %v; want an error", got, err)
 		}
 	})
 }
@@ -470,16 +498,17 @@ func TestGPSRangesTruncated(t *testing.T) {
 	}
 }
 
-// countingReader counts the bytes read through it.
+// countingReader counts the calls and bytes read through it.
 type countingReader struct {
-	r io.ReaderAt
-	n int64
+	r     io.ReaderAt
+	calls int
+	n     int64
 }
 
 func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
-	n, err := c.r.ReadAt(p, off)
-	c.n += int64(n)
-	return n, err
+	c.calls++
+	c.n += int64(len(p))
+	return c.r.ReadAt(p, off)
 }
 
 func TestGPSRangesReadsOnlyMetadata(t *testing.T) {
@@ -508,9 +537,10 @@ func TestSniff(t *testing.T) {
 		"\xFF\xD8\xFF\xE1": true,
 		"II*\x00":          true,
 		"MM\x00*":          true,
-		"IIRO":             true,  // ORF
-		"IIU\x00":          true,  // RW2
-		"II+\x00":          false, // BigTIFF
+		"IIRO":             true, // ORF
+		"IIU\x00":          true, // RW2
+		"II+\x00":          true, // BigTIFF
+		"MM\x00+":          true, // BigTIFF
 		"MM*\x00":          false,
 		"\xFF\xD8\x00\x00": false,
 		"\x89PNG":          false,
@@ -567,7 +597,20 @@ func TestExiftool(t *testing.T) {
 	late := buildJPEG(t)
 	at := bytes.Index(late, []byte{0xFF, 0xC0}) // after DQT
 	late = slices.Concat(late[:at], exifSegment(tiff), late[at:])
-	for name, file := range map[string][]byte{"a.jpg": jpg, "a.tif": tiff, "late.jpg": late} {
+	files := map[string][]byte{"a.jpg": jpg, "a.tif": tiff, "late.jpg": late,
+		"exif-ff.jpg": buildJPEG(t, segment(0xE1, slices.Concat([]byte("Exif\x00\xFF"), tiff)))}
+	// GPS IFDs behind other pointers than IFD0's, which exiftool reads too.
+	gps := []ptr{{tag: tagGPS, to: []*node{gpsNode(le)}}}
+	for name, root := range map[string]*node{
+		"exif-ifd": {fields: ifd0Fields(), ptrs: []ptr{{tag: tagExif, to: []*node{{ptrs: gps}}}}},
+		"interop":  {fields: ifd0Fields(), ptrs: []ptr{{tag: tagExif, to: []*node{{ptrs: []ptr{{tag: tagInterop, to: []*node{{ptrs: gps}}}}}}}}},
+		"subifd":   {fields: ifd0Fields(), ptrs: []ptr{{tag: tagSubIFDs, to: []*node{{ptrs: gps}}}}},
+	} {
+		b, _ := encodeTIFF(le, false, root)
+		files[name+".tif"] = append(b, make([]byte, 64)...)
+		files[name+".jpg"] = buildJPEG(t, exifSegment(b))
+	}
+	for name, file := range files {
 		ranges, err := GPSRanges(bytes.NewReader(file), int64(len(file)))
 		if err != nil {
 			t.Fatal(err)
@@ -619,30 +662,4 @@ func TestExiftool(t *testing.T) {
 		}
 		t.Logf("%s: exiftool after redaction: %v", name, after)
 	}
-}
-
-func FuzzGPSRanges(f *testing.F) {
-	le, be := binary.LittleEndian, binary.BigEndian
-	for _, bo := range []binary.ByteOrder{le, be} {
-		tiff, _ := buildTIFF(bo, ifd0Fields(), gpsFields(bo))
-		f.Add(tiff)
-		jpg, _ := gpsJPEG(f, bo)
-		f.Add(jpg[:min(len(jpg), 400)])
-	}
-	noGPS, _ := buildTIFF(le, ifd0Fields(), nil)
-	f.Add(noGPS)
-	f.Add([]byte{0xFF, 0xD8, 0xFF, 0xD9})
-	f.Fuzz(func(t *testing.T, file []byte) {
-		size := int64(len(file))
-		got, _ := GPSRanges(bytes.NewReader(file), size)
-		checkWellFormed(t, got, size)
-		if len(got) > 0 && !Sniff(file) {
-			t.Fatalf("ranges %+v for a file Sniff rejects", got)
-		}
-		p := slices.Clone(file)
-		Zero(p, 0, got)
-		if len(p) != len(file) {
-			t.Fatal("Zero changed the length")
-		}
-	})
 }

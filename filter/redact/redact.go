@@ -1,8 +1,10 @@
 package redact
 
 import (
+	"errors"
 	"fmt"
-	"sync"
+	"io"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/sievefs/sievefs/filter"
@@ -11,16 +13,32 @@ import (
 // Fields are the kinds of metadata the filter can redact.
 var Fields = []string{"gps"}
 
-// Filter shows JPEG and TIFF-based files under its paths with the values of
-// their EXIF GPS tags zeroed, the size and every other byte unchanged. It
-// claims only files that start like such images; the callers its rule
-// applies to read them through the daemon, everyone else (and every other
-// file) keeps passthrough. Writes go to the lower file as they are; the
-// redacted ranges are found again whenever the file changes. Those callers
-// cannot rename or link files out of the paths.
+// Filter shows the files under its paths, to the callers its rule applies
+// to, with the values of their EXIF GPS tags zeroed (see GPSRanges): in
+// JPEGs (every Exif APP1 segment before the start of scan) and TIFF-based
+// images (TIFF, BigTIFF, DNG, ORF, RW2), the GPS IFDs that IFD0, its
+// chain, SubIFDs, the Exif IFD or the Interop IFD point to. The size and
+// every other byte are unchanged.
+//
+// It claims every regular file under its paths for those callers, whatever
+// the file holds: all their opens are served through the filter, and it
+// decides at each read, on the file as it is then. An empty file reads
+// empty; a file that parses as such an image within the parser's bounds
+// reads redacted; every read of anything else (not such an image,
+// malformed, truncated, over a bound, or changing too fast to read
+// consistently) fails with EIO. A covered file is never served raw.
+// Everyone else keeps passthrough.
+//
+// Writes go to the lower file as they are. Those callers cannot rename or
+// link files out of the paths.
+//
+// Parse results are kept per file version (see filter.Version) in a cache
+// shared by all opens, of at most cacheSize files.
 type Filter struct {
 	paths  filter.Patterns
 	fields []string
+	cache  *cache
+	parses atomic.Uint64
 }
 
 var (
@@ -40,7 +58,7 @@ func New(paths filter.Patterns, fields []string) (*Filter, error) {
 			return nil, fmt.Errorf("redact: unknown field %q (want gps)", f)
 		}
 	}
-	return &Filter{paths: paths, fields: fields}, nil
+	return &Filter{paths: paths, fields: fields, cache: newCache()}, nil
 }
 
 // Kind returns "redact".
@@ -73,72 +91,135 @@ func (f *Filter) Pre(r *filter.Request) error {
 	return nil
 }
 
+// Stats is what a Filter has done and holds.
+type Stats struct {
+	Parses uint64 // parses made since New
+	Cached int    // parse results held, at most cacheSize
+}
+
+// Stats returns the filter's counts.
+func (f *Filter) Stats() Stats {
+	return Stats{Parses: f.parses.Load(), Cached: f.cache.len()}
+}
+
 // Open returns the stream of one open of a claimed file.
 func (f *Filter) Open(r *filter.Request, file filter.File) (filter.Stream, error) {
-	return &stream{File: file}, nil
+	return &stream{File: file, f: f}, nil
 }
 
-// stream serves a claimed file with its GPS values zeroed.
+// result returns the parse of version v of file, from the cache or parsed
+// now, or nil when the file changed while it was parsed. A parse is cached
+// only when the file's version did not change meanwhile and no two reads
+// of the same bytes differed.
+func (f *Filter) result(file filter.File, v filter.Version) (*result, error) {
+	if r := f.cache.get(v); r != nil {
+		return r, nil
+	}
+	f.parses.Add(1)
+	l, err := parse(file, v.Size)
+	if errors.Is(err, errChanged) {
+		return nil, nil
+	}
+	if l == nil {
+		return nil, err
+	}
+	now, verr := file.Version()
+	if verr != nil {
+		return nil, fmt.Errorf("redact: %w", verr)
+	}
+	if now != v {
+		return nil, nil
+	}
+	r := &result{version: v, layout: l}
+	if err != nil {
+		r.err = fmt.Errorf("%w: %w", syscall.EIO, err)
+	}
+	f.cache.put(r)
+	return r, nil
+}
+
+// maxAttempts is how many times a read is tried while the file changes
+// under it, before it fails with EIO.
+const maxAttempts = 4
+
+// stream serves a claimed file with its GPS values zeroed. It holds no
+// state of its own: every read asks the filter's cache.
 type stream struct {
 	filter.File
-	mu      sync.Mutex
-	valid   bool
-	version filter.Version
-	ranges  []Range
+	f *Filter
 }
 
-// current returns the ranges to zero for the file as it is now. A file that
-// cannot be parsed is not served (fail closed): its reads fail.
-func (s *stream) current() ([]Range, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, err := s.Version()
-	if err != nil {
-		return nil, err
-	}
-	if s.valid && v == s.version {
-		return s.ranges, nil
-	}
-	size, err := s.Size()
-	if err != nil {
-		return nil, err
-	}
-	if size > 0 {
-		var head [8]byte
-		n, _ := s.File.ReadAt(head[:], 0)
-		if !Sniff(head[:n]) {
-			// Not an image this filter can read: fail closed.
-			return nil, syscall.EIO
+// ReadAt reads the file with the GPS values zeroed, or fails with EIO; see
+// Filter.
+//
+// A read applies the ranges of one version of the file only to bytes of
+// that version: it takes the version (filter.Version: identity, size,
+// mtime, ctime), gets the parse of that version, reads the data, then
+// checks that the version is still the same and that the bytes the parse
+// relied on (markers, headers, IFD entries, pointers) still hold what the
+// parser saw. Otherwise it tries again, and after maxAttempts fails.
+//
+// Residual risk (for docs/security.md): on filesystems with fine-grained
+// timestamps the version changes with every write(2), truncate or
+// fallocate of the lower file, but not with stores through a shared
+// writable mapping of it, and a write(2) changes it before copying its
+// data. A change the version misses is caught when it
+// touches the structure the parse relied on, unless it is made and undone
+// within one read (the structure re-read after the data shows the parsed
+// bytes again while the data came from another layout), or the read
+// catches an in-place rewrite half way: a rewrite from one layout to
+// another passes through states whose new structure does not cover the
+// old GPS values. Both need a writer of the lower file. And a caller the
+// rule applies to who can write the file can relabel its GPS IFD (change
+// a tag) in a still-valid file and read the values back: the filter
+// protects the files those callers cannot write.
+func (s *stream) ReadAt(p []byte, off int64) (int, error) {
+	for range maxAttempts {
+		n, done, err := s.try(p, off)
+		if done {
+			return n, err
 		}
 	}
-	ranges, err := GPSRanges(s.File, size)
-	if err != nil {
-		return nil, err
-	}
-	s.ranges, s.version, s.valid = ranges, v, true
-	return ranges, nil
+	return 0, fmt.Errorf("redact: file changed during %d reads: %w", maxAttempts, syscall.EIO)
 }
 
-// ReadAt reads the file with the GPS values zeroed.
-func (s *stream) ReadAt(p []byte, off int64) (int, error) {
-	ranges, err := s.current()
+// try makes one attempt of ReadAt; done is false when the file changed.
+func (s *stream) try(p []byte, off int64) (n int, done bool, err error) {
+	v, err := s.Version()
 	if err != nil {
-		return 0, err
+		return 0, true, fmt.Errorf("redact: %w", err)
 	}
-	n, err := s.File.ReadAt(p, off)
-	Zero(p[:n], off, ranges)
-	return n, err
+	r, err := s.f.result(s.File, v)
+	if r == nil || err != nil {
+		return 0, err != nil, err
+	}
+	var rerr error
+	if r.err == nil {
+		if n, rerr = s.File.ReadAt(p, off); rerr != nil && rerr != io.EOF {
+			return 0, true, fmt.Errorf("redact: %w", rerr)
+		}
+	}
+	same, err := r.layout.verify(s.File)
+	if err != nil && !errors.Is(err, errFormat) {
+		return 0, true, fmt.Errorf("redact: %w", err)
+	}
+	now, verr := s.Version()
+	if verr != nil {
+		return 0, true, fmt.Errorf("redact: %w", verr)
+	}
+	if !same || err != nil || now != v {
+		s.f.cache.drop(r)
+		return 0, false, nil
+	}
+	if r.err != nil {
+		return 0, true, r.err
+	}
+	Zero(p[:n], off, r.layout.ranges)
+	return n, true, rerr
 }
 
-// WriteAt writes through to the lower file; the ranges are found again
-// before the next read.
-func (s *stream) WriteAt(p []byte, off int64) (int, error) {
-	n, err := s.File.WriteAt(p, off)
-	s.mu.Lock()
-	s.valid = false
-	s.mu.Unlock()
-	return n, err
-}
+// WriteAt writes through to the lower file.
+func (s *stream) WriteAt(p []byte, off int64) (int, error) { return s.File.WriteAt(p, off) }
 
 // Close ends the open; the lower file is the dispatcher's to close.
 func (s *stream) Close() error { return nil }
