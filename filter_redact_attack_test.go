@@ -211,13 +211,12 @@ func readAt(f *os.File, n int) readOutcome {
 	return readOutcome{p[:m], err}
 }
 
-// TestFilterRedactBrokenHeader is the attack of a covered caller who can
-// write the file: break its header so that it cannot be parsed, read it
-// raw, restore the header. Through one open held by uid 1000, every read
-// decides on the file as it is: unparsable (SOI broken, truncated before
-// the start of scan) fails with EIO, never the GPS bytes; an Exif header
-// whose sixth byte changed is still redacted; restored, the file reads
-// redacted again.
+// TestFilterRedactBrokenHeader: the file's header is broken beside the
+// mount (by a writer of the lower tree) while uid 1000 holds it open
+// through the mount. Every read decides on the file as it is: unparsable
+// (SOI broken, truncated before the start of scan) fails with EIO, never
+// the GPS bytes; an Exif header whose sixth byte changed is still
+// redacted; restored, the file reads redacted again.
 func TestFilterRedactBrokenHeader(t *testing.T) {
 	low := newLower(t)
 	img, ranges := slotJPEG(t, 0)
@@ -238,30 +237,32 @@ func TestFilterRedactBrokenHeader(t *testing.T) {
 		{"truncated before sos", func(f *os.File) error { return f.Truncate(int64(len(img) / 3)) }, true},
 		{"rewritten", func(f *os.File) error { _, err := f.WriteAt(img, 0); return err }, false},
 	}
+	lowerFile, err := os.OpenFile(v.LowerPath("photos/geo.jpg"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lowerFile.Close()
 	var openErr error
 	got := make([]readOutcome, len(steps))
 	fresh := make([]readOutcome, len(steps))
 	lower := make([][]byte, len(steps)) // the lower file at each step
-	asCaller(t, 1000, 1000, func() {
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err != nil {
-			openErr = err
-			return
-		}
-		defer f.Close()
-		for i, st := range steps {
-			if err := st.write(f); err != nil {
-				got[i].err = fmt.Errorf("write: %w", err)
-				continue
-			}
-			got[i] = readAt(f, len(img))
-			b, err := os.ReadFile(path)
-			fresh[i] = readOutcome{b, err}
-			lower[i], _ = os.ReadFile(v.LowerPath("photos/geo.jpg"))
-		}
-	})
+	c := startCaller(t, 1000, 1000)
+	var held *os.File
+	c.run(t, func() { held, openErr = os.Open(path) })
 	if openErr != nil {
 		t.Fatalf("uid 1000 open: %v", openErr)
+	}
+	defer held.Close()
+	for i, st := range steps {
+		if err := st.write(lowerFile); err != nil {
+			t.Fatalf("%s: write beside the mount: %v", st.name, err)
+		}
+		c.run(t, func() {
+			got[i] = readAt(held, len(img))
+			b, err := os.ReadFile(path)
+			fresh[i] = readOutcome{b, err}
+		})
+		lower[i] = readFile(t, v.LowerPath("photos/geo.jpg"))
 	}
 	for i, st := range steps {
 		for _, o := range []struct {
@@ -282,6 +283,57 @@ func TestFilterRedactBrokenHeader(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFilterRedactCoveredWriter is the attack of a covered caller who may
+// write the file: relabel its GPS IFD (a tag, a byte of the header, a
+// pointer) so that the file still parses but its values are not redacted,
+// or cut it before the GPS IFD and grow it again. Such writes and
+// truncations fail with EPERM and the file keeps reading redacted; writes
+// to the image data after the start of scan, appends, and truncation to 0
+// go through.
+func TestFilterRedactCoveredWriter(t *testing.T) {
+	low := newLower(t)
+	img, ranges := slotJPEG(t, 0)
+	photos(t, low, map[string][]byte{"geo.jpg": img})
+	v, _ := redactView(t, low)
+	path := v.Path("photos/geo.jpg")
+	tag := int64(bytes.Index(img, []byte{0x25, 0x88, 4, 0})) // the GPS pointer's entry
+	if tag < 0 {
+		t.Fatal("no GPS pointer in the test image")
+	}
+	var relabel, soi, cut, body, appended, zero error
+	var after readOutcome
+	var data []byte
+	asCaller(t, 1000, 1000, func() {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			relabel = err
+			return
+		}
+		defer f.Close()
+		_, relabel = f.WriteAt([]byte{0x26}, tag)
+		_, soi = f.WriteAt([]byte{0}, 0)
+		cut = f.Truncate(tag)
+		after = readAt(f, len(img))
+		_, body = f.WriteAt([]byte{0xAB}, int64(len(img)-3))
+		_, appended = f.WriteAt([]byte("tail"), int64(len(img)))
+		data, _ = os.ReadFile(path)
+		zero = f.Truncate(0)
+	})
+	wantErr(t, "uid 1000 relabels the GPS pointer", relabel, syscall.EPERM)
+	wantErr(t, "uid 1000 breaks the SOI", soi, syscall.EPERM)
+	wantErr(t, "uid 1000 truncates before the GPS IFD", cut, syscall.EPERM)
+	wantErr(t, "uid 1000 read after the refused writes", after.err, 0)
+	if l := leaks(after.data, ranges); len(l) > 0 || len(after.data) != len(img) {
+		t.Errorf("uid 1000 read after the refused writes: %d bytes, GPS bytes at %v", len(after.data), l)
+	}
+	wantErr(t, "uid 1000 writes the image data", body, 0)
+	wantErr(t, "uid 1000 appends", appended, 0)
+	if l := leaks(data, ranges); len(l) > 0 || !bytes.HasSuffix(data, []byte("tail")) {
+		t.Errorf("uid 1000 read after its writes: GPS bytes at %v, appended tail there: %v", l, bytes.HasSuffix(data, []byte("tail")))
+	}
+	wantErr(t, "uid 1000 truncates to 0", zero, 0)
 }
 
 // TestFilterRedactHeldOpen opens an empty file and a text file as uid

@@ -701,10 +701,17 @@ func (f lowerFile) Size() (int64, error) {
 	return st.Size, nil
 }
 
+// Version returns the file's identity and data state (see filter.Version).
+// After reading them it waits for writes in progress: a write(2) stamps
+// the file before it copies its data, and holds the inode lock throughout,
+// which SEEK_HOLE takes on ext4, tmpfs and btrfs. So a write under way
+// when the timestamps were read has finished when Version returns, and one
+// that starts later changes them.
 func (f lowerFile) Version() (filter.Version, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(f.fd, &st); err != nil {
 		return filter.Version{}, err
 	}
+	unix.Seek(f.fd, 0, unix.SEEK_HOLE) // the wait; the answer is not needed
 	return filter.Version{Dev: st.Dev, Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, nil
 }

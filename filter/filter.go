@@ -234,11 +234,12 @@ type File interface {
 // Version identifies a lower file (Dev, Ino) and the state of its data
 // (Size, Mtime, Ctime, in nanoseconds). A write(2), truncate or other
 // change of the data changes Mtime and Ctime; on filesystems with
-// fine-grained timestamps (Linux 6.13+ on ext4, xfs, btrfs and tmpfs), two
-// changes made after the Version was read never show the same Ctime. Data
-// read between two equal Versions was not changed by such calls; a
-// writer through a shared mapping of the lower file changes data without
-// them (see docs/security.md).
+// fine-grained timestamps (Linux 6.13+ on ext4, xfs, btrfs and tmpfs), a
+// change made after the Version was read never shows the same Ctime, and
+// File.Version waits for a write(2) under way to finish copying its data
+// (on ext4, tmpfs and btrfs). Data read between two equal Versions was not
+// changed by such calls; a writer through a shared mapping of the lower
+// file changes data without them (see docs/security.md).
 type Version struct {
 	Dev, Ino     uint64
 	Size         int64

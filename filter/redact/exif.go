@@ -137,6 +137,10 @@ type layout struct {
 	// parses the same.
 	parts []Range
 	sum   [sha256.Size]byte
+	// body is where the bytes no parse depends on begin: a JPEG's start
+	// of scan, the end of a TIFF-based file (whose values may lie
+	// anywhere). Writes from there on cannot change how the file parses.
+	body int64
 }
 
 // parse parses r, a file of size bytes. When the file cannot be redacted
@@ -144,7 +148,7 @@ type layout struct {
 // it holds what that answer relied on. Other errors (reading the file, or
 // errChanged) come without a layout.
 func parse(r io.ReaderAt, size int64) (*layout, error) {
-	p := &parser{r: io.NewSectionReader(r, 0, size), size: size}
+	p := &parser{r: io.NewSectionReader(r, 0, size), size: size, body: size}
 	var err error
 	if size > 0 {
 		err = p.file()
@@ -175,6 +179,7 @@ type parser struct {
 	relied []Range // what the parse depends on
 	ranges []Range // GPS values found
 
+	body                             int64 // see layout.body
 	nreads                           int
 	nbytes                           int64
 	exifs, ifds, gpsIFDs, gpsEntries int
@@ -250,6 +255,7 @@ func (p *parser) jpeg() error {
 			off++
 			continue
 		case m == 0xDA: // start of scan
+			p.body = off
 			return nil
 		case m == 0xD9:
 			return malformed("jpeg: end of image before start of scan")
@@ -298,7 +304,7 @@ func (p *parser) layout(found bool) (*layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &layout{parts: normalize(p.relied)}
+	l := &layout{parts: normalize(p.relied), body: p.body}
 	h := sha256.New()
 	i := 0
 	for _, pt := range l.parts {

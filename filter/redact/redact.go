@@ -29,8 +29,16 @@ var Fields = []string{"gps"}
 // consistently) fails with EIO. A covered file is never served raw.
 // Everyone else keeps passthrough.
 //
-// Writes go to the lower file as they are. Those callers cannot rename or
-// link files out of the paths.
+// Those callers' writes go to the lower file as they are, but for those
+// that would change the bytes a parse depends on: a JPEG's segments before
+// its start of scan, any byte already in a TIFF-based file or in a file
+// that does not parse (appends are fine, and so is anything written to an
+// empty file). With such a write a caller could relabel its GPS values
+// (change a tag, a count, a pointer) in a file that still parses, and read
+// them back unredacted; the write fails with EPERM instead. For the same
+// reason they cannot truncate a claimed file but to size 0 (EPERM), which
+// takes everything with it. They cannot rename or link files out of the
+// paths.
 //
 // Parse results are kept per file version (see filter.Version) in a cache
 // shared by all opens, of at most cacheSize files.
@@ -46,6 +54,7 @@ var (
 	_ filter.PreFilter   = (*Filter)(nil)
 	_ filter.Scoped      = (*Filter)(nil)
 	_ filter.ScopedBelow = (*Filter)(nil)
+	_ filter.OpScoped    = (*Filter)(nil)
 )
 
 // New returns a filter redacting fields (only "gps" exists) under paths.
@@ -79,13 +88,25 @@ func (f *Filter) CoversBelow(dir string) bool { return f.paths.MatchBelow(dir) }
 // Claims reports whether the file is under the paths, whatever it holds.
 func (f *Filter) Claims(r *filter.Request) bool { return f.paths.Match(r.Path) }
 
+// Sees returns the operations Pre judges.
+func (f *Filter) Sees() filter.OpSet {
+	return filter.Ops(filter.OpRename, filter.OpLink, filter.OpSetattr)
+}
+
 // Pre keeps the callers the rule applies to from taking files out of its
 // reach by renaming or linking them elsewhere (EXDEV: mv(1) then copies the
-// redacted bytes).
+// redacted bytes), and from truncating a claimed file to anything but
+// size 0 (EPERM: a file cut before its GPS IFD and extended again could
+// carry a GPS IFD of the caller's own that no longer covers the values).
 func (f *Filter) Pre(r *filter.Request) error {
-	if r.Op == filter.OpRename || r.Op == filter.OpLink {
+	switch r.Op {
+	case filter.OpRename, filter.OpLink:
 		if f.paths.Escapes(r.Path, r.NewPath, r.Type == syscall.S_IFDIR) {
 			return syscall.EXDEV
+		}
+	case filter.OpSetattr:
+		if r.SetAttr.Size && r.SetAttr.SizeValue != 0 && r.Type == syscall.S_IFREG && f.paths.Match(r.Path) {
+			return syscall.EPERM
 		}
 	}
 	return nil
@@ -159,20 +180,15 @@ type stream struct {
 // relied on (markers, headers, IFD entries, pointers) still hold what the
 // parser saw. Otherwise it tries again, and after maxAttempts fails.
 //
-// Residual risk (for docs/security.md): on filesystems with fine-grained
+// Residual risk (see docs/security.md): on filesystems with fine-grained
 // timestamps the version changes with every write(2), truncate or
-// fallocate of the lower file, but not with stores through a shared
-// writable mapping of it, and a write(2) changes it before copying its
-// data. A change the version misses is caught when it
-// touches the structure the parse relied on, unless it is made and undone
-// within one read (the structure re-read after the data shows the parsed
-// bytes again while the data came from another layout), or the read
-// catches an in-place rewrite half way: a rewrite from one layout to
-// another passes through states whose new structure does not cover the
-// old GPS values. Both need a writer of the lower file. And a caller the
-// rule applies to who can write the file can relabel its GPS IFD (change
-// a tag) in a still-valid file and read the values back: the filter
-// protects the files those callers cannot write.
+// fallocate of the lower file, and File.Version waits for a write(2) under
+// way (on ext4, tmpfs and btrfs), but stores through a shared writable
+// mapping of the lower file change data without changing the version. A
+// change the version misses is caught when it touches the structure the
+// parse relied on, unless it is made and undone within one read. Both
+// need a writer of the lower file beside the mount; the callers the rule
+// applies to cannot change the structure through it (see WriteAt).
 func (s *stream) ReadAt(p []byte, off int64) (int, error) {
 	for range maxAttempts {
 		n, done, err := s.try(p, off)
@@ -218,8 +234,45 @@ func (s *stream) try(p []byte, off int64) (n int, done bool, err error) {
 	return n, true, rerr
 }
 
-// WriteAt writes through to the lower file.
-func (s *stream) WriteAt(p []byte, off int64) (int, error) { return s.File.WriteAt(p, off) }
+// WriteAt writes through to the lower file from the first byte no parse
+// of the file as it is depends on (see Filter), and fails with EPERM
+// before it.
+func (s *stream) WriteAt(p []byte, off int64) (int, error) {
+	free, err := s.writable()
+	if err != nil {
+		return 0, err
+	}
+	if off < free {
+		return 0, fmt.Errorf("redact: a write at %d would change the image's metadata (before %d): %w", off, free, syscall.EPERM)
+	}
+	return s.File.WriteAt(p, off)
+}
+
+// writable returns the offset from which writes cannot change how the file
+// parses now: 0 for an empty file, the body of a file that parses, the end
+// of any other.
+func (s *stream) writable() (int64, error) {
+	for range maxAttempts {
+		v, err := s.Version()
+		if err != nil {
+			return 0, fmt.Errorf("redact: %w", err)
+		}
+		if v.Size == 0 {
+			return 0, nil
+		}
+		r, err := s.f.result(s.File, v)
+		switch {
+		case err != nil:
+			return 0, err
+		case r == nil:
+			continue // changed while parsed
+		case r.err == nil:
+			return r.layout.body, nil
+		}
+		return v.Size, nil
+	}
+	return 0, fmt.Errorf("redact: file changed during %d parses: %w", maxAttempts, syscall.EIO)
+}
 
 // Close ends the open; the lower file is the dispatcher's to close.
 func (s *stream) Close() error { return nil }
