@@ -1,6 +1,7 @@
 package sievefs
 
 import (
+	"container/list"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -106,15 +107,15 @@ func (h *heldFDs) usage() (total, users int) {
 }
 
 // dirFDs bounds the descriptors of open directories: at most max, the least
-// recently used idle ones closed first. A dirHandle is on the list while it
-// holds a descriptor and no READDIR uses it.
+// recently used idle ones closed first. A dirHandle is on the idle list
+// while it holds a descriptor and no READDIR uses it.
 type dirFDs struct {
 	max     int
 	evicted atomic.Uint64
 
-	mu         sync.Mutex
-	n          int        // descriptors held (listed or in use)
-	head, tail *dirHandle // most and least recently used idle handles
+	mu   sync.Mutex
+	n    int       // descriptors held (idle or in use)
+	idle list.List // of *dirHandle, most recently used first
 }
 
 // acquire gives d, whose mu the caller holds, a descriptor opened by open
@@ -123,7 +124,7 @@ type dirFDs struct {
 func (c *dirFDs) acquire(d *dirHandle, open func() (int, error)) error {
 	c.mu.Lock()
 	if d.fd >= 0 {
-		c.unlink(d)
+		c.unlist(d)
 		c.mu.Unlock()
 		return nil
 	}
@@ -151,15 +152,15 @@ func (c *dirFDs) acquire(d *dirHandle, open func() (int, error)) error {
 // close. A handle whose READDIR is under way is skipped. Caller holds c.mu.
 func (c *dirFDs) makeRoom() []*dirHandle {
 	var victims []*dirHandle
-	for v := c.tail; v != nil && c.n >= c.max; {
-		prev := v.prev
-		if v.mu.TryLock() {
-			c.unlink(v)
+	for e := c.idle.Back(); e != nil && c.n >= c.max; {
+		prev := e.Prev()
+		if v := e.Value.(*dirHandle); v.mu.TryLock() {
+			c.unlist(v)
 			c.n--
 			c.evicted.Add(1)
 			victims = append(victims, v)
 		}
-		v = prev
+		e = prev
 	}
 	return victims
 }
@@ -170,15 +171,7 @@ func (c *dirFDs) release(d *dirHandle) {
 		return
 	}
 	c.mu.Lock()
-	d.next, d.prev = c.head, nil
-	if c.head != nil {
-		c.head.prev = d
-	}
-	c.head = d
-	if c.tail == nil {
-		c.tail = d
-	}
-	d.listed = true
+	d.idle = c.idle.PushFront(d)
 	c.mu.Unlock()
 }
 
@@ -186,7 +179,7 @@ func (c *dirFDs) release(d *dirHandle) {
 // descriptor.
 func (c *dirFDs) forget(d *dirHandle) {
 	c.mu.Lock()
-	c.unlink(d)
+	c.unlist(d)
 	if d.fd >= 0 {
 		c.n--
 	}
@@ -194,22 +187,12 @@ func (c *dirFDs) forget(d *dirHandle) {
 	d.closeFD()
 }
 
-// unlink takes d off the idle list if it is there. Caller holds c.mu.
-func (c *dirFDs) unlink(d *dirHandle) {
-	if !d.listed {
-		return
+// unlist takes d off the idle list if it is there. Caller holds c.mu.
+func (c *dirFDs) unlist(d *dirHandle) {
+	if d.idle != nil {
+		c.idle.Remove(d.idle)
+		d.idle = nil
 	}
-	if d.prev != nil {
-		d.prev.next = d.next
-	} else {
-		c.head = d.next
-	}
-	if d.next != nil {
-		d.next.prev = d.prev
-	} else {
-		c.tail = d.prev
-	}
-	d.prev, d.next, d.listed = nil, nil, false
 }
 
 // held returns how many directory descriptors are open.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sievefs/sievefs/filter"
 	"github.com/sievefs/sievefs/filter/redact"
+	"github.com/sievefs/sievefs/internal/exiftest"
 	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
@@ -489,38 +490,6 @@ func TestFilterRedactRewriteRace(t *testing.T) {
 	}
 }
 
-// hostileJPEG returns a JPEG of about 8 MB crafted to cost a parser much:
-// over a hundred Exif segments, each an IFD0 of a thousand GPS pointers to
-// overlapping GPS IFDs of a thousand entries.
-func hostileJPEG(t testing.TB) []byte {
-	le := binary.LittleEndian
-	const ptrs = 1000
-	tiff := make([]byte, 65000)
-	copy(tiff, "II*\x00")
-	le.PutUint32(tiff[4:], 8)
-	le.PutUint16(tiff[8:], ptrs)
-	gpsAt := 8 + 2 + 12*ptrs + 4
-	for i := range ptrs {
-		e := tiff[10+12*i:]
-		le.PutUint16(e, 0x8825)
-		le.PutUint16(e[2:], 4)
-		le.PutUint32(e[4:], 1)
-		le.PutUint32(e[8:], uint32(gpsAt+12*i))
-	}
-	for at := gpsAt; at+12 <= len(tiff); at += 12 {
-		le.PutUint16(tiff[at:], 1000)  // entries of the GPS IFD at at
-		le.PutUint16(tiff[at+2:], 2)   // tag of entry at at+2
-		le.PutUint16(tiff[at+4:], 5)   // RATIONAL
-		le.PutUint32(tiff[at+6:], 1)   // one
-		le.PutUint32(tiff[at+10:], 16) // at 16
-	}
-	seg := []byte{0xFF, 0xE1, 0, 0}
-	binary.BigEndian.PutUint16(seg[2:], uint16(2+6+len(tiff)))
-	seg = slices.Concat(seg, []byte("Exif\x00\x00"), tiff)
-	img, _ := slotJPEG(t, 0)
-	return slices.Concat(img[:2], bytes.Repeat(seg, 8<<20/len(seg)), img[2:])
-}
-
 // TestFilterRedactHostile reads crafted files (a JPEG of many Exif
 // segments with huge, overlapping GPS IFDs; a TIFF whose IFD0 claims
 // 65535 entries) as uid 1000: they fail with EIO, and opening them many
@@ -529,7 +498,7 @@ func TestFilterRedactHostile(t *testing.T) {
 	low := newLower(t)
 	tiff := make([]byte, 1<<20)
 	copy(tiff, "II*\x00\x08\x00\x00\x00\xFF\xFF")
-	photos(t, low, map[string][]byte{"hostile.jpg": hostileJPEG(t), "hostile.tif": tiff})
+	photos(t, low, map[string][]byte{"hostile.jpg": exiftest.HostileJPEG(8 << 20), "hostile.tif": tiff})
 	v, rd := redactView(t, low)
 	before := rd.Stats()
 	const opens = 50

@@ -1,6 +1,7 @@
 package sievefs
 
 import (
+	"container/list"
 	"sync"
 	"time"
 
@@ -31,9 +32,9 @@ type dirHandle struct {
 	entries  *filter.Chain
 	belowOf  *filter.Chain
 	belowDir string
-	// The idle list of dirFDs, guarded by its mutex.
-	prev, next *dirHandle
-	listed     bool
+	// idle is the handle's element of dirFDs's idle list, guarded by its
+	// mutex; nil when not on it.
+	idle *list.Element
 }
 
 // closeFD closes the handle's descriptor and drops its buffer. Caller holds

@@ -24,28 +24,11 @@ import (
 // script is a shell script that prints "ran".
 const script = "#!/bin/sh\necho ran\n"
 
-// mountFlagsOn returns the flags of the mount on mnt as /proc/self/mountinfo
-// shows them (rw, nosuid, nodev, noexec, relatime, …).
-func mountFlagsOn(t testing.TB, mnt string) []string {
-	t.Helper()
-	mounts, err := sievefs.ReadMountinfo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range mounts {
-		if m.Mountpoint == mnt {
-			return strings.Split(m.MountOptions, ",")
-		}
-	}
-	t.Fatalf("nothing mounted on %s", mnt)
-	return nil
-}
-
 // checkFlags fails the test unless the mount on mnt has every flag of want
 // and none of absent.
 func checkFlags(t testing.TB, mnt string, want, absent []string) {
 	t.Helper()
-	got := mountFlagsOn(t, mnt)
+	got := fusetest.MountFlags(t, mnt)
 	for _, w := range want {
 		if !slices.Contains(got, w) {
 			t.Errorf("mount flags %v lack %s", got, w)

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/sievefs/sievefs"
+	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
 // TestApplyMountOptionWords checks what each mount(8) word sets, later words
@@ -99,23 +100,6 @@ func scriptView(t *testing.T) (lower, mnt string) {
 	return lower, mnt
 }
 
-// flagsOn returns the flags of the mount on mnt as /proc/self/mountinfo
-// shows them.
-func flagsOn(t *testing.T, mnt string) []string {
-	t.Helper()
-	all, err := sievefs.ReadMountinfo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range all {
-		if m.Mountpoint == mnt {
-			return strings.Split(m.MountOptions, ",")
-		}
-	}
-	t.Fatalf("nothing mounted on %s", mnt)
-	return nil
-}
-
 // checkExec runs mnt/s.sh and checks that it ran, or that execve failed
 // with EACCES when noexec. The daemon is another process: exec from the
 // test process cannot deadlock with it.
@@ -150,7 +134,7 @@ func TestMountFlagOptions(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			lower, mnt := scriptView(t)
 			startView(t, mnt, nil, "mount", "-o", c.opts, lower, mnt)
-			got := flagsOn(t, mnt)
+			got := fusetest.MountFlags(t, mnt)
 			for _, w := range c.want {
 				if !slices.Contains(got, w) {
 					t.Errorf("-o %s: mount flags %v lack %s", c.opts, got, w)
@@ -205,7 +189,7 @@ func TestMountHelperOptions(t *testing.T) {
 	if r.code != exitOK {
 		t.Fatalf("helper: exit %d; stderr:\n%s", r.code, r.stderr)
 	}
-	got := flagsOn(t, mnt)
+	got := fusetest.MountFlags(t, mnt)
 	for _, w := range []string{"noexec", "nosuid", "nodev", "relatime"} {
 		if !slices.Contains(got, w) {
 			t.Errorf("mount flags %v lack %s", got, w)

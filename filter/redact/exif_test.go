@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"image"
 	stdjpeg "image/jpeg"
 	"io"
 	"math"
@@ -18,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/evanoberholster/imagemeta"
+
+	"github.com/sievefs/sievefs/internal/exiftest"
 )
 
 // TIFF field types used by the test images.
@@ -146,28 +147,10 @@ func segment(marker byte, payload []byte) []byte {
 	return append(s, payload...)
 }
 
-func exifSegment(tiff []byte) []byte {
-	return segment(0xE1, append([]byte("Exif\x00\x00"), tiff...))
-}
+func exifSegment(tiff []byte) []byte { return exiftest.ExifSegment(tiff) }
 
 // buildJPEG returns a small valid JPEG with segs inserted after SOI.
-func buildJPEG(t testing.TB, segs ...[]byte) []byte {
-	t.Helper()
-	img := image.NewGray(image.Rect(0, 0, 16, 16))
-	for i := range img.Pix {
-		img.Pix[i] = uint8(i)
-	}
-	var enc bytes.Buffer
-	if err := stdjpeg.Encode(&enc, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	b := enc.Bytes()
-	out := slices.Clone(b[:2])
-	for _, s := range segs {
-		out = append(out, s...)
-	}
-	return append(out, b[2:]...)
-}
+func buildJPEG(_ testing.TB, segs ...[]byte) []byte { return exiftest.JPEG(segs...) }
 
 // gpsJPEG returns a JPEG with an Exif segment with GPS data, preceded by
 // the segments pre, and the GPS value ranges.

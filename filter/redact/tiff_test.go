@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sievefs/sievefs/internal/exiftest"
 )
 
 // node is an IFD for encodeTIFF: its fields, the IFDs it points to, and
@@ -320,33 +322,7 @@ func TestGPSRangesBounds(t *testing.T) {
 // hostileJPEG returns a JPEG of about 20 MB: hundreds of Exif segments,
 // each an IFD0 of a thousand GPS pointers to overlapping GPS IFDs of
 // thousands of entries.
-func hostileJPEG(t testing.TB) []byte {
-	le := binary.LittleEndian
-	const ptrs = 1000
-	tiff := make([]byte, 65000)
-	copy(tiff, "II*\x00")
-	le.PutUint32(tiff[4:], 8)
-	le.PutUint16(tiff[8:], ptrs)
-	gpsAt := 8 + 2 + 12*ptrs + 4
-	for i := range ptrs {
-		e := tiff[10+12*i:]
-		le.PutUint16(e, tagGPS)
-		le.PutUint16(e[2:], 4)
-		le.PutUint32(e[4:], 1)
-		le.PutUint32(e[8:], uint32(gpsAt+12*i))
-	}
-	// Every 12 bytes from gpsAt are a GPS IFD of 1000 entries, whose
-	// entries are the next ones, each a rational at gpsAt.
-	for at := gpsAt; at+12 <= len(tiff); at += 12 {
-		le.PutUint16(tiff[at:], 1000)
-		le.PutUint16(tiff[at+2:], tagGPS)
-		le.PutUint16(tiff[at+4:], 5)
-		le.PutUint32(tiff[at+6:], 1)
-		le.PutUint32(tiff[at+10:], uint32(gpsAt))
-	}
-	seg := exifSegment(tiff)
-	return buildJPEG(t, slices.Repeat([][]byte{seg}, 20<<20/len(seg))...)
-}
+func hostileJPEG(testing.TB) []byte { return exiftest.HostileJPEG(20 << 20) }
 
 func TestGPSRangesHostile(t *testing.T) {
 	file := hostileJPEG(t)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sievefs/sievefs"
@@ -67,4 +68,21 @@ func RequireFuse(t testing.TB) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse")
 	}
+}
+
+// MountFlags returns the flags of the mount on mnt as /proc/self/mountinfo
+// shows them (rw, nosuid, nodev, noexec, relatime, …).
+func MountFlags(t testing.TB, mnt string) []string {
+	t.Helper()
+	mounts, err := sievefs.ReadMountinfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mounts {
+		if m.Mountpoint == mnt {
+			return strings.Split(m.MountOptions, ",")
+		}
+	}
+	t.Fatalf("nothing mounted on %s", mnt)
+	return nil
 }

@@ -1,0 +1,105 @@
+package sievefs
+
+import (
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestDirFDsBound checks the directory descriptor cache: it holds at most
+// max descriptors, closes the least recently used idle one first, never
+// one a READDIR holds, and a handle that lost its descriptor gets a new
+// one with its listing state reset.
+func TestDirFDsBound(t *testing.T) {
+	c := dirFDs{max: 2}
+	open := func() (int, error) { return unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) }
+	hs := make([]*dirHandle, 4)
+	for i := range hs {
+		hs[i] = &dirHandle{fd: -1}
+	}
+	use := func(d *dirHandle) {
+		t.Helper()
+		d.mu.Lock()
+		if err := c.acquire(d, open); err != nil {
+			t.Fatal(err)
+		}
+		d.off = 42
+		c.release(d)
+		d.mu.Unlock()
+	}
+	use(hs[0])
+	use(hs[1])
+	use(hs[0]) // hs[1] is now the least recently used
+	use(hs[2])
+	if hs[1].fd >= 0 || hs[0].fd < 0 || hs[2].fd < 0 {
+		t.Errorf("after 3 handles in a cache of 2: descriptors %d %d %d, want the least recently used (1) closed", hs[0].fd, hs[1].fd, hs[2].fd)
+	}
+	// A handle in use is not closed to make room.
+	hs[0].mu.Lock()
+	if err := c.acquire(hs[0], open); err != nil {
+		t.Fatal(err)
+	}
+	use(hs[3])
+	if hs[0].fd < 0 {
+		t.Error("a handle in use lost its descriptor")
+	}
+	c.release(hs[0])
+	hs[0].mu.Unlock()
+	if got := c.held(); got > 3 {
+		t.Errorf("%d descriptors held, want at most max+1 while one is in use", got)
+	}
+	use(hs[1])
+	if hs[1].fd < 0 || hs[1].off != 42 {
+		t.Errorf("reopened handle: fd %d off %d", hs[1].fd, hs[1].off)
+	}
+	for _, d := range hs {
+		d.mu.Lock()
+		c.forget(d)
+		d.mu.Unlock()
+	}
+	if c.held() != 0 || c.evicted.Load() == 0 {
+		t.Errorf("after forgetting all: %d held, %d evicted", c.held(), c.evicted.Load())
+	}
+}
+
+// TestHeldFDsShares checks that one user's share and the pool are kept.
+func TestHeldFDsShares(t *testing.T) {
+	h := newHeldFDs(5, 3)
+	for i := range 3 {
+		if e := h.take(1000); e != 0 {
+			t.Fatalf("take %d for uid 1000: %v", i, e)
+		}
+	}
+	if e := h.take(1000); e != syscall.EMFILE {
+		t.Errorf("uid 1000 over its share: %v, want EMFILE", e)
+	}
+	if e := h.take(1001); e != 0 {
+		t.Errorf("uid 1001 within its share: %v", e)
+	}
+	h.take(1002)
+	if e := h.take(1003); e != syscall.ENFILE {
+		t.Errorf("uid 1003 with the pool used up: %v, want ENFILE", e)
+	}
+	h.give(1000)
+	if e := h.take(1003); e != 0 {
+		t.Errorf("uid 1003 after a descriptor was given back: %v", e)
+	}
+	if total, users := h.usage(); total != 5 || users != 4 {
+		t.Errorf("usage %d by %d users, want 5 by 4", total, users)
+	}
+	if h.refused.Load() != 2 {
+		t.Errorf("refused %d, want 2", h.refused.Load())
+	}
+}
+
+// TestFDBudgetSplit checks the split of the default limit here.
+func TestFDBudgetSplit(t *testing.T) {
+	b := newFDBudget(20000, 0)
+	if b.Inodes != 10000 || b.Reserve != 512 || b.Dirs != 1186 || b.Held != 8302 || b.PerUser != 2075 {
+		t.Errorf("budget of 20000: %+v", b)
+	}
+	if sum := b.Inodes + b.Reserve + b.Dirs + b.Held; sum != b.Total {
+		t.Errorf("the parts add up to %d, not %d", sum, b.Total)
+	}
+}
