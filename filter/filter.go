@@ -169,6 +169,14 @@ type PreFilter interface {
 }
 
 // PostFilter runs after the operation, with its result.
+//
+// It sees every operation of its Sees set (OpScoped; all filtered
+// operations without it), and also OpLookup for every node the kernel
+// learns of some other way (the lookup decision, see the package doc):
+// refusing such a lookup refuses the node. A post-filter that turns a
+// create, mknod, mkdir, symlink, link or tmpfile into an error does not
+// undo it: the lower tree keeps what was made, and the caller gets the
+// error.
 type PostFilter interface {
 	Filter
 	// Post sees the result err (nil on success) and returns the result the
