@@ -109,7 +109,7 @@ func hasCapSysAdmin() bool {
 
 // status maps an error to the errno the kernel gets. Errnos pass as they are;
 // anything else is EIO and a log line.
-func (fs *fileSystem) status(op string, err error) fuse.Status {
+func (fs *fileSystem) status(o filter.Op, err error) fuse.Status {
 	if err == nil {
 		return fuse.OK
 	}
@@ -117,7 +117,7 @@ func (fs *fileSystem) status(op string, err error) fuse.Status {
 	if errors.As(err, &errno) {
 		return fuse.Status(errno)
 	}
-	fs.log.Error("unexpected error", "op", op, "err", err)
+	fs.log.Error("unexpected error", "op", o.String(), "err", err)
 	return fuse.EIO
 }
 

@@ -80,7 +80,7 @@ func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse
 	}
 	d.mu.Unlock()
 	if err != nil {
-		return q.post(fs.status("opendir", err))
+		return q.post(fs.status(filter.OpOpendir, err))
 	}
 	out.Fh = fs.dirs.add(d)
 	if fs.opts.Cache != CacheNever && q.chain.ListingCacheable(q.Path) {
@@ -131,7 +131,7 @@ func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryLi
 			// Deleted, or moved out of the tree: nothing more to list.
 			return fuse.OK
 		}
-		return fs.status("readdir", err)
+		return fs.status(o, err)
 	}
 	defer fs.dirFDs.release(d)
 	if d.buf == nil {
@@ -148,7 +148,7 @@ func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryLi
 	}
 	if in.Offset != d.off {
 		if _, err := unix.Seek(d.fd, int64(in.Offset), 0); err != nil {
-			return fs.status("readdir", err)
+			return fs.status(o, err)
 		}
 		d.pos, d.end, d.off, d.eof = 0, 0, in.Offset, false
 	}
@@ -159,7 +159,7 @@ func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryLi
 			}
 			n, err := unix.Getdents(d.fd, d.buf)
 			if err != nil {
-				return fs.status("readdir", err)
+				return fs.status(o, err)
 			}
 			if n == 0 {
 				d.eof = true
@@ -327,8 +327,8 @@ func (fs *fileSystem) FsyncDir(cancel <-chan struct{}, in *fuse.FsyncIn) (code f
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := fs.dirFDs.acquire(d, func() (int, error) { return fs.tree.OpenDir(d.ino) }); err != nil {
-		return fs.status("fsyncdir", err)
+		return fs.status(filter.OpFsyncdir, err)
 	}
 	defer fs.dirFDs.release(d)
-	return fs.status("fsyncdir", unix.Fsync(d.fd))
+	return fs.status(filter.OpFsyncdir, unix.Fsync(d.fd))
 }

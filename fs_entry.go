@@ -28,7 +28,7 @@ func (fs *fileSystem) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name stri
 	var st unix.Stat_t
 	ino, err := fs.tree.Lookup(q.ino, q.lname, &st)
 	if err != nil {
-		return q.negative(fs.status("lookup", err), false, out)
+		return q.negative(fs.status(filter.OpLookup, err), false, out)
 	}
 	return q.admit(ino, &st, out)
 }
@@ -70,7 +70,7 @@ func (q *request) attrReply(out *fuse.AttrOut) fuse.Status {
 	fs := q.fs
 	var st unix.Stat_t
 	if err := fs.tree.Stat(q.ino, &st); err != nil {
-		return q.post(fs.status("stat", err))
+		return q.post(fs.status(q.Op, err))
 	}
 	fillAttr(&st, &out.Attr)
 	out.SetTimeout(fs.ttl(q.ino))
@@ -99,7 +99,7 @@ func (fs *fileSystem) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *f
 	}
 	if !answered {
 		if err := fs.setAttr(q.ino, in, q.SetAttr, q.Mode); err != nil {
-			return q.post(fs.status("setattr", err))
+			return q.post(fs.status(filter.OpSetattr, err))
 		}
 	}
 	return q.attrReply(out)
@@ -208,7 +208,7 @@ func (fs *fileSystem) gateMake(q *request, o filter.Op, dir uint64, name string,
 // filter.PostFilter).
 func (q *request) made(ino *lower.Inode, st *unix.Stat_t, err error, out *fuse.EntryOut) fuse.Status {
 	if err != nil {
-		return q.post(q.fs.status(q.Op.String(), err))
+		return q.post(q.fs.status(q.Op, err))
 	}
 	if s := q.admit(ino, st, out); !s.Ok() {
 		return q.post(s)
@@ -313,7 +313,7 @@ func (fs *fileSystem) remove(o filter.Op, h *fuse.InHeader, name string, rm func
 	if !s.Ok() || answered {
 		return q.post(s)
 	}
-	return q.post(fs.status(o.String(), rm(q.ino, q.lname)))
+	return q.post(fs.status(o, rm(q.ino, q.lname)))
 }
 
 // Unlink removes a name.
@@ -350,7 +350,7 @@ func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName,
 		q.NewPath = joinPath(dir, newName)
 		var err error
 		if lnew, err = q.chain.LowerName(dir, newName); err != nil {
-			return q.post(fs.status("rename", err))
+			return q.post(fs.status(filter.OpRename, err))
 		}
 	}
 	// What moves, to name it anew once moved (and its type, for filters).
@@ -358,12 +358,12 @@ func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName,
 	exchange := in.Flags&unix.RENAME_EXCHANGE != 0
 	if fs.paths {
 		if err := fs.tree.StatAt(q.ino, q.lname, &m.Src); err != nil {
-			return q.post(fs.status("rename", err))
+			return q.post(fs.status(filter.OpRename, err))
 		}
 		m.HaveSrc = true
 		if exchange {
 			if err := fs.tree.StatAt(newParent, lnew, &m.Dst); err != nil {
-				return q.post(fs.status("rename", err))
+				return q.post(fs.status(filter.OpRename, err))
 			}
 			m.HaveDst = true
 			// An exchange also moves the destination to the source's place.
@@ -380,10 +380,10 @@ func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName,
 		return q.post(s)
 	}
 	if !fs.paths {
-		return fs.status("rename", fs.tree.Rename(q.ino, q.lname, newParent, lnew, in.Flags))
+		return fs.status(filter.OpRename, fs.tree.Rename(q.ino, q.lname, newParent, lnew, in.Flags))
 	}
 	if err := fs.tree.RenameMoved(q.ino, q.lname, newParent, lnew, in.Flags, &m); err != nil {
-		return q.post(fs.status("rename", err))
+		return q.post(fs.status(filter.OpRename, err))
 	}
 	if ino := fs.tree.ByKey(&m.Src); ino != nil {
 		fs.tree.SetName(ino, newParent, newName)
@@ -407,9 +407,9 @@ func (fs *fileSystem) Readlink(cancel <-chan struct{}, h *fuse.InHeader) (_ []by
 	if s.Ok() && !answered {
 		target, err := fs.tree.Readlink(q.ino)
 		if !q.chain.PostSees(filter.OpReadlink) {
-			return target, fs.status("readlink", err)
+			return target, fs.status(filter.OpReadlink, err)
 		}
-		q.Target, s = string(target), fs.status("readlink", err)
+		q.Target, s = string(target), fs.status(filter.OpReadlink, err)
 	}
 	if s = q.post(s); !s.Ok() {
 		return nil, s
@@ -429,7 +429,7 @@ func (fs *fileSystem) simple(o filter.Op, id uint64, caller *fuse.Caller, setup 
 	}
 	answered, s := q.pre()
 	if s.Ok() && !answered {
-		s = fs.status(o.String(), run(q.ino))
+		s = fs.status(o, run(q.ino))
 	}
 	return q.post(s)
 }
@@ -455,7 +455,7 @@ func (fs *fileSystem) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse
 	}
 	var st unix.Statfs_t
 	if err := fs.tree.Statfs(q.ino, &st); err != nil {
-		return q.post(fs.status("statfs", err))
+		return q.post(fs.status(filter.OpStatfs, err))
 	}
 	*out = fuse.StatfsOut{
 		Blocks:  st.Blocks,
@@ -538,7 +538,7 @@ func (fs *fileSystem) xattrCall(o filter.Op, dest []byte, get func(buf []byte) (
 			return uint32(n), fuse.ERANGE
 		}
 	}
-	return uint32(n), fs.status(o.String(), err)
+	return uint32(n), fs.status(o, err)
 }
 
 // SetXAttr sets an extended attribute.
@@ -579,7 +579,7 @@ func (fs *fileSystem) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.
 	}
 	var stx unix.Statx_t
 	if err := fs.tree.Statx(q.ino, in.SxMask|unix.STATX_BASIC_STATS, &stx); err != nil {
-		return q.post(fs.status("statx", err))
+		return q.post(fs.status(filter.OpStatx, err))
 	}
 	sxTime := func(t unix.StatxTimestamp) fuse.SxTime { return fuse.SxTime{Sec: uint64(t.Sec), Nsec: t.Nsec} }
 	out.Statx = fuse.Statx{

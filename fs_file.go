@@ -42,10 +42,11 @@ type openFile struct {
 	lockFD int
 }
 
-// openReply fills the OPEN/CREATE reply for ino, an open no data rule
+// openReply fills the OPEN/CREATE reply for q.ino, an open no data rule
 // claims. fd, when >= 0, is a descriptor already open with the client's
 // flags (from CREATE); openReply takes it over.
-func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, uid uint32, out *fuse.OpenOut) fuse.Status {
+func (q *request) openReply(fd int, out *fuse.OpenOut) fuse.Status {
+	fs, ino, flags, uid := q.fs, q.ino, q.Flags, q.Caller.Uid
 	// Locks are the kernel's (see README): nothing in FLUSH needs the daemon.
 	out.OpenFlags = fuse.FOPEN_NOFLUSH
 	if fs.pt != nil {
@@ -73,7 +74,7 @@ func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, uid uint32,
 		}
 	}
 	f := &openFile{ino: ino, flags: flags, fd: fd, uid: uid, lockFD: -1}
-	if s := fs.holdFD(f); !s.Ok() {
+	if s := fs.holdFD(q.Op, f); !s.Ok() {
 		fs.releaseDaemonMode(f)
 		return s
 	}
@@ -86,7 +87,7 @@ func (fs *fileSystem) openReply(ino *lower.Inode, flags int, fd int, uid uint32,
 // holdFD gives the daemon-served open f its lower descriptor (f.fd, or one
 // opened now), counted in the opener's share of held descriptors. When the
 // share is used up, or the open fails, a descriptor f came with is closed.
-func (fs *fileSystem) holdFD(f *openFile) fuse.Status {
+func (fs *fileSystem) holdFD(o filter.Op, f *openFile) fuse.Status {
 	if e := fs.held.take(f.uid); e != 0 {
 		if f.fd >= 0 {
 			unix.Close(f.fd)
@@ -98,7 +99,7 @@ func (fs *fileSystem) holdFD(f *openFile) fuse.Status {
 		fd, err := fs.tree.Open(f.ino, f.flags)
 		if err != nil {
 			fs.held.give(f.uid)
-			return fs.status("open", err)
+			return fs.status(o, err)
 		}
 		f.fd = fd
 	}
@@ -176,7 +177,7 @@ func (q *request) open(mask uint8, fd int, out *fuse.OpenOut) fuse.Status {
 		mask = claims(q.chain, q.Caller, q.Path)
 	}
 	if mask == 0 && !variant {
-		return fs.openReply(ino, flags, fd, q.Caller.Uid, out)
+		return q.openReply(fd, out)
 	}
 	if !variant {
 		fs.log.Warn("a caller claimed by data rules reached the plain node; refusing the open", "inode", ino.ID, "path", q.Path, "uid", q.Caller.Uid)
@@ -186,7 +187,7 @@ func (q *request) open(mask uint8, fd int, out *fuse.OpenOut) fuse.Status {
 		return fuse.Status(unix.EACCES)
 	}
 	f := &openFile{ino: ino, flags: flags, fd: fd, uid: q.Caller.Uid, lockFD: -1, variant: true}
-	if s := fs.holdFD(f); !s.Ok() {
+	if s := fs.holdFD(q.Op, f); !s.Ok() {
 		return s
 	}
 	if mask != 0 {
@@ -194,7 +195,7 @@ func (q *request) open(mask uint8, fd int, out *fuse.OpenOut) fuse.Status {
 		if err != nil {
 			unix.Close(f.fd)
 			fs.held.give(f.uid)
-			return fs.status("open", err)
+			return fs.status(q.Op, err)
 		}
 		f.stream = st
 	}
@@ -217,7 +218,7 @@ func (fs *fileSystem) Create(cancel <-chan struct{}, in *fuse.CreateIn, name str
 	var st unix.Stat_t
 	ino, fd, err := fs.tree.Create(q.ino, q.lname, q.Flags, q.Mode, fs.owner(&in.Caller), &st)
 	if err != nil {
-		return q.post(fs.status("create", err))
+		return q.post(fs.status(filter.OpCreate, err))
 	}
 	return q.openMade(cancel, ino, fd, &st, in.OpenFlags, out)
 }
@@ -270,7 +271,7 @@ func (fs *fileSystem) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fu
 	var st unix.Stat_t
 	ino, fd, err := fs.tree.Tmpfile(q.ino, q.Flags, q.Mode, fs.owner(&in.Caller), &st)
 	if err != nil {
-		return q.post(fs.status("tmpfile", err))
+		return q.post(fs.status(filter.OpTmpfile, err))
 	}
 	return q.openMade(cancel, ino, fd, &st, in.OpenFlags, out)
 }
@@ -317,7 +318,7 @@ func (fs *fileSystem) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) 
 		return err
 	})
 	if err != nil && err != io.EOF {
-		return nil, fs.status("read", err)
+		return nil, fs.status(filter.OpRead, err)
 	}
 	return fuse.ReadResultData(buf[:n]), fuse.OK
 }
@@ -349,7 +350,7 @@ func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byt
 		return err
 	})
 	if err != nil && n == 0 {
-		return 0, fs.status("write", err)
+		return 0, fs.status(filter.OpWrite, err)
 	}
 	return uint32(n), fuse.OK
 }
@@ -397,7 +398,7 @@ func (fs *fileSystem) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse
 	if !s.Ok() {
 		return s
 	}
-	return fs.status("fsync", fs.withFD(f, unix.O_RDONLY, func(fd int) error {
+	return fs.status(filter.OpFsync, fs.withFD(f, unix.O_RDONLY, func(fd int) error {
 		if in.FsyncFlags&1 != 0 {
 			return unix.Fdatasync(fd)
 		}
@@ -465,7 +466,7 @@ func (fs *fileSystem) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.
 	if !s.Ok() {
 		return s
 	}
-	return fs.status("lseek", fs.withFD(f, unix.O_RDONLY, func(fd int) error {
+	return fs.status(filter.OpLseek, fs.withFD(f, unix.O_RDONLY, func(fd int) error {
 		if f.stream != nil {
 			size, err := lowerFile{fd}.Size()
 			if err != nil {
@@ -511,7 +512,7 @@ func (fs *fileSystem) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) (c
 	if f.stream != nil {
 		return fuse.Status(unix.EOPNOTSUPP)
 	}
-	return fs.status("fallocate", fs.withFD(f, unix.O_WRONLY, func(fd int) error {
+	return fs.status(filter.OpFallocate, fs.withFD(f, unix.O_WRONLY, func(fd int) error {
 		return unix.Fallocate(fd, in.Mode, int64(in.Offset), int64(in.Length))
 	}))
 }
@@ -547,7 +548,7 @@ func (fs *fileSystem) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRan
 		})
 	})
 	if err != nil && n == 0 {
-		return 0, fs.status("copy_file_range", err)
+		return 0, fs.status(filter.OpCopyFileRange, err)
 	}
 	return uint32(n), fuse.OK
 }
@@ -614,7 +615,7 @@ func (fs *fileSystem) flock(cancel <-chan struct{}, in *fuse.LkIn, wait bool) fu
 			lfd, err := fs.tree.Open(f.ino, unix.O_RDONLY)
 			if err != nil {
 				fs.held.give(f.uid)
-				return fs.status("setlk", err)
+				return fs.status(filter.OpSetlk, err)
 			}
 			f.lockFD = lfd
 		}
@@ -627,7 +628,7 @@ func (fs *fileSystem) flock(cancel <-chan struct{}, in *fuse.LkIn, wait bool) fu
 			if err == unix.EWOULDBLOCK {
 				return fuse.EAGAIN
 			}
-			return fs.status("setlk", err)
+			return fs.status(filter.OpSetlk, err)
 		}
 		select {
 		case <-cancel:

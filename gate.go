@@ -114,7 +114,7 @@ func (fs *fileSystem) gateName(q *request, o filter.Op, dir uint64, name string,
 		q.Path = joinPath(dirPath, name)
 		lname, err := q.chain.LowerName(dirPath, name)
 		if err != nil {
-			return fs.status(o.String(), err)
+			return fs.status(o, err)
 		}
 		q.lname = lname
 	}
@@ -141,7 +141,7 @@ func (fs *fileSystem) runPre(c *filter.Chain, r *filter.Request) (answered bool,
 		fs.log.Error("a filter answered an operation that needs the lower tree", "op", r.Op.String(), "path", r.Path)
 		return false, fuse.EIO
 	}
-	return false, fs.status(r.Op.String(), err)
+	return false, fs.status(r.Op, err)
 }
 
 // post runs the post-filters on the result s of a judged request.
@@ -161,7 +161,7 @@ func (fs *fileSystem) runPost(c *filter.Chain, r *filter.Request, s fuse.Status)
 	if !s.Ok() {
 		err = syscall.Errno(s)
 	}
-	return fs.status(r.Op.String(), c.Post(r, err))
+	return fs.status(r.Op, c.Post(r, err))
 }
 
 // The lookup decision. Every node the kernel learns of (a lookup, a

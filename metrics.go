@@ -1,12 +1,14 @@
 package sievefs
 
 import (
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/sievefs/sievefs/filter"
 )
@@ -125,7 +127,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for e := range s.errnos {
 		if n := s.errnos[e].Load(); n > 0 {
-			ch <- prometheus.MustNewConstMetric(descErrnos, prometheus.CounterValue, float64(n), syscall.Errno(e).Error())
+			ch <- prometheus.MustNewConstMetric(descErrnos, prometheus.CounterValue, float64(n), errnoLabel(syscall.Errno(e)))
 		}
 	}
 	st := c.m.Status()
@@ -142,4 +144,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descFilter, prometheus.CounterValue, float64(n), rule.Rule, string(d))
 		}
 	}
+}
+
+// errnoLabel names an errno as C does ("ENOENT"), the number for one
+// without a name.
+func errnoLabel(e syscall.Errno) string {
+	if n := unix.ErrnoName(e); n != "" {
+		return n
+	}
+	return strconv.Itoa(int(e))
 }

@@ -62,7 +62,7 @@ func TestMetrics(t *testing.T) {
 	if n := m["sievefs_request_errors_total"]["rmdir"].GetCounter().GetValue(); n != 1 {
 		t.Errorf("rmdir errors %v, want 1", n)
 	}
-	if n := m["sievefs_errors_total"]["directory not empty"].GetCounter().GetValue(); n != 1 {
+	if n := m["sievefs_errors_total"]["ENOTEMPTY"].GetCounter().GetValue(); n != 1 {
 		t.Errorf("ENOTEMPTY errors %v, want 1", n)
 	}
 	h := m["sievefs_request_duration_seconds"]["mkdir"].GetHistogram()

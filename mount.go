@@ -355,7 +355,11 @@ func checkPaths(lowerDir, mountpoint string) (low, mnt string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("%w: %w", ErrMountpoint, err)
 	}
-	if isMountpoint(mnt) {
+	busy, err := isMountpoint(mnt)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %w", ErrMountpoint, err)
+	}
+	if busy {
 		return "", "", fmt.Errorf("%w: %s", ErrMountpointBusy, mnt)
 	}
 	if within(mnt, low) || within(low, mnt) {
@@ -394,15 +398,19 @@ func within(path, dir string) bool {
 }
 
 // isMountpoint reports whether path is the mountpoint of a mount in this
-// namespace.
-func isMountpoint(path string) bool {
-	mounts, _ := ReadMountinfo()
+// namespace. When the mount table cannot be read it says so: mounting
+// over a mount in use unseen would hide it.
+func isMountpoint(path string) (bool, error) {
+	mounts, err := ReadMountinfo()
+	if err != nil {
+		return false, err
+	}
 	for _, mi := range mounts {
 		if mi.Mountpoint == path {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // isDeadMount reports whether path is a FUSE mount whose daemon is gone.

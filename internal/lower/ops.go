@@ -249,7 +249,14 @@ func (t *Tree) create(parent *Inode, name string, owner *Owner, st *unix.Stat_t,
 	if owner != nil {
 		if err := chownNew(fd, pfd, owner); err != nil {
 			unix.Close(fd)
-			unix.Unlinkat(pfd, name, 0)
+			// Undo what mk made, so that no inode of the daemon's is left.
+			undo := 0
+			if ok, _ := isDirAt(pfd, name); ok {
+				undo = unix.AT_REMOVEDIR
+			}
+			if uerr := unix.Unlinkat(pfd, name, undo); uerr != nil {
+				return nil, fmt.Errorf("%w (and removing it again: %w)", err, uerr)
+			}
 			return nil, err
 		}
 	}
@@ -258,6 +265,15 @@ func (t *Tree) create(parent *Inode, name string, owner *Owner, st *unix.Stat_t,
 		return nil, err
 	}
 	return t.register(fd, st), nil
+}
+
+// isDirAt reports whether name in the directory pfd is a directory.
+func isDirAt(pfd int, name string) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return false, err
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFDIR, nil
 }
 
 // chownNew gives a just created inode (fd) the caller's owner, keeping the
