@@ -107,8 +107,10 @@ func (h *heldFDs) usage() (total, users int) {
 }
 
 // dirFDs bounds the descriptors of open directories: at most max, the least
-// recently used idle ones closed first. A dirHandle is on the idle list
-// while it holds a descriptor and no READDIR uses it.
+// recently used idle ones closed first. A dirHandle is idle, and on the
+// idle list, while it holds a descriptor and no READDIR uses it; only idle
+// handles lose theirs. Its descriptor and idle element are guarded by mu;
+// a handle in use keeps its descriptor until release.
 type dirFDs struct {
 	max     int
 	evicted atomic.Uint64
@@ -118,28 +120,27 @@ type dirFDs struct {
 	idle list.List // of *dirHandle, most recently used first
 }
 
-// acquire gives d, whose mu the caller holds, a descriptor opened by open
-// if it has none, closing idle ones of other handles to stay within max.
-// It takes d off the idle list until release.
+// acquire makes sure d has a descriptor (opened by open if it lost it, or
+// never had one; its listing then starts again at offset 0) and takes d off
+// the idle list until release. Idle descriptors of other handles are closed
+// to stay within max. One request uses a handle at a time (READDIR on one
+// open directory is serialized by the kernel).
 func (c *dirFDs) acquire(d *dirHandle, open func() (int, error)) error {
 	c.mu.Lock()
+	c.unlist(d)
 	if d.fd >= 0 {
-		c.unlist(d)
 		c.mu.Unlock()
 		return nil
 	}
 	victims := c.makeRoom()
 	c.n++
 	c.mu.Unlock()
-	for _, v := range victims {
-		v.closeFD()
-		v.mu.Unlock()
-	}
+	closeAll(victims)
 	fd, err := open()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err != nil {
-		c.mu.Lock()
 		c.n--
-		c.mu.Unlock()
 		return err
 	}
 	d.fd = fd
@@ -148,43 +149,43 @@ func (c *dirFDs) acquire(d *dirHandle, open func() (int, error)) error {
 }
 
 // makeRoom takes idle handles off the list, least recently used first,
-// until one more descriptor fits; it returns them locked, for the caller to
-// close. A handle whose READDIR is under way is skipped. Caller holds c.mu.
-func (c *dirFDs) makeRoom() []*dirHandle {
-	var victims []*dirHandle
-	for e := c.idle.Back(); e != nil && c.n >= c.max; {
-		prev := e.Prev()
-		if v := e.Value.(*dirHandle); v.mu.TryLock() {
-			c.unlist(v)
-			c.n--
-			c.evicted.Add(1)
-			victims = append(victims, v)
-		}
-		e = prev
+// until one more descriptor fits, and returns their descriptors for the
+// caller to close. Caller holds c.mu.
+func (c *dirFDs) makeRoom() []int {
+	var fds []int
+	for c.n >= c.max && c.idle.Len() > 0 {
+		v := c.idle.Back().Value.(*dirHandle)
+		c.unlist(v)
+		fds = append(fds, v.fd)
+		v.fd, v.buf = -1, nil
+		c.n--
+		c.evicted.Add(1)
 	}
-	return victims
+	return fds
 }
 
 // release puts d, done with its descriptor for now, first on the idle list.
 func (c *dirFDs) release(d *dirHandle) {
-	if d.fd < 0 {
-		return
-	}
 	c.mu.Lock()
-	d.idle = c.idle.PushFront(d)
+	if d.fd >= 0 && d.idle == nil {
+		d.idle = c.idle.PushFront(d)
+	}
 	c.mu.Unlock()
 }
 
-// forget drops d, whose mu the caller holds, for good, closing its
-// descriptor.
+// forget drops d for good, closing its descriptor.
 func (c *dirFDs) forget(d *dirHandle) {
 	c.mu.Lock()
 	c.unlist(d)
-	if d.fd >= 0 {
+	fd := d.fd
+	if fd >= 0 {
 		c.n--
 	}
+	d.fd, d.buf = -1, nil
 	c.mu.Unlock()
-	d.closeFD()
+	if fd >= 0 {
+		unix.Close(fd)
+	}
 }
 
 // unlist takes d off the idle list if it is there. Caller holds c.mu.
@@ -200,4 +201,11 @@ func (c *dirFDs) held() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n
+}
+
+// closeAll closes descriptors.
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
 }

@@ -57,20 +57,18 @@
 // A lock on the left may be held while taking one on its right, never the
 // other way round:
 //
-//	dirHandle.mu ─▶ dirFDs.mu ─▶ (TryLock only) another dirHandle.mu
-//	dirHandle.mu ─▶ lower (Tree.mu ─▶ fdCache.mu)
 //	openFile.lockMu ─▶ heldFDs.mu, lower
-//	passthrough.Manager.mu ─▶ lower (the open callback of Acquire)
 //	lower: Tree.mu ─▶ fdCache.mu; watcher.mu and watcher.writesMu ─▶ fdCache.mu
 //
-// handleTable.mu, heldFDs.mu, refusedNames.mu and the filters' own locks
-// (the redact cache, the audit log registry) are leaves: nothing is taken
-// while they are held. No lock is held while a filter runs, except a
-// directory handle's while its listing's entries are judged (one READDIR
-// at a time per handle, as the kernel sends them), and none across a
-// system call that other requests wait on, except the passthrough
-// manager's across the backing-file ioctls and the lower open that feeds
-// them.
+// passthrough.Manager.mu, dirFDs.mu, handleTable.mu, heldFDs.mu,
+// refusedNames.mu and the filters' own locks (the redact cache, the audit
+// log registry) are leaves: nothing is taken while they are held. No lock
+// is held while a filter runs: a listing's state belongs to the one READDIR
+// the kernel lets run on a directory handle at a time, not to a lock. No
+// lock is held across a system call that other requests wait on: the
+// passthrough manager reserves an inode's place, registers its backing file
+// without the lock and commits; a flock that waits holds only its own
+// open's lockMu.
 //
 // # What the kernel guarantees and the code relies on
 //

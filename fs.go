@@ -171,9 +171,7 @@ func (fs *fileSystem) closeHandles() {
 		}
 	}
 	for _, d := range fs.dirs.drain() {
-		d.mu.Lock()
 		fs.dirFDs.forget(d)
-		d.mu.Unlock()
 	}
 }
 

@@ -2,7 +2,6 @@ package sievefs
 
 import (
 	"container/list"
-	"sync"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -16,9 +15,11 @@ import (
 // entries read but not yet sent. The descriptor sits in the mount's bounded
 // cache of directory descriptors (dirFDs): an idle handle may lose it, and
 // the next READDIR reopens the directory and seeks to the offset it asks
-// for.
+// for. The kernel sends one READDIR at a time per open directory, and that
+// request owns the listing's state (buf to entries) without a lock, so that
+// none is held while filters judge the entries; fd and buf change under
+// dirFDs's lock only while no request uses the handle.
 type dirHandle struct {
-	mu  sync.Mutex // serializes READDIR on one handle; held while fd is used
 	ino *lower.Inode
 	fd  int    // -1 when evicted
 	buf []byte // nil when evicted
@@ -37,15 +38,6 @@ type dirHandle struct {
 	idle *list.Element
 }
 
-// closeFD closes the handle's descriptor and drops its buffer. Caller holds
-// mu.
-func (d *dirHandle) closeFD() {
-	if d.fd >= 0 {
-		unix.Close(d.fd)
-		d.fd = -1
-	}
-	d.buf = nil
-}
 
 // entryChain returns the chain of the rules that may act on the entries of
 // the directory, the view path dir under chain c: nil when there are none,
@@ -73,12 +65,8 @@ func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse
 		return q.post(s)
 	}
 	d := &dirHandle{ino: q.ino, fd: -1}
-	d.mu.Lock()
 	err := fs.dirFDs.acquire(d, func() (int, error) { return fs.tree.OpenDir(q.ino) })
-	if err == nil {
-		fs.dirFDs.release(d)
-	}
-	d.mu.Unlock()
+	fs.dirFDs.release(d)
 	if err != nil {
 		return q.post(fs.status(filter.OpOpendir, err))
 	}
@@ -120,8 +108,6 @@ func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryLi
 	if !ok {
 		return fuse.EBADF
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	var q request
 	if s := fs.gate(&q, o, nodeID(d.ino, 0), &in.Caller); !s.Ok() {
 		return s
@@ -311,24 +297,22 @@ func (l *lister) drop(child *lower.Inode) (*lower.Inode, *unix.Stat_t, error, bo
 func (fs *fileSystem) ReleaseDir(in *fuse.ReleaseIn) {
 	defer fs.trackNoStatus(filter.OpReleasedir, time.Now())
 	if d, ok := fs.dirs.remove(in.Fh); ok {
-		d.mu.Lock()
 		fs.dirFDs.forget(d)
-		d.mu.Unlock()
 	}
 }
 
-// FsyncDir flushes a directory to stable storage.
+// FsyncDir flushes a directory to stable storage, through a descriptor of
+// its own: a READDIR may be using the handle's.
 func (fs *fileSystem) FsyncDir(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse.Status) {
 	defer fs.track(filter.OpFsyncdir, time.Now(), &code)
 	d, ok := fs.dirs.get(in.Fh)
 	if !ok {
 		return fuse.EBADF
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := fs.dirFDs.acquire(d, func() (int, error) { return fs.tree.OpenDir(d.ino) }); err != nil {
+	fd, err := fs.tree.OpenDir(d.ino)
+	if err != nil {
 		return fs.status(filter.OpFsyncdir, err)
 	}
-	defer fs.dirFDs.release(d)
-	return fs.status(filter.OpFsyncdir, unix.Fsync(d.fd))
+	defer unix.Close(fd)
+	return fs.status(filter.OpFsyncdir, unix.Fsync(fd))
 }
