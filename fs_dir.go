@@ -38,7 +38,6 @@ type dirHandle struct {
 	idle *list.Element
 }
 
-
 // entryChain returns the chain of the rules that may act on the entries of
 // the directory, the view path dir under chain c: nil when there are none,
 // and then the entries are listed as without filters.
