@@ -337,8 +337,8 @@ func TestFilterHideHeldNode(t *testing.T) {
 	handles := map[string]unix.FileHandle{}
 	for _, name := range []string{"plain", "other"} {
 		h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, v.Path(name), 0)
-		if errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS) {
-			t.Skipf("name_to_handle_at on the mount: %v", err)
+		if errors.Is(err, syscall.EOPNOTSUPP) {
+			break // the mount gives out no handles (see TestNoFileHandles)
 		}
 		if err != nil {
 			t.Fatalf("name_to_handle_at %s: %v", name, err)

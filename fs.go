@@ -46,6 +46,8 @@ type fileSystem struct {
 	filters atomic.Pointer[filter.Chain]
 	paths   bool
 	refused refusedNames // names refused by filters, cached as absent
+	// ptWriters counts writable passthrough opens per inode.
+	ptWriters ptWriters
 	// watching is set while the lower tree is watched for changes made
 	// beside the mount, and replies use watchTimeout (see watch.go).
 	watching    atomic.Bool

@@ -398,6 +398,10 @@ func (fs *fileSystem) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse
 	if !s.Ok() {
 		return s
 	}
+	if f.passthrough && f.flags&unix.O_ACCMODE != unix.O_RDONLY {
+		// Writes through a mapping may have moved mtime (see ptWriters).
+		defer fs.dropAttrs(f.ino.ID)
+	}
 	return fs.status(filter.OpFsync, fs.withFD(f, unix.O_RDONLY, func(fd int) error {
 		if in.FsyncFlags&1 != 0 {
 			return unix.Fdatasync(fd)
@@ -411,6 +415,9 @@ func (fs *fileSystem) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse
 func (fs *fileSystem) addFile(f *openFile) uint64 {
 	if f.flags&unix.O_ACCMODE != unix.O_RDONLY {
 		fs.tree.OpenedForWrite(f.ino)
+		if f.passthrough && fs.ptWriters.add(f.ino.ID) {
+			fs.dropAttrs(f.ino.ID)
+		}
 	}
 	return fs.files.add(f)
 }
@@ -425,6 +432,9 @@ func (fs *fileSystem) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	}
 	if f.flags&unix.O_ACCMODE != unix.O_RDONLY {
 		fs.tree.ClosedForWrite(f.ino)
+		if f.passthrough && fs.ptWriters.remove(f.ino.ID) {
+			fs.dropAttrs(f.ino.ID)
+		}
 	}
 	fs.closeLock(f)
 	if f.passthrough {

@@ -50,6 +50,7 @@ const helperEnv = "SIEVEFS_TEST_HELPER"
 // helpers are what a child process of a test can run.
 var helpers = map[string]func(args []string) error{
 	"mmap":   mmapHelper,
+	"mwrite": mwriteHelper,
 	"beside": besideHelper,
 }
 

@@ -94,7 +94,12 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		// The daemon clears set-ID bits on write (so that the kernel need
 		// not ask for security.capability before every passthrough write),
 		// and daemon-served files may be mapped.
-		ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2 | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
+		// The mount gives out no file handles (name_to_handle_at fails
+		// with EOPNOTSUPP, as on libfuse's passthrough_hp): the kernel's
+		// handles name FUSE node IDs, which turn stale once the kernel
+		// forgets the inode, and the daemon cannot find a node it forgot.
+		// fanotify's handles (AT_HANDLE_FID) still work.
+		ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2 | fuse.CAP_DIRECT_IO_ALLOW_MMAP | fuse.CAP_NO_EXPORT_SUPPORT,
 		Logger:            newStdLogger(opts.Logger),
 	}
 	if root {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -138,5 +139,20 @@ func testStatxAndFsyncDir(t *testing.T, v *fusetest.View) {
 	defer d.Close()
 	if err := d.Sync(); err != nil {
 		t.Errorf("fsync of a directory: %v", err)
+	}
+}
+
+// TestNoFileHandles checks that the mount gives out no file handles, which
+// would turn stale once the kernel forgets the inode (xfstests
+// generic/426): name_to_handle_at fails at once with EOPNOTSUPP, while a
+// handle for identification only (AT_HANDLE_FID, as fanotify uses) works.
+func TestNoFileHandles(t *testing.T) {
+	v := fusetest.Mount(t, sievefs.Options{})
+	writeFile(t, v.Path("f"), []byte("x"))
+	_, _, err := unix.NameToHandleAt(unix.AT_FDCWD, v.Path("f"), 0)
+	wantErr(t, "name_to_handle_at on the mount", err, syscall.EOPNOTSUPP)
+	const atHandleFID = 0x200
+	if _, _, err := unix.NameToHandleAt(unix.AT_FDCWD, v.Path("f"), atHandleFID); err != nil {
+		t.Errorf("name_to_handle_at with AT_HANDLE_FID: %v", err)
 	}
 }

@@ -504,3 +504,62 @@ func mmapHelper(args []string) error {
 	}
 	return nil
 }
+
+// mwriteHelper does what xfs_io -c "mmap 0 1m" -c "mwrite 0 4k" -c
+// "munmap" does to the file args[0]: map 1 MiB shared, write the first
+// 4 KiB, unmap.
+func mwriteHelper(args []string) error {
+	f, err := os.OpenFile(args[0], os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	m, err := unix.Mmap(int(f.Fd()), 0, 1<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap: %w", err)
+	}
+	for i := range 4096 {
+		m[i] = 'X'
+	}
+	return unix.Munmap(m)
+}
+
+// TestPassthroughMmapTimes writes a passthrough file through a shared
+// mapping, which the daemon never sees, with the kernel caching attributes
+// for a day (--cache always): stat through the mount shows the lower
+// file's new mtime once the writer is done, as xfstests generic/080 and
+// 215 check (xfs_io maps, writes and exits, then stat).
+func TestPassthroughMmapTimes(t *testing.T) {
+	low, mnt := t.TempDir(), t.TempDir()
+	d := startDaemon(t, low, mnt, "--cache", "always", "--passthrough", "require")
+	defer d.Stop(t)
+	v := &fusetest.View{Lower: low, Mnt: mnt}
+	// As xfs_io -f -c "truncate 1m": made and sized through the mount.
+	f, err := os.OpenFile(v.Path("f"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// As stat -c %y: statx asking for the mtime only.
+	mtime := func(path string) time.Time {
+		var stx unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_MTIME, &stx); err != nil {
+			t.Fatal(err)
+		}
+		return time.Unix(stx.Mtime.Sec, int64(stx.Mtime.Nsec))
+	}
+	old := mtime(v.Path("f"))           // cached for a day now
+	runHelper(t, "mwrite", v.Path("f")) // in a child: maps, writes, exits
+	lower := mtime(v.LowerPath("f"))
+	if lower.Equal(old) {
+		t.Fatal("the mapped write did not move the lower file's mtime")
+	}
+	// The child's RELEASE may still be on its way: while the file is open
+	// for writing its attributes are not cached, after it they are dropped.
+	if got := mtime(v.Path("f")); !got.Equal(lower) {
+		t.Errorf("mtime through the mount after a mapped write: %v, want the lower %v", got, lower)
+	}
+}

@@ -31,6 +31,9 @@ type CacheStatus struct {
 // The root keeps the short timeout: a stat of the mountpoint then tells
 // within a second that the daemon is gone (ENOTCONN).
 func (fs *fileSystem) ttl(ino *lower.Inode) time.Duration {
+	if fs.ptWriters.writing(ino.ID) {
+		return 0 // see ptWriters
+	}
 	if ino.ID != lower.RootID && fs.watching.Load() && fs.tree.Watched(ino) {
 		return watchTimeout
 	}
