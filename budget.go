@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sievefs/sievefs/internal/lower"
 )
 
 // The descriptor budget. The daemon holds descriptors for what callers keep
@@ -125,49 +127,51 @@ type dirFDs struct {
 // the idle list until release. Idle descriptors of other handles are closed
 // to stay within max. One request uses a handle at a time (READDIR on one
 // open directory is serialized by the kernel).
-func (c *dirFDs) acquire(d *dirHandle, open func() (int, error)) error {
+func (c *dirFDs) acquire(d *dirHandle, open func() (*lower.File, error)) error {
 	c.mu.Lock()
 	c.unlist(d)
-	if d.fd >= 0 {
+	if d.dir != nil {
 		c.mu.Unlock()
 		return nil
 	}
 	victims := c.makeRoom()
 	c.n++
 	c.mu.Unlock()
-	closeAll(victims)
-	fd, err := open()
+	for _, v := range victims {
+		v.Close()
+	}
+	dir, err := open()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
 		c.n--
 		return err
 	}
-	d.fd = fd
+	d.dir = dir
 	d.pos, d.end, d.off, d.eof = 0, 0, 0, false
 	return nil
 }
 
 // makeRoom takes idle handles off the list, least recently used first,
-// until one more descriptor fits, and returns their descriptors for the
-// caller to close. Caller holds c.mu.
-func (c *dirFDs) makeRoom() []int {
-	var fds []int
+// until one more descriptor fits, and returns their files for the caller to
+// close. Caller holds c.mu.
+func (c *dirFDs) makeRoom() []*lower.File {
+	var victims []*lower.File
 	for c.n >= c.max && c.idle.Len() > 0 {
 		v := c.idle.Back().Value.(*dirHandle)
 		c.unlist(v)
-		fds = append(fds, v.fd)
-		v.fd, v.buf = -1, nil
+		victims = append(victims, v.dir)
+		v.dir, v.buf = nil, nil
 		c.n--
 		c.evicted.Add(1)
 	}
-	return fds
+	return victims
 }
 
 // release puts d, done with its descriptor for now, first on the idle list.
 func (c *dirFDs) release(d *dirHandle) {
 	c.mu.Lock()
-	if d.fd >= 0 && d.idle == nil {
+	if d.dir != nil && d.idle == nil {
 		d.idle = c.idle.PushFront(d)
 	}
 	c.mu.Unlock()
@@ -177,15 +181,13 @@ func (c *dirFDs) release(d *dirHandle) {
 func (c *dirFDs) forget(d *dirHandle) {
 	c.mu.Lock()
 	c.unlist(d)
-	fd := d.fd
-	if fd >= 0 {
+	dir := d.dir
+	if dir != nil {
 		c.n--
 	}
-	d.fd, d.buf = -1, nil
+	d.dir, d.buf = nil, nil
 	c.mu.Unlock()
-	if fd >= 0 {
-		unix.Close(fd)
-	}
+	dir.Close()
 }
 
 // unlist takes d off the idle list if it is there. Caller holds c.mu.
@@ -201,11 +203,4 @@ func (c *dirFDs) held() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n
-}
-
-// closeAll closes descriptors.
-func closeAll(fds []int) {
-	for _, fd := range fds {
-		unix.Close(fd)
-	}
 }

@@ -4,7 +4,7 @@ import (
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/sievefs/sievefs/internal/lower"
 )
 
 // TestDirFDsBound checks the directory descriptor cache: it holds at most
@@ -13,10 +13,15 @@ import (
 // one with its listing state reset.
 func TestDirFDsBound(t *testing.T) {
 	c := dirFDs{max: 2}
-	open := func() (int, error) { return unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) }
+	tree, err := lower.Open(t.TempDir(), lower.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	open := func() (*lower.File, error) { return tree.OpenDir(tree.Root()) }
 	hs := make([]*dirHandle, 4)
 	for i := range hs {
-		hs[i] = &dirHandle{fd: -1}
+		hs[i] = &dirHandle{}
 	}
 	use := func(d *dirHandle) {
 		t.Helper()
@@ -30,15 +35,15 @@ func TestDirFDsBound(t *testing.T) {
 	use(hs[1])
 	use(hs[0]) // hs[1] is now the least recently used
 	use(hs[2])
-	if hs[1].fd >= 0 || hs[0].fd < 0 || hs[2].fd < 0 {
-		t.Errorf("after 3 handles in a cache of 2: descriptors %d %d %d, want the least recently used (1) closed", hs[0].fd, hs[1].fd, hs[2].fd)
+	if hs[1].dir != nil || hs[0].dir == nil || hs[2].dir == nil {
+		t.Errorf("after 3 handles in a cache of 2: open %v %v %v, want the least recently used (1) closed", hs[0].dir != nil, hs[1].dir != nil, hs[2].dir != nil)
 	}
 	// A handle in use is not closed to make room.
 	if err := c.acquire(hs[0], open); err != nil {
 		t.Fatal(err)
 	}
 	use(hs[3])
-	if hs[0].fd < 0 {
+	if hs[0].dir == nil {
 		t.Error("a handle in use lost its descriptor")
 	}
 	c.release(hs[0])
@@ -49,8 +54,8 @@ func TestDirFDsBound(t *testing.T) {
 	if err := c.acquire(hs[1], open); err != nil {
 		t.Fatal(err)
 	}
-	if hs[1].fd < 0 || hs[1].off != 0 {
-		t.Errorf("reopened handle: fd %d off %d, want a descriptor and the listing from 0", hs[1].fd, hs[1].off)
+	if hs[1].dir == nil || hs[1].off != 0 {
+		t.Errorf("reopened handle: open %v off %d, want a descriptor and the listing from 0", hs[1].dir != nil, hs[1].off)
 	}
 	c.release(hs[1])
 	for _, d := range hs {

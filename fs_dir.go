@@ -17,15 +17,15 @@ import (
 // the next READDIR reopens the directory and seeks to the offset it asks
 // for. The kernel sends one READDIR at a time per open directory, and that
 // request owns the listing's state (buf to entries) without a lock, so that
-// none is held while filters judge the entries; fd and buf change under
+// none is held while filters judge the entries; dir and buf change under
 // dirFDs's lock only while no request uses the handle.
 type dirHandle struct {
 	ino *lower.Inode
-	fd  int    // -1 when evicted
-	buf []byte // nil when evicted
-	pos int    // next unsent entry in buf
-	end int    // end of valid data in buf
-	off uint64 // stream offset after the last entry sent
+	dir *lower.File // nil when evicted
+	buf []byte      // nil when evicted
+	pos int         // next unsent entry in buf
+	end int         // end of valid data in buf
+	off uint64      // stream offset after the last entry sent
 	eof bool
 	// entries is the chain the listed entries are asked about
 	// (filter.Chain.Below): made from the chain of and the view path
@@ -63,8 +63,8 @@ func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse
 	if _, s := q.pre(); !s.Ok() {
 		return q.post(s)
 	}
-	d := &dirHandle{ino: q.ino, fd: -1}
-	err := fs.dirFDs.acquire(d, func() (int, error) { return fs.tree.OpenDir(q.ino) })
+	d := &dirHandle{ino: q.ino}
+	err := fs.dirFDs.acquire(d, func() (*lower.File, error) { return fs.tree.OpenDir(q.ino) })
 	fs.dirFDs.release(d)
 	if err != nil {
 		return q.post(fs.status(filter.OpOpendir, err))
@@ -111,7 +111,7 @@ func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryLi
 	if s := fs.gate(&q, o, nodeID(d.ino, 0), &in.Caller); !s.Ok() {
 		return s
 	}
-	if err := fs.dirFDs.acquire(d, func() (int, error) { return fs.tree.OpenDir(d.ino) }); err != nil {
+	if err := fs.dirFDs.acquire(d, func() (*lower.File, error) { return fs.tree.OpenDir(d.ino) }); err != nil {
 		if err == unix.ENOENT || err == unix.ESTALE {
 			// Deleted, or moved out of the tree: nothing more to list.
 			return fuse.OK
@@ -128,11 +128,11 @@ func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryLi
 	}
 	// Once per request, not per entry: a directory moved out of the tree
 	// (or deleted) since it was opened lists nothing more.
-	if !fs.tree.Beneath(d.ino, d.fd) {
+	if !fs.tree.Beneath(d.ino, d.dir) {
 		return fuse.OK
 	}
 	if in.Offset != d.off {
-		if _, err := unix.Seek(d.fd, int64(in.Offset), 0); err != nil {
+		if _, err := d.dir.Seek(int64(in.Offset), 0); err != nil {
 			return fs.status(o, err)
 		}
 		d.pos, d.end, d.off, d.eof = 0, 0, in.Offset, false
@@ -142,7 +142,7 @@ func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryLi
 			if d.eof {
 				return fuse.OK
 			}
-			n, err := unix.Getdents(d.fd, d.buf)
+			n, err := d.dir.Getdents(d.buf)
 			if err != nil {
 				return fs.status(o, err)
 			}
@@ -188,7 +188,7 @@ func (l *lister) add(e fuse.DirEntry) bool {
 			return l.out.AddDirEntry(e)
 		}
 		var st unix.Stat_t
-		child, err := fs.tree.LookupAt(l.d.ino, l.d.fd, lname, &st)
+		child, err := fs.tree.LookupAt(l.d.ino, l.d.dir, lname, &st)
 		return l.addPlus(e, child, err, &st, func(eo *fuse.EntryOut) {
 			if fs.paths {
 				fs.tree.SetName(child, l.d.ino, e.Name)
@@ -250,7 +250,7 @@ func (l *lister) judge(e *fuse.DirEntry, lname string, eo *fuse.EntryOut) (child
 	st = new(unix.Stat_t)
 	look := l.plus || c.PostSees(filter.OpLookup) || c.HasDir()
 	if look {
-		if err := fs.tree.StatIn(l.d.fd, lname, st); err != nil {
+		if err := fs.tree.StatIn(l.d.dir, lname, st); err != nil {
 			// Gone since getdents: listed without a node.
 			return nil, st, err, true
 		}
@@ -271,7 +271,7 @@ func (l *lister) judge(e *fuse.DirEntry, lname string, eo *fuse.EntryOut) (child
 	if !look {
 		return nil, st, nil, true
 	}
-	if child, err = fs.tree.AdoptAt(l.d.ino, l.d.fd, lname, st); err != nil {
+	if child, err = fs.tree.AdoptAt(l.d.ino, l.d.dir, lname, st); err != nil {
 		return nil, st, err, true
 	}
 	fs.tree.SetName(child, l.d.ino, e.Name)
@@ -308,10 +308,10 @@ func (fs *fileSystem) FsyncDir(cancel <-chan struct{}, in *fuse.FsyncIn) (code f
 	if !ok {
 		return fuse.EBADF
 	}
-	fd, err := fs.tree.OpenDir(d.ino)
+	dir, err := fs.tree.OpenDir(d.ino)
 	if err != nil {
 		return fs.status(filter.OpFsyncdir, err)
 	}
-	defer unix.Close(fd)
-	return fs.status(filter.OpFsyncdir, unix.Fsync(fd))
+	defer dir.Close()
+	return fs.status(filter.OpFsyncdir, dir.Sync(false))
 }

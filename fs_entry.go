@@ -180,8 +180,8 @@ func setTime(now bool, sec uint64, nsec uint32) unix.Timespec {
 // that the daemon holds writable, else through a fresh descriptor.
 func (fs *fileSystem) truncate(ino *lower.Inode, in *fuse.SetAttrIn, size int64) error {
 	if fh, ok := in.GetFh(); ok {
-		if f, ok := fs.files.get(fh); ok && f.fd >= 0 && f.flags&unix.O_ACCMODE != unix.O_RDONLY {
-			return unix.Ftruncate(f.fd, size)
+		if f, ok := fs.files.get(fh); ok && f.file != nil && f.flags&unix.O_ACCMODE != unix.O_RDONLY {
+			return f.file.Truncate(size)
 		}
 	}
 	return fs.tree.Truncate(ino, size)

@@ -23,8 +23,8 @@ import (
 // open. A daemon-served open holds its descriptor until release.
 type openFile struct {
 	ino         *lower.Inode
-	flags       int // open(2) flags the client asked for
-	fd          int // -1 for passthrough
+	flags       int         // open(2) flags the client asked for
+	file        *lower.File // nil for passthrough
 	passthrough bool
 	// stream serves the reads and writes of a file data rules see; nil
 	// otherwise.
@@ -37,26 +37,24 @@ type openFile struct {
 	uid uint32
 
 	lockMu sync.Mutex
-	// lockFD holds a passthrough open's flock, -1 until its first flock; a
-	// daemon-served open takes its flocks on fd.
-	lockFD int
+	// lock holds a passthrough open's flock, nil until its first flock;
+	// a daemon-served open takes its flocks on file.
+	lock *lower.File
 }
 
 // openReply fills the OPEN/CREATE reply for q.ino, an open no data rule
-// claims. fd, when >= 0, is a descriptor already open with the client's
+// claims. made, when not nil, is the file already open with the client's
 // flags (from CREATE); openReply takes it over.
-func (q *request) openReply(fd int, out *fuse.OpenOut) fuse.Status {
+func (q *request) openReply(made *lower.File, out *fuse.OpenOut) fuse.Status {
 	fs, ino, flags, uid := q.fs, q.ino, q.Flags, q.Caller.Uid
 	// Locks are the kernel's (see README): nothing in FLUSH needs the daemon.
 	out.OpenFlags = fuse.FOPEN_NOFLUSH
 	if fs.pt != nil {
-		if id, ok := fs.passthroughOpen(ino, flags, fd); ok {
-			if fd >= 0 {
-				unix.Close(fd)
-			}
+		if id, ok := fs.passthroughOpen(ino, flags, made); ok {
+			made.Close()
 			out.BackingID = id
 			out.OpenFlags |= fuse.FOPEN_PASSTHROUGH
-			out.Fh = fs.addFile(&openFile{ino: ino, flags: flags, fd: -1, passthrough: true, uid: uid, lockFD: -1})
+			out.Fh = fs.addFile(&openFile{ino: ino, flags: flags, passthrough: true, uid: uid})
 			return fuse.OK
 		}
 		// A daemon-served open of a file that may also be open in
@@ -73,7 +71,7 @@ func (q *request) openReply(fd int, out *fuse.OpenOut) fuse.Status {
 			out.OpenFlags |= fuse.FOPEN_KEEP_CACHE
 		}
 	}
-	f := &openFile{ino: ino, flags: flags, fd: fd, uid: uid, lockFD: -1}
+	f := &openFile{ino: ino, flags: flags, file: made, uid: uid}
 	if s := fs.holdFD(q.Op, f); !s.Ok() {
 		fs.releaseDaemonMode(f)
 		return s
@@ -84,24 +82,23 @@ func (q *request) openReply(fd int, out *fuse.OpenOut) fuse.Status {
 	return fuse.OK
 }
 
-// holdFD gives the daemon-served open f its lower descriptor (f.fd, or one
+// holdFD gives the daemon-served open f its lower file (f.file, or one
 // opened now), counted in the opener's share of held descriptors. When the
-// share is used up, or the open fails, a descriptor f came with is closed.
+// share is used up, or the open fails, a file f came with is closed.
 func (fs *fileSystem) holdFD(o filter.Op, f *openFile) fuse.Status {
 	if e := fs.held.take(f.uid); e != 0 {
-		if f.fd >= 0 {
-			unix.Close(f.fd)
-		}
-		fs.log.Warn("descriptor share used up: open refused", "uid", f.uid, "errno", unix.ErrnoName(e))
+		f.file.Close()
+		f.file = nil
+		fs.log.Warn("descriptor share used up: open refused", "uid", f.uid, "errno", errnoLabel(e))
 		return fuse.Status(e)
 	}
-	if f.fd < 0 {
-		fd, err := fs.tree.Open(f.ino, f.flags)
+	if f.file == nil {
+		file, err := fs.tree.OpenFile(f.ino, f.flags)
 		if err != nil {
 			fs.held.give(f.uid)
 			return fs.status(o, err)
 		}
-		f.fd = fd
+		f.file = file
 	}
 	return fuse.OK
 }
@@ -112,13 +109,20 @@ func (fs *fileSystem) holdFD(o filter.Op, f *openFile) fuse.Status {
 // passthrough.ErrDaemonServed). Every passthrough open may write without
 // the daemon: the set-ID rule holds for it by the backing file's
 // credentials (see noFsetid).
-func (fs *fileSystem) passthroughOpen(ino *lower.Inode, flags int, fd int) (int32, bool) {
+func (fs *fileSystem) passthroughOpen(ino *lower.Inode, flags int, made *lower.File) (int32, bool) {
 	for {
 		id, err := fs.pt.Acquire(ino.ID, func() (int, error) {
-			if fd >= 0 {
-				return unix.Dup(fd)
+			var f *lower.File
+			var err error
+			if made != nil {
+				f, err = made.Dup()
+			} else {
+				f, err = fs.tree.OpenFile(ino, flags)
 			}
-			return fs.tree.Open(ino, flags)
+			if err != nil {
+				return -1, err
+			}
+			return f.Detach(), nil
 		})
 		if err == nil {
 			return id, true
@@ -147,7 +151,7 @@ func (fs *fileSystem) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.Op
 	if _, s := q.pre(); !s.Ok() {
 		return q.post(s)
 	}
-	if s := q.open(q.mask, -1, out); !s.Ok() {
+	if s := q.open(q.mask, nil, out); !s.Ok() {
 		return q.post(s)
 	}
 	if in.Mode&fuse.OPEN_KILL_SUIDGID != 0 {
@@ -166,9 +170,9 @@ func (fs *fileSystem) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.Op
 // else with openReply. A caller the data rules claim the file for is served
 // through their streams only on its own node (a data variant): on the plain
 // node, whose page cache and backing file other callers share, its open is
-// refused. fd, when >= 0, is a descriptor already open (from CREATE),
+// refused. made, when not nil, is the file already open (from CREATE),
 // which open takes over.
-func (q *request) open(mask uint8, fd int, out *fuse.OpenOut) fuse.Status {
+func (q *request) open(mask uint8, made *lower.File, out *fuse.OpenOut) fuse.Status {
 	fs, ino, flags := q.fs, q.ino, q.Flags
 	variant := mask != 0
 	if ino.Type == unix.S_IFREG && fs.paths && q.chain.HasData() {
@@ -177,23 +181,21 @@ func (q *request) open(mask uint8, fd int, out *fuse.OpenOut) fuse.Status {
 		mask = claims(q.chain, q.Caller, q.Path)
 	}
 	if mask == 0 && !variant {
-		return q.openReply(fd, out)
+		return q.openReply(made, out)
 	}
 	if !variant {
 		fs.log.Warn("a caller claimed by data rules reached the plain node; refusing the open", "inode", ino.ID, "path", q.Path, "uid", q.Caller.Uid)
-		if fd >= 0 {
-			unix.Close(fd)
-		}
+		made.Close()
 		return fuse.Status(unix.EACCES)
 	}
-	f := &openFile{ino: ino, flags: flags, fd: fd, uid: q.Caller.Uid, lockFD: -1, variant: true}
+	f := &openFile{ino: ino, flags: flags, file: made, uid: q.Caller.Uid, variant: true}
 	if s := fs.holdFD(q.Op, f); !s.Ok() {
 		return s
 	}
 	if mask != 0 {
-		st, err := q.chain.Open(&q.Request, lowerFile{f.fd}, mask)
+		st, err := q.chain.Open(&q.Request, streamFile{f.file}, mask)
 		if err != nil {
-			unix.Close(f.fd)
+			f.file.Close()
 			fs.held.give(f.uid)
 			return fs.status(q.Op, err)
 		}
@@ -216,26 +218,26 @@ func (fs *fileSystem) Create(cancel <-chan struct{}, in *fuse.CreateIn, name str
 		return q.post(s)
 	}
 	var st unix.Stat_t
-	ino, fd, err := fs.tree.Create(q.ino, q.lname, q.Flags, q.Mode, fs.owner(&in.Caller), &st)
+	ino, file, err := fs.tree.Create(q.ino, q.lname, q.Flags, q.Mode, fs.owner(&in.Caller), &st)
 	if err != nil {
 		return q.post(fs.status(filter.OpCreate, err))
 	}
-	return q.openMade(cancel, ino, fd, &st, in.OpenFlags, out)
+	return q.openMade(cancel, ino, file, &st, in.OpenFlags, out)
 }
 
 // openMade finishes CREATE and TMPFILE, which made (or found) ino and hold
-// it open as fd: the lookup decision, the open, then the operation's own
+// it open as file: the lookup decision, the open, then the operation's own
 // post-filters. A refusal after the lower tree made the file leaves it
 // there (see filter.PostFilter).
-func (q *request) openMade(cancel <-chan struct{}, ino *lower.Inode, fd int, st *unix.Stat_t, openFlags uint32, out *fuse.CreateOut) fuse.Status {
+func (q *request) openMade(cancel <-chan struct{}, ino *lower.Inode, file *lower.File, st *unix.Stat_t, openFlags uint32, out *fuse.CreateOut) fuse.Status {
 	fs := q.fs
 	if s := q.admit(ino, st, &out.EntryOut); !s.Ok() {
-		unix.Close(fd)
+		file.Close()
 		return q.post(s)
 	}
 	_, mask := splitNodeID(out.NodeId)
 	q.ino = ino
-	if s := q.open(mask, fd, &out.OpenOut); !s.Ok() {
+	if s := q.open(mask, file, &out.OpenOut); !s.Ok() {
 		fs.tree.Forget(ino.ID, 1)
 		return q.post(s)
 	}
@@ -269,11 +271,11 @@ func (fs *fileSystem) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fu
 		return q.post(s)
 	}
 	var st unix.Stat_t
-	ino, fd, err := fs.tree.Tmpfile(q.ino, q.Flags, q.Mode, fs.owner(&in.Caller), &st)
+	ino, file, err := fs.tree.Tmpfile(q.ino, q.Flags, q.Mode, fs.owner(&in.Caller), &st)
 	if err != nil {
 		return q.post(fs.status(filter.OpTmpfile, err))
 	}
-	return q.openMade(cancel, ino, fd, &st, in.OpenFlags, out)
+	return q.openMade(cancel, ino, file, &st, in.OpenFlags, out)
 }
 
 // file returns the open file of a handle.
@@ -285,18 +287,18 @@ func (fs *fileSystem) file(fh uint64) (*openFile, fuse.Status) {
 	return f, fuse.OK
 }
 
-// withFD runs fn with a descriptor of f open with at least the given access
-// mode: f's own, or for a passthrough open one opened for the call.
-func (fs *fileSystem) withFD(f *openFile, accmode int, fn func(fd int) error) error {
-	if f.fd >= 0 {
-		return fn(f.fd)
+// withFile runs fn with the lower file of f open with at least the given
+// access mode: f's own, or for a passthrough open one opened for the call.
+func (fs *fileSystem) withFile(f *openFile, accmode int, fn func(*lower.File) error) error {
+	if f.file != nil {
+		return fn(f.file)
 	}
-	fd, err := fs.tree.Open(f.ino, accmode)
+	file, err := fs.tree.OpenFile(f.ino, accmode)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
-	return fn(fd)
+	defer file.Close()
+	return fn(file)
 }
 
 // Read serves a read of a daemon-served file: through its stream when data
@@ -307,14 +309,14 @@ func (fs *fileSystem) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) 
 	if !s.Ok() {
 		return nil, s
 	}
-	if f.stream == nil && f.fd >= 0 {
-		return fuse.ReadResultFd(uintptr(f.fd), int64(in.Offset), int(in.Size)), fuse.OK
+	if f.stream == nil && f.file != nil {
+		return fuse.ReadResultFd(uintptr(f.file.Fd()), int64(in.Offset), int(in.Size)), fuse.OK
 	}
 	// A stream, or a stray read of a passthrough open (the kernel reads
 	// those itself).
 	var n int
-	err := fs.withFD(f, unix.O_RDONLY, func(fd int) (err error) {
-		n, err = f.readerAt(fd).ReadAt(buf[:min(len(buf), int(in.Size))], int64(in.Offset))
+	err := fs.withFile(f, unix.O_RDONLY, func(file *lower.File) (err error) {
+		n, err = f.readerAt(file).ReadAt(buf[:min(len(buf), int(in.Size))], int64(in.Offset))
 		return err
 	})
 	if err != nil && err != io.EOF {
@@ -322,17 +324,6 @@ func (fs *fileSystem) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) 
 	}
 	return fuse.ReadResultData(buf[:n]), fuse.OK
 }
-
-// lowerWriteChunk is the most a daemon-served WRITE (up to 1 MiB) gives the
-// lower file in one pwrite. On the machines sievefs is measured on, 1 MiB
-// buffered writes to ext4 ran at 0.6 to 4.6 GB/s, native ones too, the time
-// spent copying into the page cache (probably into large folios whose memory
-// the hypervisor had to back again), and 128 KiB writes at a steady 4.8 GB/s.
-// In 128 KiB pieces a 1 GiB write with --passthrough off went from 0.4-0.6
-// to 1.35-1.4 GB/s, its daemon CPU from 1.5-2.1 s to 0.5 s. The kernel holds
-// the file's inode lock over a write(2), so the pieces of one do not
-// interleave with another's.
-const lowerWriteChunk = 128 << 10
 
 // Write serves a write to a daemon-served file.
 func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (_ uint32, code fuse.Status) {
@@ -345,8 +336,8 @@ func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byt
 		fs.killPriv(f.ino)
 	}
 	var n int
-	err := fs.withFD(f, unix.O_WRONLY, func(fd int) (err error) {
-		n, err = f.writerAt(fd).WriteAt(data, int64(in.Offset))
+	err := fs.withFile(f, unix.O_WRONLY, func(file *lower.File) (err error) {
+		n, err = f.writerAt(file).WriteAt(data, int64(in.Offset))
 		return err
 	})
 	if err != nil && n == 0 {
@@ -367,21 +358,21 @@ func (fs *fileSystem) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]
 	return fs.Write(cancel, in, buf)
 }
 
-// readerAt returns what serves reads of the open f whose lower file is fd:
-// its stream when data rules claimed it, else the lower file.
-func (f *openFile) readerAt(fd int) io.ReaderAt {
+// readerAt returns what serves reads of the open f whose lower file is
+// file: its stream when data rules claimed it, else the lower file.
+func (f *openFile) readerAt(file *lower.File) io.ReaderAt {
 	if f.stream != nil {
 		return f.stream
 	}
-	return lowerFile{fd}
+	return file
 }
 
 // writerAt returns what serves writes of the open f (see readerAt).
-func (f *openFile) writerAt(fd int) io.WriterAt {
+func (f *openFile) writerAt(file *lower.File) io.WriterAt {
 	if f.stream != nil {
 		return f.stream
 	}
-	return lowerFile{fd}
+	return file
 }
 
 // Flush has nothing to do: writes are not buffered in the daemon and locks
@@ -402,11 +393,8 @@ func (fs *fileSystem) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse
 		// Writes through a mapping may have moved mtime (see ptWriters).
 		defer fs.dropAttrs(f.ino.ID)
 	}
-	return fs.status(filter.OpFsync, fs.withFD(f, unix.O_RDONLY, func(fd int) error {
-		if in.FsyncFlags&1 != 0 {
-			return unix.Fdatasync(fd)
-		}
-		return unix.Fsync(fd)
+	return fs.status(filter.OpFsync, fs.withFile(f, unix.O_RDONLY, func(file *lower.File) error {
+		return file.Sync(in.FsyncFlags&1 != 0)
 	}))
 }
 
@@ -453,7 +441,7 @@ func (fs *fileSystem) closeDaemonServed(f *openFile) {
 			fs.log.Warn("closing a filter stream", "inode", f.ino.ID, "err", err)
 		}
 	}
-	unix.Close(f.fd)
+	f.file.Close()
 	fs.held.give(f.uid)
 	fs.daemonOpens.Add(-1)
 	fs.releaseDaemonMode(f)
@@ -476,9 +464,9 @@ func (fs *fileSystem) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.
 	if !s.Ok() {
 		return s
 	}
-	return fs.status(filter.OpLseek, fs.withFD(f, unix.O_RDONLY, func(fd int) error {
+	return fs.status(filter.OpLseek, fs.withFile(f, unix.O_RDONLY, func(file *lower.File) error {
 		if f.stream != nil {
-			size, err := lowerFile{fd}.Size()
+			size, err := streamFile{file}.Size()
 			if err != nil {
 				return err
 			}
@@ -486,7 +474,7 @@ func (fs *fileSystem) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.
 			out.Offset = uint64(off)
 			return err
 		}
-		off, err := unix.Seek(fd, int64(in.Offset), int(in.Whence))
+		off, err := file.Seek(int64(in.Offset), int(in.Whence))
 		out.Offset = uint64(off)
 		return err
 	}))
@@ -522,8 +510,8 @@ func (fs *fileSystem) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) (c
 	if f.stream != nil {
 		return fuse.Status(unix.EOPNOTSUPP)
 	}
-	return fs.status(filter.OpFallocate, fs.withFD(f, unix.O_WRONLY, func(fd int) error {
-		return unix.Fallocate(fd, in.Mode, int64(in.Offset), int64(in.Length))
+	return fs.status(filter.OpFallocate, fs.withFile(f, unix.O_WRONLY, func(file *lower.File) error {
+		return file.Allocate(in.Mode, int64(in.Offset), int64(in.Length))
 	}))
 }
 
@@ -546,14 +534,14 @@ func (fs *fileSystem) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRan
 		return 0, s
 	}
 	var n int
-	err := fs.withFD(src, unix.O_RDONLY, func(sfd int) error {
-		return fs.withFD(dst, unix.O_WRONLY, func(dfd int) (err error) {
+	err := fs.withFile(src, unix.O_RDONLY, func(sfile *lower.File) error {
+		return fs.withFile(dst, unix.O_WRONLY, func(dfile *lower.File) (err error) {
 			offIn, offOut := int64(in.OffIn), int64(in.OffOut)
 			if src.stream == nil && dst.stream == nil {
-				n, err = unix.CopyFileRange(sfd, &offIn, dfd, &offOut, int(in.Len), int(in.Flags))
+				n, err = sfile.CopyRange(offIn, dfile, offOut, int(in.Len), int(in.Flags))
 				return err
 			}
-			n, err = copyThrough(src.readerAt(sfd), dst.writerAt(dfd), offIn, offOut, int(min(in.Len, copyChunk)))
+			n, err = copyThrough(src.readerAt(sfile), dst.writerAt(dfile), offIn, offOut, int(min(in.Len, copyChunk)))
 			return err
 		})
 	})
@@ -611,29 +599,29 @@ func (fs *fileSystem) flock(cancel <-chan struct{}, in *fuse.LkIn, wait bool) fu
 	}
 	f.lockMu.Lock()
 	defer f.lockMu.Unlock()
-	fd := f.fd
-	if fd < 0 {
-		// A passthrough open: a descriptor of its own, so that its
-		// flocks conflict with other opens'.
-		if f.lockFD < 0 {
+	file := f.file
+	if file == nil {
+		// A passthrough open: a file of its own, so that its flocks
+		// conflict with other opens'.
+		if f.lock == nil {
 			if how == unix.LOCK_UN {
 				return fuse.OK
 			}
 			if e := fs.held.take(f.uid); e != 0 {
 				return fuse.Status(unix.ENOLCK)
 			}
-			lfd, err := fs.tree.Open(f.ino, unix.O_RDONLY)
+			lf, err := fs.tree.OpenFile(f.ino, unix.O_RDONLY)
 			if err != nil {
 				fs.held.give(f.uid)
 				return fs.status(filter.OpSetlk, err)
 			}
-			f.lockFD = lfd
+			f.lock = lf
 		}
-		fd = f.lockFD
+		file = f.lock
 	}
 	// A blocking flock cannot be interrupted from here, so waiting polls.
 	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		err := unix.Flock(fd, how|unix.LOCK_NB)
+		err := file.Flock(how | unix.LOCK_NB)
 		if err != unix.EWOULDBLOCK || !wait {
 			if err == unix.EWOULDBLOCK {
 				return fuse.EAGAIN
@@ -652,77 +640,33 @@ func (fs *fileSystem) flock(cancel <-chan struct{}, in *fuse.LkIn, wait bool) fu
 func (fs *fileSystem) closeLock(f *openFile) {
 	f.lockMu.Lock()
 	defer f.lockMu.Unlock()
-	if f.lockFD >= 0 {
-		unix.Close(f.lockFD)
-		f.lockFD = -1
+	if f.lock != nil {
+		f.lock.Close()
+		f.lock = nil
 		fs.held.give(f.uid)
 	}
 }
 
-// preadFull reads len(p) bytes at off, or up to the end of the file
-// (io.EOF), as io.ReaderAt requires.
-func preadFull(fd int, p []byte, off int64) (int, error) {
-	n := 0
-	for n < len(p) {
-		m, err := unix.Pread(fd, p[n:], off+int64(n))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if m == 0 {
-			return n, io.EOF
-		}
-		n += m
-	}
-	return n, nil
-}
+// streamFile presents a lower file to the data rules' streams.
+type streamFile struct{ *lower.File }
 
-// lowerFile is a lower file open for a data rule's stream.
-type lowerFile struct{ fd int }
+var _ filter.File = streamFile{}
 
-func (f lowerFile) ReadAt(p []byte, off int64) (int, error) { return preadFull(f.fd, p, off) }
-
-// WriteAt writes p at off in pieces of at most lowerWriteChunk.
-func (f lowerFile) WriteAt(p []byte, off int64) (int, error) {
-	n := 0
-	for n < len(p) {
-		end := min(len(p), n+lowerWriteChunk)
-		m, err := unix.Pwrite(f.fd, p[n:end], off+int64(n))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if m == 0 {
-			return n, unix.EIO
-		}
-		n += m
-	}
-	return n, nil
-}
-
-func (f lowerFile) Size() (int64, error) {
+// Size returns the file's size now.
+func (f streamFile) Size() (int64, error) {
 	var st unix.Stat_t
-	if err := unix.Fstat(f.fd, &st); err != nil {
+	if err := f.Stat(&st); err != nil {
 		return 0, err
 	}
 	return st.Size, nil
 }
 
-// Version returns the file's identity and data state (see filter.Version).
-// After reading them it waits for writes in progress: a write(2) stamps
-// the file before it copies its data, and holds the inode lock throughout,
-// which SEEK_HOLE takes on ext4, tmpfs and btrfs. So a write under way
-// when the timestamps were read has finished when Version returns, and one
-// that starts later changes them.
-func (f lowerFile) Version() (filter.Version, error) {
+// Version returns the file's identity and data state, once the writes under
+// way have finished (see lower.File.StatSettled).
+func (f streamFile) Version() (filter.Version, error) {
 	var st unix.Stat_t
-	if err := unix.Fstat(f.fd, &st); err != nil {
+	if err := f.StatSettled(&st); err != nil {
 		return filter.Version{}, err
 	}
-	unix.Seek(f.fd, 0, unix.SEEK_HOLE) // the wait; the answer is not needed
 	return filter.Version{Dev: st.Dev, Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, nil
 }

@@ -317,7 +317,7 @@ func TestSafetyNames(t *testing.T) {
 				t.Errorf("Mkdir %q succeeded", name)
 			}
 			if _, fd, err := tree.Create(parent, name, unix.O_WRONLY, 0o644, nil, &st); err == nil {
-				unix.Close(fd)
+				fd.Close()
 				t.Errorf("Create %q succeeded", name)
 			}
 			if _, err := tree.Mknod(parent, name, unix.S_IFREG|0o644, 0, nil, &st); err == nil {

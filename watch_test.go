@@ -191,7 +191,12 @@ func TestWatch(t *testing.T) {
 
 	// Changes through the mount are told to the kernel by the replies:
 	// the watch must not make the kernel ask again.
+	open := func() int { o := v.Mount.Status().OpenFiles; return o.Passthrough + o.DaemonServed }
+	opened := open()
 	writeFile(t, v.Path("d/mine"), []byte("x"))
+	// The kernel sends RELEASE after close returns; the last writable
+	// passthrough open's release drops the attributes (see ptWriters).
+	eventually(t, 5*time.Second, "the release of d/mine", func() bool { return open() == opened })
 	if err := os.Chmod(v.Path("d/mine"), 0o640); err != nil {
 		t.Fatal(err)
 	}

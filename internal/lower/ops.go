@@ -28,7 +28,7 @@ func (t *Tree) Acquire(ino *Inode) (int, error) {
 	if err != nil || ino.Type != unix.S_IFDIR {
 		return fd, err
 	}
-	if !t.Beneath(ino, fd) {
+	if !t.beneathFD(ino, fd) {
 		t.Release(ino)
 		return -1, unix.ENOENT
 	}
@@ -112,32 +112,45 @@ func (t *Tree) Lookup(parent *Inode, name string, st *unix.Stat_t) (*Inode, erro
 		return nil, err
 	}
 	defer t.Release(parent)
-	return t.LookupAt(parent, pfd, name, st)
+	return t.lookupAt(parent, pfd, name, st)
 }
 
-// LookupAt is Lookup in the directory parent open as dirfd, which the caller
+// LookupAt is Lookup in the directory parent open as dir, which the caller
 // has checked (Beneath) and keeps open: readdirplus looks up every entry of a
 // directory it is listing.
-func (t *Tree) LookupAt(parent *Inode, dirfd int, name string, st *unix.Stat_t) (*Inode, error) {
-	if err := t.StatIn(dirfd, name, st); err != nil {
+func (t *Tree) LookupAt(parent *Inode, dir *File, name string, st *unix.Stat_t) (*Inode, error) {
+	return t.lookupAt(parent, dir.fd, name, st)
+}
+
+// lookupAt is LookupAt on a raw descriptor of the directory.
+func (t *Tree) lookupAt(parent *Inode, dirfd int, name string, st *unix.Stat_t) (*Inode, error) {
+	if err := statIn(dirfd, name, st); err != nil {
 		return nil, err
 	}
-	return t.AdoptAt(parent, dirfd, name, st)
+	return t.adoptAt(parent, dirfd, name, st)
 }
 
 // StatIn fills st with the attributes of name in the directory open as
-// dirfd, without following a symlink and without adding it to the table.
-func (t *Tree) StatIn(dirfd int, name string, st *unix.Stat_t) error {
+// dir, without following a symlink and without adding it to the table.
+func (t *Tree) StatIn(dir *File, name string, st *unix.Stat_t) error {
+	return statIn(dir.fd, name, st)
+}
+
+func statIn(dirfd int, name string, st *unix.Stat_t) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
 	return unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// AdoptAt counts one lookup of name in parent (open as dirfd), whose
+// AdoptAt counts one lookup of name in parent (open as dir), whose
 // attributes StatIn just read into st, adding it to the table if need be:
 // the second half of LookupAt.
-func (t *Tree) AdoptAt(parent *Inode, dirfd int, name string, st *unix.Stat_t) (*Inode, error) {
+func (t *Tree) AdoptAt(parent *Inode, dir *File, name string, st *unix.Stat_t) (*Inode, error) {
+	return t.adoptAt(parent, dir.fd, name, st)
+}
+
+func (t *Tree) adoptAt(parent *Inode, dirfd int, name string, st *unix.Stat_t) (*Inode, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
@@ -174,10 +187,13 @@ func (t *Tree) resolve(ino *Inode, at *location) (int, unix.FileHandle, bool, er
 	return fd, h, ok, nil
 }
 
-// Beneath reports whether the open directory dirfd of ino is still beneath
+// Beneath reports whether the open directory dir of ino is still beneath
 // the lower root (see Acquire). A directory found there is trusted for
 // Options.RecheckAfter before it is checked again.
-func (t *Tree) Beneath(ino *Inode, dirfd int) bool {
+func (t *Tree) Beneath(ino *Inode, dir *File) bool { return t.beneathFD(ino, dir.fd) }
+
+// beneathFD is Beneath on a raw descriptor of the directory.
+func (t *Tree) beneathFD(ino *Inode, dirfd int) bool {
 	if ino == t.root {
 		return true
 	}
@@ -321,14 +337,14 @@ func (t *Tree) Link(ino, parent *Inode, name string, st *unix.Stat_t) (*Inode, e
 }
 
 // Create opens name in parent with O_CREAT and the given flags, returning the
-// new (or existing, without O_EXCL) inode and an open descriptor of it.
-func (t *Tree) Create(parent *Inode, name string, flags int, mode uint32, owner *Owner, st *unix.Stat_t) (*Inode, int, error) {
+// new (or existing, without O_EXCL) inode and the file open.
+func (t *Tree) Create(parent *Inode, name string, flags int, mode uint32, owner *Owner, st *unix.Stat_t) (*Inode, *File, error) {
 	if err := checkName(name); err != nil {
-		return nil, -1, err
+		return nil, nil, err
 	}
 	pfd, err := t.Acquire(parent)
 	if err != nil {
-		return nil, -1, err
+		return nil, nil, err
 	}
 	defer t.Release(parent)
 	exclusive := flags&unix.O_EXCL != 0
@@ -341,7 +357,7 @@ func (t *Tree) Create(parent *Inode, name string, flags int, mode uint32, owner 
 		fd, err = unix.Openat(pfd, name, flags, 0)
 	}
 	if err != nil {
-		return nil, -1, err
+		return nil, nil, err
 	}
 	if !created {
 		owner = nil
@@ -349,29 +365,29 @@ func (t *Tree) Create(parent *Inode, name string, flags int, mode uint32, owner 
 	ino, err := t.registerOpen(fd, pfd, owner, st, func() { unix.Unlinkat(pfd, name, 0) })
 	if err != nil {
 		unix.Close(fd)
-		return nil, -1, err
+		return nil, nil, err
 	}
-	return ino, fd, nil
+	return ino, &File{fd}, nil
 }
 
 // Tmpfile opens an unnamed regular file in parent (O_TMPFILE).
-func (t *Tree) Tmpfile(parent *Inode, flags int, mode uint32, owner *Owner, st *unix.Stat_t) (*Inode, int, error) {
+func (t *Tree) Tmpfile(parent *Inode, flags int, mode uint32, owner *Owner, st *unix.Stat_t) (*Inode, *File, error) {
 	pfd, err := t.Acquire(parent)
 	if err != nil {
-		return nil, -1, err
+		return nil, nil, err
 	}
 	defer t.Release(parent)
 	flags = openFlags(flags) &^ unix.O_CREAT
 	fd, err := unix.Openat(pfd, ".", flags|unix.O_TMPFILE, mode)
 	if err != nil {
-		return nil, -1, err
+		return nil, nil, err
 	}
 	ino, err := t.registerOpen(fd, pfd, owner, st, func() {})
 	if err != nil {
 		unix.Close(fd)
-		return nil, -1, err
+		return nil, nil, err
 	}
-	return ino, fd, nil
+	return ino, &File{fd}, nil
 }
 
 // registerOpen registers the inode behind the open descriptor fd.
@@ -407,7 +423,7 @@ func (t *Tree) Open(ino *Inode, flags int) (int, error) {
 	if fd < 0 && byHandle {
 		// Evicted: one open by handle, not an O_PATH reopen and then this.
 		nfd, err := unix.OpenByHandleAt(t.mountFD, handle, flags)
-		if err == nil && ino.Type == unix.S_IFDIR && !t.Beneath(ino, nfd) {
+		if err == nil && ino.Type == unix.S_IFDIR && !t.beneathFD(ino, nfd) {
 			unix.Close(nfd)
 			return -1, unix.ENOENT
 		}
@@ -418,7 +434,7 @@ func (t *Tree) Open(ino *Inode, flags int) (int, error) {
 		if fd, err = t.Acquire(ino); err != nil {
 			return -1, err
 		}
-	} else if ino.Type == unix.S_IFDIR && !t.Beneath(ino, fd) {
+	} else if ino.Type == unix.S_IFDIR && !t.beneathFD(ino, fd) {
 		t.Release(ino)
 		return -1, unix.ENOENT
 	}
@@ -444,8 +460,8 @@ func (t *Tree) magicLink(fd int) (dirfd int, name string) {
 }
 
 // OpenDir opens the directory ino for reading entries.
-func (t *Tree) OpenDir(ino *Inode) (int, error) {
-	return t.Open(ino, unix.O_RDONLY|unix.O_DIRECTORY)
+func (t *Tree) OpenDir(ino *Inode) (*File, error) {
+	return t.OpenFile(ino, unix.O_RDONLY|unix.O_DIRECTORY)
 }
 
 // Unlink removes name from parent.

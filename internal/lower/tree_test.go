@@ -191,10 +191,10 @@ func TestDirectoryMovedOutOfTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	if tr.Beneath(d, fd) {
+	if tr.Beneath(d, &File{fd}) {
 		t.Error("a directory moved out of the tree counts as beneath the root")
 	}
-	if !tr.Beneath(tr.Root(), fd) {
+	if !tr.Beneath(tr.Root(), &File{fd}) {
 		t.Error("the root does not count as beneath itself")
 	}
 	if _, err := os.Stat(filepath.Join(outside, "d", "escaped")); !os.IsNotExist(err) {
