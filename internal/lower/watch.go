@@ -415,15 +415,22 @@ func (t *Tree) unwatchWrites(w *watcher, ino *Inode) {
 
 // markWrites adds FAN_MODIFY to (FAN_MARK_ADD) or removes it from
 // (FAN_MARK_REMOVE) the mask of ino's mark. Caller holds w.writesMu, so that
-// a file's last close and a late event of its writes do not cross.
+// a file's last close and a late event of its writes do not cross. When
+// writes cannot be watched again (the inode cannot be reached, or the mark
+// refused), changes beside the mount would go unseen for the long cache
+// timeout: they are reported as missed, as a mark that cannot be added is.
+// A removal that fails leaves the writes watched, which costs a report of
+// writes made through the mount, not correctness.
 func (t *Tree) markWrites(w *watcher, ino *Inode, op uint) {
 	fd, err := t.acquire(ino)
-	if err != nil {
-		return
+	if err == nil {
+		dirfd, name := t.magicLink(fd)
+		err = unix.FanotifyMark(w.fd, op, unix.FAN_MODIFY, dirfd, name)
+		t.Release(ino)
 	}
-	defer t.Release(ino)
-	dirfd, name := t.magicLink(fd)
-	_ = unix.FanotifyMark(w.fd, op, unix.FAN_MODIFY, dirfd, name)
+	if err != nil && op == unix.FAN_MARK_ADD && err != unix.ENOENT {
+		w.missed()
+	}
 }
 
 // child returns the inode the table has for name in dir, if any.
