@@ -87,5 +87,6 @@
 //   - Passthrough I/O runs with the credentials the daemon had when it
 //     registered the backing file.
 //
-// See README.md for the command and docs/security.md for the threat model.
+// See docs/usage.md for the command, docs/operations.md for running it and
+// docs/security.md for the threat model.
 package sievefs

@@ -200,7 +200,7 @@ func TestFilterReadonly(t *testing.T) {
 
 // TestFilterReadonlyLowerHardLink uses a read-only file that the lower
 // tree also links under a writable name. The dispatcher knows an inode by
-// the path it was last looked up under (README, "Paths and globs") and the
+// the path it was last looked up under (docs/policies.md, "Paths and globs") and the
 // kernel's OPEN names the inode, not the path. With CacheNever every
 // access looks its name up again, so each name gets its own rule: the
 // writable name writes the file (as hide's documented exception lets a

@@ -47,7 +47,7 @@ type openFile struct {
 // flags (from CREATE); openReply takes it over.
 func (q *request) openReply(made *lower.File, out *fuse.OpenOut) fuse.Status {
 	fs, ino, flags, uid := q.fs, q.ino, q.Flags, q.Caller.Uid
-	// Locks are the kernel's (see README): nothing in FLUSH needs the daemon.
+	// Locks are the kernel's (see docs/usage.md): nothing in FLUSH needs the daemon.
 	out.OpenFlags = fuse.FOPEN_NOFLUSH
 	if fs.pt != nil {
 		if id, ok := fs.passthroughOpen(ino, flags, made); ok {
@@ -562,7 +562,7 @@ func copyThrough(r io.ReaderAt, w io.WriterAt, offIn, offOut int64, n int) (int,
 }
 
 // SetLk takes or drops a flock(2) lock without waiting. POSIX record locks
-// stay with the kernel (see README); only flock is negotiated.
+// stay with the kernel (see docs/security.md); only flock is negotiated.
 func (fs *fileSystem) SetLk(cancel <-chan struct{}, in *fuse.LkIn) (code fuse.Status) {
 	defer fs.track(filter.OpSetlk, time.Now(), &code)
 	return fs.flock(cancel, in, false)

@@ -44,7 +44,7 @@ const (
 	// kernel cache entries and attributes for an hour, dropping each when
 	// it changes; where it cannot watch, it caches them for one second.
 	// Warm metadata runs at the kernel's speed; a first lookup and small
-	// writes cost more (see README, Caching).
+	// writes cost more (see docs/operations.md, Caching).
 	CacheWatch CacheMode = "watch"
 	// CacheAlways caches for a day: for a lower tree changed only through
 	// the mount.
@@ -139,7 +139,7 @@ type Options struct {
 	// MaxFDs is the daemon's descriptor budget, split between the inode
 	// table, open directories and the descriptors held for callers' opens
 	// (each user at most a quarter of those: past it, that user's opens
-	// fail with EMFILE); see README, Descriptors. Zero means RLIMIT_NOFILE
+	// fail with EMFILE); see docs/operations.md, Descriptors. Zero means RLIMIT_NOFILE
 	// (raised to its hard limit at mount).
 	MaxFDs int
 	// MaxInodeFDs bounds the O_PATH descriptors the inode table keeps open;

@@ -34,7 +34,7 @@ type PassthroughStatus struct {
 }
 
 // Descriptors is the use of the daemon's descriptor budget (Options.MaxFDs;
-// see README, Descriptors).
+// see docs/operations.md, Descriptors).
 type Descriptors struct {
 	Budget int `json:"budget"`
 	// InodeMax bounds the inode table's descriptors (Counters.InodeFDs).

@@ -12,7 +12,7 @@
 // "mount -t fuse.sievefs" and fstab), it mounts in the background and
 // returns once the mount is up.
 //
-// See the README for the flags, the -o options and the exit codes.
+// See docs/usage.md for the flags, the -o options and the exit codes.
 package main
 
 import (
@@ -39,7 +39,7 @@ import (
 	"github.com/sievefs/sievefs/control"
 )
 
-// Exit codes; the README lists them.
+// Exit codes; docs/usage.md lists them.
 const (
 	exitOK             = 0
 	exitFailure        = 1
@@ -178,7 +178,7 @@ func newMountFlags(cfg *mountConfig, stderr io.Writer) *flag.FlagSet {
 		return nil
 	})
 	f.BoolVar(&cfg.recover, "recover", false, "if the mountpoint is a dead FUSE mount (its daemon died), detach it and mount afresh")
-	f.Func("o", "comma-separated mount options: ro, noexec, nodev, noatime, allow_other… (see the README), and any flag as name[=value]", func(s string) error {
+	f.Func("o", "comma-separated mount options: ro, noexec, nodev, noatime, allow_other… (see docs/usage.md), and any flag as name[=value]", func(s string) error {
 		return applyMountOptions(f, cfg, s)
 	})
 	return f

@@ -22,7 +22,7 @@ import (
 
 // metricsSocketMode is the default mode of a unix metrics socket: only the
 // daemon's user may connect. The metrics tell, for instance, how many
-// entries the policy hid from a listing (see the README).
+// entries the policy hid from a listing (see docs/operations.md).
 const metricsSocketMode = 0o600
 
 // serveMetrics serves the mount's Prometheus metrics, and the daemon

@@ -21,7 +21,7 @@ import (
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	f := flag.NewFlagSet("sievefs status", flag.ContinueOnError)
 	f.SetOutput(stderr)
-	asJSON := f.Bool("json", false, "print a JSON array, one object per mount (keys in the README)")
+	asJSON := f.Bool("json", false, "print a JSON array, one object per mount (keys in docs/operations.md)")
 	pos, code, done := parseCommand(f, "sievefs status [--json] [MOUNTPOINT]", args, stderr)
 	if done {
 		return code
