@@ -717,7 +717,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 					t.Fatal("the workers are stuck 30s after SIGTERM")
 				}
 				stopped := time.Since(sent)
-				bound := sievefs.UnmountGrace + 5*time.Second
+				bound := sievefs.DefaultUnmountGrace + 5*time.Second
 				code := d.Wait(t, bound)
 				exited := time.Since(sent)
 				aborted := strings.Contains(d.Stderr.String(), "aborting the FUSE connection")
@@ -735,7 +735,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 					t.Errorf("exit code %d after SIGTERM, want 0; stderr:\n%s", code, d.Stderr)
 				}
 				if exited > bound {
-					t.Errorf("the daemon took %v to exit after SIGTERM, over %v (UnmountGrace + 5s)", exited, bound)
+					t.Errorf("the daemon took %v to exit after SIGTERM, over %v (DefaultUnmountGrace + 5s)", exited, bound)
 				}
 				if graceful && aborted {
 					t.Errorf("the daemon aborted the connection although every file was closed %v after SIGTERM; stderr:\n%s",

@@ -169,13 +169,12 @@ func (m *Mount) Wait() { <-m.done }
 // Done is closed when the mount is gone.
 func (m *Mount) Done() <-chan struct{} { return m.done }
 
-// UnmountGrace is how long Unmount waits, after detaching a mount that
-// clients still use, before it aborts the FUSE connection.
-var UnmountGrace = 5 * time.Second
+// DefaultUnmountGrace is Options.UnmountGrace when it is zero.
+const DefaultUnmountGrace = 5 * time.Second
 
 // Unmount unmounts the view and waits for the daemon to finish serving it.
 // A mount still in use is detached at once (nothing new can reach it); files
-// still open get UnmountGrace to be closed, then the FUSE connection is
+// still open get Options.UnmountGrace to be closed, then the FUSE connection is
 // aborted and their further operations fail. Data written through
 // passthrough or acknowledged by the daemon is on the lower tree already.
 func (m *Mount) Unmount() error {
@@ -189,7 +188,7 @@ func (m *Mount) Unmount() error {
 		}
 		select {
 		case <-m.done:
-		case <-time.After(UnmountGrace):
+		case <-time.After(m.opts.UnmountGrace):
 			m.opts.Logger.Warn("files still open after unmount, aborting the FUSE connection", "mountpoint", m.Mountpoint)
 			if err := abortConnection(m.dev); err != nil {
 				m.unmountErr = fmt.Errorf("abort FUSE connection of %s: %w", m.Mountpoint, err)

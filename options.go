@@ -156,6 +156,10 @@ type Options struct {
 	// (Mount.SetFilters); a mount made without one cannot. With AllowOther
 	// the kernel checks permissions against what the filters present.
 	Filters *filter.Chain
+	// UnmountGrace is how long Unmount waits, after detaching a mount that
+	// clients still use, before it aborts the FUSE connection; zero means
+	// DefaultUnmountGrace.
+	UnmountGrace time.Duration
 	// Logger receives the daemon's log; nil discards it.
 	Logger *slog.Logger
 	// Debug logs every operation at debug level.
@@ -176,6 +180,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxStackDepth <= 0 {
 		o.MaxStackDepth = 1
+	}
+	if o.UnmountGrace <= 0 {
+		o.UnmountGrace = DefaultUnmountGrace
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -47,7 +47,27 @@ type Caller struct {
 	Uid, Gid, Pid uint32
 }
 
-// Request is one operation as filters see it.
+// Request is one operation as filters see it. What each operation fills:
+//
+//   - every operation: Op, Caller and Path: the node's view path; for an
+//     operation on a name (lookup, the create family, unlink, rmdir,
+//     rename, link) the path of that name; for tmpfile the directory's;
+//   - Type: the node's type for operations on a node; the type being made
+//     for create, mknod, mkdir, symlink and tmpfile; S_IFDIR for rmdir;
+//     the source's type for rename and link; 0 for lookup and unlink in
+//     Pre (not known before the lower tree is asked), the node's in Post;
+//   - Flags: open, create, tmpfile. Mode: create, mknod, mkdir, tmpfile,
+//     and setattr when SetAttr.Mode is set. SetAttr: setattr. Xattr:
+//     getxattr, setxattr, removexattr. Target: symlink (an input) and, in
+//     Post, readlink. NewPath: rename and link;
+//   - Attr: in Post only, for lookup (and every lookup decision: a
+//     readdirplus entry, a node made), getattr, setattr, statx and the
+//     create family, as presented to the caller. In Pre it is zero (a
+//     pre-filter of open or getattr sees no attributes). Value: in Post of
+//     getxattr and listxattr.
+//
+// A PreFilter that answers (ErrAnswered) fills the outputs Op.Info().Answer
+// names instead.
 type Request struct {
 	Op     Op
 	Caller Caller
