@@ -28,11 +28,14 @@ var (
 	_ filter.ScopedBelow = (*Filter)(nil)
 )
 
-// New returns a filter mapping suffix from to suffix to under paths.
+// New returns a filter mapping suffix from to suffix to under paths. It
+// refuses suffixes that are empty, "." or "..", that hold a "/" or a NUL
+// (no name can: the mapped names would not exist), and a pair in which one
+// suffix ends the other (the mapping would not be one to one).
 func New(paths filter.Patterns, from, to string) (*Filter, error) {
 	for _, s := range []string{from, to} {
-		if s == "" || strings.Contains(s, "/") || s == "." || s == ".." {
-			return nil, fmt.Errorf("rename suffix %q: want a non-empty name part without /", s)
+		if s == "" || strings.ContainsAny(s, "/\x00") || s == "." || s == ".." {
+			return nil, fmt.Errorf("rename suffix %q: want a non-empty name part without / or NUL", s)
 		}
 	}
 	if from == to || strings.HasSuffix(from, to) || strings.HasSuffix(to, from) {

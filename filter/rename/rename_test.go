@@ -30,6 +30,8 @@ func TestNewErrors(t *testing.T) {
 		{".markdown", "/"},
 		{".", ".md"},
 		{".markdown", ".."},
+		{".md\x00", ".txt"}, // no name holds a NUL
+		{".md", "\x00"},
 		{".md", ".md"},
 		{".tar.gz", ".gz"}, // from ends with to
 		{".gz", ".tar.gz"}, // to ends with from

@@ -27,6 +27,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -225,9 +227,15 @@ func (p *Policy) Describe(w io.Writer) {
 	}
 }
 
-// String describes the rule in one line, as Describe does.
+// String describes the rule in one line, as Describe does. Values that
+// would not print as one line of plain text (a glob with a newline or a
+// control character) are shown quoted, as Go quotes strings.
 func (r *RuleSpec) String() string {
-	paths := strings.Join(r.Paths, ", ")
+	var globs []string
+	for _, p := range r.Paths {
+		globs = append(globs, shown(p))
+	}
+	paths := strings.Join(globs, ", ")
 	var what string
 	switch r.Kind {
 	case "hide":
@@ -252,18 +260,38 @@ func (r *RuleSpec) String() string {
 		}
 		what = fmt.Sprintf("remap %s to %s", paths, strings.Join(parts, ", "))
 	case "rename":
-		what = fmt.Sprintf("rename %s to %s under %s", r.From, r.To, paths)
+		what = fmt.Sprintf("rename %s to %s under %s", shown(r.From), shown(r.To), paths)
 	case "audit":
 		if r.Paths == nil {
 			paths = "every path"
 		}
-		what = fmt.Sprintf("audit %s on %s to %s", opList(r.Ops), paths, r.Log)
+		what = fmt.Sprintf("audit %s on %s to %s", opList(r.Ops), paths, shown(r.Log))
 	case "redact":
 		what = fmt.Sprintf("redact %s in %s", strings.Join(r.Exif, ", "), paths)
 	default:
 		what = r.Kind
 	}
 	return fmt.Sprintf("rule %d: %s, %s", r.Index, what, conditionText(r.Only, r.Unless))
+}
+
+// shown returns s as Describe prints it: as it is when it is printable
+// text, else quoted.
+func shown(s string) string {
+	if printable(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// printable reports whether s is valid UTF-8 made of printable characters
+// (spaces included, not tabs or line breaks).
+func printable(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func opList(ops []filter.Op) string {

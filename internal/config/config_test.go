@@ -103,75 +103,80 @@ rules:
 	}
 }
 
-// TestErrors checks each class of error with its position. Each case lists
-// the errors expected, in order, as "LINE:COL: substring".
+// errorCases are policies with errors, each class once, and the errors
+// expected, in order, as "LINE:COL: substring". TestErrors checks them;
+// FuzzPolicy starts from them.
+var errorCases = []struct {
+	name, src string
+	want      []string
+}{
+	{"empty file", "", []string{"1:1: empty policy file"}},
+	{"only comments", "# nothing\n", []string{"1:1: empty policy file"}},
+	{"not a mapping", "- hide: [a]\n", []string{"1:1: a policy is a mapping, not a list"}},
+	{"scalar document", "rules\n", []string{`1:1: a policy is a mapping, not "rules"`}},
+	{"two documents", "rules: []\n---\nrules: []\n", []string{"2:1: a second YAML document"}},
+	{"syntax", "rules:\n  - hide: [*.tmp]\n", []string{`2:1: YAML syntax ... quote globs that begin with *`}},
+	{"unknown top key", "rules: []\nrule: []\n", []string{`2:1: top level: unknown key "rule" (hint: did you mean "rules"?`}},
+	{"repeated key", "rules: []\nrules: []\n", []string{`2:1: top level: key "rules" repeated (first at line 1)`}},
+	{"bad passthrough", "passthrough: on\nrules: []\n", []string{`1:14: passthrough "on": unknown mode (hint: auto, off or require)`}},
+	{"rules not a list", "rules: {hide: [a]}\n", []string{"1:8: rules: want a list, not a mapping"}},
+	{"rules empty", "rules:\n", []string{"1:7: rules: want a list, not empty"}},
+	{"rule not a mapping", "rules:\n  - hide\n", []string{`2:5: rule 1: want a mapping, not "hide"`}},
+	{"unknown rule key", "rules:\n  - hide: [a]\n    unles: {uids: [0]}\n", []string{`3:5: rule 1: unknown key "unles" (hint: did you mean "unless"?`}},
+	{"unknown filter", "rules:\n  - hidden: [a]\n", []string{`2:5: rule 1: unknown key "hidden" (hint: did you mean "hide"?`}},
+	{"two filters", "rules:\n  - hide: [a]\n    readonly: [b]\n", []string{"3:5: rule 1: two filters in one rule, hide and readonly"}},
+	{"no filter", "rules:\n  - hide: [a]\n  - unless: {uids: [0]}\n", []string{"3:5: rule 2: no filter (hint: one of hide, readonly, deny, remap, rename, audit, redact)"}},
+	{"empty rule", "rules:\n  - {}\n", []string{"2:5: rule 1: no filter"}},
+	{"unknown key inside", "rules:\n  - deny: {ops: [unlink], path: [a]}\n", []string{
+		`2:11: rule 1 (deny): missing "paths"`,
+		`2:27: rule 1 (deny): unknown key "path" (hint: did you mean "paths"?`}},
+	{"bad globs", "rules:\n  - hide: [\"/etc\", \"a/../b\", \"x[\", \"a**\"]\n", []string{
+		`2:12: rule 1 (hide): bad glob "/etc": must be relative`,
+		`2:20: rule 1 (hide): bad glob "a/../b"`,
+		`2:30: rule 1 (hide): bad glob "x["`,
+		`2:36: rule 1 (hide): bad glob "a**"`}},
+	{"empty paths", "rules:\n  - readonly: []\n", []string{"2:15: rule 1 (readonly): empty list"}},
+	{"paths not a list", "rules:\n  - hide: \"secrets/**\"\n", []string{`2:11: rule 1 (hide): want a list, not "secrets/**" (hint: put it in brackets: ["secrets/**"])`}},
+	{"mode as number", "rules:\n  - remap: {paths: [a], file_mode: 0640}\n", []string{`2:36: rule 1 (remap): file_mode: 0640 is a YAML number ... (hint: quote it: "0640")`}},
+	{"mode decimal number", "rules:\n  - remap: {paths: [a], dir_mode: 755}\n", []string{`2:35: rule 1 (remap): dir_mode: 755 is a YAML number ... quote it: "0755"`}},
+	{"mode not octal", "rules:\n  - remap: {paths: [a], file_mode: \"0649\"}\n", []string{`2:36: rule 1 (remap): file_mode: "0649" is not octal`}},
+	{"mode too big", "rules:\n  - remap: {paths: [a], file_mode: \"17777\"}\n", []string{`2:36: rule 1 (remap): file_mode: "17777" is more than 07777`}},
+	{"remap nothing", "rules:\n  - remap: {paths: [a]}\n", []string{"2:12: rule 1 (remap): nothing to present (hint: set uid, gid, file_mode or dir_mode)"}},
+	{"negative uid", "rules:\n  - remap: {paths: [a], uid: -1}\n", []string{"2:30: rule 1 (remap): uid: -1 is negative"}},
+	{"non-integer gid", "rules:\n  - remap: {paths: [a], gid: 1.5}\n", []string{`2:30: rule 1 (remap): gid: want a non-negative integer, not "1.5"`}},
+	{"quoted uid", "rules:\n  - remap: {paths: [a], uid: \"1000\"}\n", []string{`2:30: rule 1 (remap): uid: want a non-negative integer ... without quotes`}},
+	{"uid too big", "rules:\n  - remap: {paths: [a], uid: 4294967295}\n", []string{"2:30: rule 1 (remap): uid: 4294967295 is out of range"}},
+	{"condition uids", "rules:\n  - hide: [a]\n    only: {uids: [0, -5, x], gids: []}\n", []string{
+		"3:22: rule 1 (hide): only: uids: -5 is negative",
+		`3:26: rule 1 (hide): only: uids: want a non-negative integer, not "x"`,
+		"3:36: rule 1 (hide): only: gids: empty list"}},
+	{"condition empty", "rules:\n  - hide: [a]\n    unless: {}\n", []string{"3:13: rule 1 (hide): unless: no callers"}},
+	{"condition key", "rules:\n  - hide: [a]\n    unless: {uid: [0]}\n", []string{`3:14: rule 1 (hide): unless: unknown key "uid" (hint: did you mean "uids"?`}},
+	{"unknown op", "rules:\n  - deny: {ops: [unlnk], paths: [a]}\n", []string{`2:18: rule 1 (deny): ops: unknown operation "unlnk" (hint: did you mean "unlink"? valid: lookup,`}},
+	{"unfiltered op", "rules:\n  - deny: {ops: [open, write], paths: [a]}\n", []string{`2:24: rule 1 (deny): ops: operation "write" is not filtered (hint: reads and writes are not filtered: deny open instead)`}},
+	{"audit unfiltered op", "rules:\n  - audit: {ops: [read], log: /l}\n", []string{`2:19: rule 1 (audit): ops: operation "read" is not filtered (hint: reads and writes are not filtered: audit open instead)`}},
+	{"empty ops", "rules:\n  - deny: {ops: [], paths: [a]}\n", []string{"2:17: rule 1 (deny): ops: empty list"}},
+	{"unknown errno", "rules:\n  - deny: {ops: [unlink], paths: [a], errno: EWHAT}\n", []string{`2:46: rule 1 (deny): errno: unknown errno "EWHAT"`}},
+	{"lower-case errno", "rules:\n  - deny: {ops: [unlink], paths: [a], errno: eperm}\n", []string{`2:46: rule 1 (deny): errno: unknown errno "eperm" (hint: errno names are upper case: EPERM)`}},
+	{"rename with condition", "rules:\n  - hide: [a]\n  - rename: {paths: [d/**], from: .markdown, to: .md}\n    only: {uids: [1000]}\n", []string{
+		"3:5: rule 2 (rename): a rename rule applies to every caller; it cannot have only"}},
+	{"rename suffixes", "rules:\n  - rename: {paths: [d], from: .md, to: md}\n", []string{`2:32: rule 1 (rename): rename ".md" to "md": neither suffix may end the other`}},
+	{"rename NUL", "rules:\n  - rename: {paths: [d], from: \"\\0\", to: .md}\n", []string{`2:32: rule 1 (rename): rename suffix "\x00": want a non-empty name part without / or NUL`}},
+	{"rename missing", "rules:\n  - rename: {paths: [d], from: .md}\n", []string{`2:13: rule 1 (rename): missing "to"`}},
+	{"audit relative log", "rules:\n  - audit: {log: audit.jsonl}\n", []string{`2:18: rule 1 (audit): log "audit.jsonl" is a relative path`}},
+	{"audit no log", "rules:\n  - audit: {ops: [open]}\n", []string{`2:12: rule 1 (audit): missing "log"`}},
+	{"redact field", "rules:\n  - redact: {paths: [p], exif: [gps, faces]}\n", []string{`2:38: rule 1 (redact): exif: unknown field "faces" (want gps)`}},
+	{"filter not a mapping", "rules:\n  - deny: [unlink]\n", []string{"2:11: rule 1 (deny): want a mapping, not a list"}},
+	{"several, sorted", "rules:\n  - hide: [\"/a\"]\n  - bogus: 1\npassthrough: sometimes\nrulez: 1\n", []string{
+		`2:12: rule 1 (hide): bad glob "/a"`,
+		`3:5: rule 2: unknown key "bogus"`,
+		`4:14: passthrough "sometimes"`,
+		`5:1: top level: unknown key "rulez"`}},
+}
+
+// TestErrors checks each class of error with its position.
 func TestErrors(t *testing.T) {
-	for _, c := range []struct {
-		name, src string
-		want      []string
-	}{
-		{"empty file", "", []string{"1:1: empty policy file"}},
-		{"only comments", "# nothing\n", []string{"1:1: empty policy file"}},
-		{"not a mapping", "- hide: [a]\n", []string{"1:1: a policy is a mapping, not a list"}},
-		{"scalar document", "rules\n", []string{`1:1: a policy is a mapping, not "rules"`}},
-		{"two documents", "rules: []\n---\nrules: []\n", []string{"2:1: a second YAML document"}},
-		{"syntax", "rules:\n  - hide: [*.tmp]\n", []string{`2:1: YAML syntax ... quote globs that begin with *`}},
-		{"unknown top key", "rules: []\nrule: []\n", []string{`2:1: top level: unknown key "rule" (hint: did you mean "rules"?`}},
-		{"repeated key", "rules: []\nrules: []\n", []string{`2:1: top level: key "rules" repeated (first at line 1)`}},
-		{"bad passthrough", "passthrough: on\nrules: []\n", []string{`1:14: passthrough "on": unknown mode (hint: auto, off or require)`}},
-		{"rules not a list", "rules: {hide: [a]}\n", []string{"1:8: rules: want a list, not a mapping"}},
-		{"rules empty", "rules:\n", []string{"1:7: rules: want a list, not empty"}},
-		{"rule not a mapping", "rules:\n  - hide\n", []string{`2:5: rule 1: want a mapping, not "hide"`}},
-		{"unknown rule key", "rules:\n  - hide: [a]\n    unles: {uids: [0]}\n", []string{`3:5: rule 1: unknown key "unles" (hint: did you mean "unless"?`}},
-		{"unknown filter", "rules:\n  - hidden: [a]\n", []string{`2:5: rule 1: unknown key "hidden" (hint: did you mean "hide"?`}},
-		{"two filters", "rules:\n  - hide: [a]\n    readonly: [b]\n", []string{"3:5: rule 1: two filters in one rule, hide and readonly"}},
-		{"no filter", "rules:\n  - hide: [a]\n  - unless: {uids: [0]}\n", []string{"3:5: rule 2: no filter (hint: one of hide, readonly, deny, remap, rename, audit, redact)"}},
-		{"empty rule", "rules:\n  - {}\n", []string{"2:5: rule 1: no filter"}},
-		{"unknown key inside", "rules:\n  - deny: {ops: [unlink], path: [a]}\n", []string{
-			`2:11: rule 1 (deny): missing "paths"`,
-			`2:27: rule 1 (deny): unknown key "path" (hint: did you mean "paths"?`}},
-		{"bad globs", "rules:\n  - hide: [\"/etc\", \"a/../b\", \"x[\", \"a**\"]\n", []string{
-			`2:12: rule 1 (hide): bad glob "/etc": must be relative`,
-			`2:20: rule 1 (hide): bad glob "a/../b"`,
-			`2:30: rule 1 (hide): bad glob "x["`,
-			`2:36: rule 1 (hide): bad glob "a**"`}},
-		{"empty paths", "rules:\n  - readonly: []\n", []string{"2:15: rule 1 (readonly): empty list"}},
-		{"paths not a list", "rules:\n  - hide: \"secrets/**\"\n", []string{`2:11: rule 1 (hide): want a list, not "secrets/**" (hint: put it in brackets: ["secrets/**"])`}},
-		{"mode as number", "rules:\n  - remap: {paths: [a], file_mode: 0640}\n", []string{`2:36: rule 1 (remap): file_mode: 0640 is a YAML number ... (hint: quote it: "0640")`}},
-		{"mode decimal number", "rules:\n  - remap: {paths: [a], dir_mode: 755}\n", []string{`2:35: rule 1 (remap): dir_mode: 755 is a YAML number ... quote it: "0755"`}},
-		{"mode not octal", "rules:\n  - remap: {paths: [a], file_mode: \"0649\"}\n", []string{`2:36: rule 1 (remap): file_mode: "0649" is not octal`}},
-		{"mode too big", "rules:\n  - remap: {paths: [a], file_mode: \"17777\"}\n", []string{`2:36: rule 1 (remap): file_mode: "17777" is more than 07777`}},
-		{"remap nothing", "rules:\n  - remap: {paths: [a]}\n", []string{"2:12: rule 1 (remap): nothing to present (hint: set uid, gid, file_mode or dir_mode)"}},
-		{"negative uid", "rules:\n  - remap: {paths: [a], uid: -1}\n", []string{"2:30: rule 1 (remap): uid: -1 is negative"}},
-		{"non-integer gid", "rules:\n  - remap: {paths: [a], gid: 1.5}\n", []string{`2:30: rule 1 (remap): gid: want a non-negative integer, not "1.5"`}},
-		{"quoted uid", "rules:\n  - remap: {paths: [a], uid: \"1000\"}\n", []string{`2:30: rule 1 (remap): uid: want a non-negative integer ... without quotes`}},
-		{"uid too big", "rules:\n  - remap: {paths: [a], uid: 4294967295}\n", []string{"2:30: rule 1 (remap): uid: 4294967295 is out of range"}},
-		{"condition uids", "rules:\n  - hide: [a]\n    only: {uids: [0, -5, x], gids: []}\n", []string{
-			"3:22: rule 1 (hide): only: uids: -5 is negative",
-			`3:26: rule 1 (hide): only: uids: want a non-negative integer, not "x"`,
-			"3:36: rule 1 (hide): only: gids: empty list"}},
-		{"condition empty", "rules:\n  - hide: [a]\n    unless: {}\n", []string{"3:13: rule 1 (hide): unless: no callers"}},
-		{"condition key", "rules:\n  - hide: [a]\n    unless: {uid: [0]}\n", []string{`3:14: rule 1 (hide): unless: unknown key "uid" (hint: did you mean "uids"?`}},
-		{"unknown op", "rules:\n  - deny: {ops: [unlnk], paths: [a]}\n", []string{`2:18: rule 1 (deny): ops: unknown operation "unlnk" (hint: did you mean "unlink"? valid: lookup,`}},
-		{"unfiltered op", "rules:\n  - deny: {ops: [open, write], paths: [a]}\n", []string{`2:24: rule 1 (deny): ops: operation "write" is not filtered (hint: reads and writes are not filtered: deny open instead)`}},
-		{"audit unfiltered op", "rules:\n  - audit: {ops: [read], log: /l}\n", []string{`2:19: rule 1 (audit): ops: operation "read" is not filtered (hint: reads and writes are not filtered: audit open instead)`}},
-		{"empty ops", "rules:\n  - deny: {ops: [], paths: [a]}\n", []string{"2:17: rule 1 (deny): ops: empty list"}},
-		{"unknown errno", "rules:\n  - deny: {ops: [unlink], paths: [a], errno: EWHAT}\n", []string{`2:46: rule 1 (deny): errno: unknown errno "EWHAT"`}},
-		{"lower-case errno", "rules:\n  - deny: {ops: [unlink], paths: [a], errno: eperm}\n", []string{`2:46: rule 1 (deny): errno: unknown errno "eperm" (hint: errno names are upper case: EPERM)`}},
-		{"rename with condition", "rules:\n  - hide: [a]\n  - rename: {paths: [d/**], from: .markdown, to: .md}\n    only: {uids: [1000]}\n", []string{
-			"3:5: rule 2 (rename): a rename rule applies to every caller; it cannot have only"}},
-		{"rename suffixes", "rules:\n  - rename: {paths: [d], from: .md, to: md}\n", []string{`2:32: rule 1 (rename): rename ".md" to "md": neither suffix may end the other`}},
-		{"rename missing", "rules:\n  - rename: {paths: [d], from: .md}\n", []string{`2:13: rule 1 (rename): missing "to"`}},
-		{"audit relative log", "rules:\n  - audit: {log: audit.jsonl}\n", []string{`2:18: rule 1 (audit): log "audit.jsonl" is a relative path`}},
-		{"audit no log", "rules:\n  - audit: {ops: [open]}\n", []string{`2:12: rule 1 (audit): missing "log"`}},
-		{"redact field", "rules:\n  - redact: {paths: [p], exif: [gps, faces]}\n", []string{`2:38: rule 1 (redact): exif: unknown field "faces" (want gps)`}},
-		{"filter not a mapping", "rules:\n  - deny: [unlink]\n", []string{"2:11: rule 1 (deny): want a mapping, not a list"}},
-		{"several, sorted", "rules:\n  - hide: [\"/a\"]\n  - bogus: 1\npassthrough: sometimes\nrulez: 1\n", []string{
-			`2:12: rule 1 (hide): bad glob "/a"`,
-			`3:5: rule 2: unknown key "bogus"`,
-			`4:14: passthrough "sometimes"`,
-			`5:1: top level: unknown key "rulez"`}},
-	} {
+	for _, c := range errorCases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("bad.yaml", []byte(c.src))
 			var es Errors
@@ -354,5 +359,32 @@ func TestBuildEmpty(t *testing.T) {
 	}
 	if err := closer.Close(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestDescribeQuotes checks that values which are not one line of printable
+// text are quoted in the description, so that each rule stays on one line,
+// and that errors quote them too, one line each.
+func TestDescribeQuotes(t *testing.T) {
+	p, err := Parse("q.yaml", []byte(`rules:
+  - hide: ["a\nb", "c d", "é"]
+  - audit: {log: "/var/log/a\tb"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	p.Describe(&b)
+	want := `q.yaml: 2 rules, passthrough not set (the --passthrough flag decides, auto by default)
+rule 1: hide "a\nb", c d, é, for every caller
+rule 2: audit every operation on every path to "/var/log/a\tb", for every caller
+`
+	if b.String() != want {
+		t.Errorf("Describe:\n%s\nwant:\n%s", b.String(), want)
+	}
+	_, err = Parse("q.yaml", []byte("rules:\n  - hide: |\n      a\n      b\n  - remap: {paths: [a], uid: !!int \"1\\n2\"}\n"))
+	if want := "q.yaml:2:11: rule 1 (hide): want a list, not \"a\\nb\\n\" (hint: put it in brackets: [\"a\\nb\\n\"])\n" +
+		"q.yaml:5:30: rule 2 (remap): uid: \"1\\n2\" is out of range (hint: a uid or gid is a number from 0 to 4294967294)"; err == nil || err.Error() != want {
+		t.Errorf("errors:\n%v\nwant:\n%s", err, want)
 	}
 }

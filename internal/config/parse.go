@@ -243,7 +243,7 @@ func (p *parser) list(n *yaml.Node, what, example string) ([]*yaml.Node, bool) {
 		hint := "write it as " + example
 		if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
 			hint = fmt.Sprintf("put it in brackets: [%s]", n.Value)
-			if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 || strings.ContainsAny(n.Value, "*:[]{}") {
+			if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 || strings.ContainsAny(n.Value, "*:[]{}") || !printable(n.Value) {
 				hint = fmt.Sprintf("put it in brackets: [%q]", n.Value)
 			}
 		}
@@ -613,11 +613,11 @@ func (p *parser) id(n *yaml.Node, what string) *uint32 {
 	}
 	var v int64
 	if err := n.Decode(&v); err != nil || v > math.MaxUint32-1 {
-		p.errorf(n, hint, "%s: %s is out of range", what, n.Value)
+		p.errorf(n, hint, "%s: %s is out of range", what, shown(n.Value))
 		return nil
 	}
 	if v < 0 {
-		p.errorf(n, hint, "%s: %s is negative", what, n.Value)
+		p.errorf(n, hint, "%s: %s is negative", what, shown(n.Value))
 		return nil
 	}
 	u := uint32(v)
@@ -631,7 +631,7 @@ var octal = regexp.MustCompile(`^[0-7]+$`)
 func (p *parser) mode(n *yaml.Node, what string) *uint32 {
 	if n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float") {
 		digits := strings.TrimLeft(strings.TrimPrefix(n.Value, "0o"), "0")
-		p.errorf(n, fmt.Sprintf("quote it: %q", "0"+digits), "%s: %s is a YAML number, read as decimal or octal depending on how it is written", what, n.Value)
+		p.errorf(n, fmt.Sprintf("quote it: %q", "0"+digits), "%s: %s is a YAML number, read as decimal or octal depending on how it is written", what, shown(n.Value))
 		return nil
 	}
 	s, ok := p.str(n, what)
