@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
 // nonrootScript runs, in a private mount namespace, an unprivileged
@@ -46,25 +48,8 @@ func TestNonRootMount(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to set up the unprivileged user's view")
 	}
-	for _, tool := range []string{"fusermount3", "setpriv", "unshare"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install fuse3 util-linux)", tool)
-		}
-	}
 	bin := sievefsBinary(t)
-	work := t.TempDir()
-	// t.TempDir's directories are 0700; the user must reach its own.
-	for _, d := range []string{filepath.Dir(work), work} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	low, mnt := filepath.Join(work, "low"), filepath.Join(work, "mnt")
-	for _, d := range []string{low, mnt} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	work, low, mnt := fusetest.NonRootWork(t)
 	writeFile(t, filepath.Join(low, "f"), []byte("hello"))
 	for _, p := range []string{low, mnt, filepath.Join(low, "f")} {
 		if err := os.Chown(p, 65534, 65534); err != nil {

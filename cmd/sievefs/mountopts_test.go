@@ -242,25 +242,8 @@ grep -q " $MNT " /proc/self/mounts && echo "still mounted" || echo "unmounted"
 // fusermount3 by an ordinary user, and that suid is refused there.
 func TestNonRootMountOptions(t *testing.T) {
 	requireFuse(t)
-	for _, tool := range []string{"fusermount3", "setpriv", "unshare"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install fuse3 util-linux)", tool)
-		}
-	}
 	bin := binary(t)
-	work := t.TempDir()
-	// t.TempDir's directories are 0700; the user must reach its own.
-	for _, d := range []string{filepath.Dir(work), work} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	low, mnt := filepath.Join(work, "low"), filepath.Join(work, "mnt")
-	for _, d := range []string{low, mnt} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	work, low, mnt := fusetest.NonRootWork(t)
 	script := filepath.Join(low, "s.sh")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho ran\n"), 0o755); err != nil {
 		t.Fatal(err)

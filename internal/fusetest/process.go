@@ -108,3 +108,30 @@ func SievefsMounted(path string) bool {
 	}
 	return false
 }
+
+// NonRootWork prepares a test's mount by an ordinary user: it skips
+// unless fusermount3, setpriv and unshare are installed, and returns a
+// temporary directory the user can reach with empty low and mnt
+// directories in it (owned by root; the caller gives them away).
+func NonRootWork(t testing.TB) (work, low, mnt string) {
+	t.Helper()
+	for _, tool := range []string{"fusermount3", "setpriv", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (apt-get install fuse3 util-linux)", tool)
+		}
+	}
+	work = t.TempDir()
+	// t.TempDir's directories are 0700; the user must reach its own.
+	for _, d := range []string{filepath.Dir(work), work} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	low, mnt = filepath.Join(work, "low"), filepath.Join(work, "mnt")
+	for _, d := range []string{low, mnt} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return work, low, mnt
+}
