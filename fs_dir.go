@@ -56,8 +56,9 @@ const dirBufSize = 32 << 10
 // OpenDir opens a directory.
 func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) (code fuse.Status) {
 	defer fs.track(filter.OpOpendir, time.Now(), &code)
-	var q request
-	if s := fs.gate(&q, filter.OpOpendir, in.NodeId, &in.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gate(q, filter.OpOpendir, in.NodeId, &in.Caller); !s.Ok() {
 		return s
 	}
 	if _, s := q.pre(); !s.Ok() {
@@ -107,8 +108,9 @@ func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryLi
 	if !ok {
 		return fuse.EBADF
 	}
-	var q request
-	if s := fs.gate(&q, o, nodeID(d.ino, 0), &in.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gate(q, o, nodeID(d.ino, 0), &in.Caller); !s.Ok() {
 		return s
 	}
 	if err := fs.dirFDs.acquire(d, func() (*lower.File, error) { return fs.tree.OpenDir(d.ino) }); err != nil {
@@ -122,7 +124,7 @@ func (fs *fileSystem) readDir(o filter.Op, in *fuse.ReadIn, out *fuse.DirEntryLi
 	if d.buf == nil {
 		d.buf = make([]byte, dirBufSize)
 	}
-	l := lister{q: &q, d: d, out: out, plus: o == filter.OpReaddirplus}
+	l := lister{q: q, d: d, out: out, plus: o == filter.OpReaddirplus}
 	if fs.paths {
 		l.entries = d.entryChain(q.chain, q.Path)
 	}
@@ -169,6 +171,12 @@ type lister struct {
 	out     *fuse.DirEntryList
 	plus    bool
 	entries *filter.Chain // the rules that may act beneath; nil for none
+	// Scratch space for one entry at a time, kept here so that a listing
+	// does not allocate it per entry.
+	st unix.Stat_t
+	eo fuse.EntryOut
+	r  filter.Request
+	de filter.DirEntry
 }
 
 // add lists the lower entry e, or skips it when the filters drop it. It
@@ -187,17 +195,18 @@ func (l *lister) add(e fuse.DirEntry) bool {
 		if !l.plus {
 			return l.out.AddDirEntry(e)
 		}
-		var st unix.Stat_t
-		child, err := fs.tree.LookupAt(l.d.ino, l.d.dir, lname, &st)
-		return l.addPlus(e, child, err, &st, func(eo *fuse.EntryOut) {
+		st := &l.st
+		child, err := fs.tree.LookupAt(l.d.ino, l.d.dir, lname, st)
+		return l.addPlus(e, child, err, st, func(eo *fuse.EntryOut) {
 			if fs.paths {
 				fs.tree.SetName(child, l.d.ino, e.Name)
 			}
-			fs.fillEntry(child, &st, eo)
+			fs.fillEntry(child, st, eo)
 		})
 	}
-	var eo fuse.EntryOut
-	child, st, err, shown := l.judge(&e, lname, &eo)
+	eo := &l.eo
+	*eo = fuse.EntryOut{}
+	child, st, err, shown := l.judge(&e, lname, eo)
 	if !shown {
 		return true
 	}
@@ -207,7 +216,7 @@ func (l *lister) add(e fuse.DirEntry) bool {
 		}
 		return l.out.AddDirEntry(e)
 	}
-	return l.addPlus(e, child, err, st, func(out *fuse.EntryOut) { *out = eo })
+	return l.addPlus(e, child, err, st, func(out *fuse.EntryOut) { *out = *eo })
 }
 
 // addPlus adds a READDIRPLUS entry for child (err from its lookup), filled
@@ -246,8 +255,9 @@ func (l *lister) judge(e *fuse.DirEntry, lname string, eo *fuse.EntryOut) (child
 	}
 	path := joinPath(dir, e.Name)
 	// The lookup decision's request, as a lookup of the name would make.
-	r := filter.Request{Op: filter.OpLookup, Caller: l.q.Caller, Path: path, Type: e.Mode & unix.S_IFMT}
-	st = new(unix.Stat_t)
+	l.r = filter.Request{Op: filter.OpLookup, Caller: l.q.Caller, Path: path, Type: e.Mode & unix.S_IFMT}
+	r := &l.r
+	st = &l.st
 	look := l.plus || c.PostSees(filter.OpLookup) || c.HasDir()
 	if look {
 		if err := fs.tree.StatIn(l.d.dir, lname, st); err != nil {
@@ -256,16 +266,16 @@ func (l *lister) judge(e *fuse.DirEntry, lname string, eo *fuse.EntryOut) (child
 		}
 		r.Type = st.Mode & unix.S_IFMT
 		fillAttr(st, &eo.Attr)
-		present(c, &r, path, &eo.Attr)
+		present(c, r, path, &eo.Attr)
 		r.Attr = filterAttr(&eo.Attr)
 	}
 	if c.HasDir() {
-		de := filter.DirEntry{Name: e.Name, Path: path, Ino: e.Ino, Type: e.Mode & unix.S_IFMT, Attr: &r.Attr}
-		if !c.Keep(&r, &de) {
+		l.de = filter.DirEntry{Name: e.Name, Path: path, Ino: e.Ino, Type: e.Mode & unix.S_IFMT, Attr: &r.Attr}
+		if !c.Keep(r, &l.de) {
 			return nil, nil, nil, false
 		}
 	}
-	if _, s := fs.runPre(c, &r); !s.Ok() {
+	if _, s := fs.runPre(c, r); !s.Ok() {
 		return nil, nil, nil, false
 	}
 	if !look {
@@ -277,7 +287,7 @@ func (l *lister) judge(e *fuse.DirEntry, lname string, eo *fuse.EntryOut) (child
 	fs.tree.SetName(child, l.d.ino, e.Name)
 	fs.entryNode(c, r.Caller, path, child, eo)
 	if c.PostSees(filter.OpLookup) {
-		if s := fs.runPost(c, &r, fuse.OK); !s.Ok() {
+		if s := fs.runPost(c, r, fuse.OK); !s.Ok() {
 			return l.drop(child)
 		}
 	}

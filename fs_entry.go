@@ -14,8 +14,9 @@ import (
 // negative entry that the kernel may cache for the entry timeout.
 func (fs *fileSystem) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) (code fuse.Status) {
 	defer fs.track(filter.OpLookup, time.Now(), &code)
-	var q request
-	s := fs.gateName(&q, filter.OpLookup, h.NodeId, name, &h.Caller)
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	s := fs.gateName(q, filter.OpLookup, h.NodeId, name, &h.Caller)
 	if s.Ok() {
 		_, s = q.pre()
 	}
@@ -43,8 +44,9 @@ func (fs *fileSystem) Forget(nodeID, nlookup uint64) {
 // GetAttr returns the attributes of a node.
 func (fs *fileSystem) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) (code fuse.Status) {
 	defer fs.track(filter.OpGetattr, time.Now(), &code)
-	var q request
-	if s := fs.gate(&q, filter.OpGetattr, in.NodeId, &in.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gate(q, filter.OpGetattr, in.NodeId, &in.Caller); !s.Ok() {
 		return s
 	}
 	answered, s := q.pre()
@@ -87,8 +89,9 @@ func (q *request) attrReply(out *fuse.AttrOut) fuse.Status {
 // attributes after the change.
 func (fs *fileSystem) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) (code fuse.Status) {
 	defer fs.track(filter.OpSetattr, time.Now(), &code)
-	var q request
-	if s := fs.gate(&q, filter.OpSetattr, in.NodeId, &in.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gate(q, filter.OpSetattr, in.NodeId, &in.Caller); !s.Ok() {
 		return s
 	}
 	q.SetAttr = setAttrOf(in)
@@ -224,8 +227,9 @@ func (q *request) made(ino *lower.Inode, st *unix.Stat_t, err error, out *fuse.E
 // Mknod makes a device, FIFO, socket or regular file.
 func (fs *fileSystem) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) (code fuse.Status) {
 	defer fs.track(filter.OpMknod, time.Now(), &code)
-	var q request
-	if s := fs.gateMake(&q, filter.OpMknod, in.NodeId, name, in.Mode&unix.S_IFMT, in.Mode, 0, &in.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gateMake(q, filter.OpMknod, in.NodeId, name, in.Mode&unix.S_IFMT, in.Mode, 0, &in.Caller); !s.Ok() {
 		return q.post(s)
 	}
 	var st unix.Stat_t
@@ -236,8 +240,9 @@ func (fs *fileSystem) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name strin
 // Mkdir makes a directory.
 func (fs *fileSystem) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) (code fuse.Status) {
 	defer fs.track(filter.OpMkdir, time.Now(), &code)
-	var q request
-	if s := fs.gateMake(&q, filter.OpMkdir, in.NodeId, name, unix.S_IFDIR, in.Mode, 0, &in.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gateMake(q, filter.OpMkdir, in.NodeId, name, unix.S_IFDIR, in.Mode, 0, &in.Caller); !s.Ok() {
 		return q.post(s)
 	}
 	var st unix.Stat_t
@@ -249,8 +254,9 @@ func (fs *fileSystem) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name strin
 // (or a pre-filter rewrote it).
 func (fs *fileSystem) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, name string, out *fuse.EntryOut) (code fuse.Status) {
 	defer fs.track(filter.OpSymlink, time.Now(), &code)
-	var q request
-	s := fs.gateName(&q, filter.OpSymlink, h.NodeId, name, &h.Caller)
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	s := fs.gateName(q, filter.OpSymlink, h.NodeId, name, &h.Caller)
 	if s.Ok() {
 		q.Type, q.Target = unix.S_IFLNK, target
 		if _, s = q.pre(); s.Ok() {
@@ -270,8 +276,9 @@ func (fs *fileSystem) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, 
 // see the node under its new name (Path) and the old one as NewPath.
 func (fs *fileSystem) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) (code fuse.Status) {
 	defer fs.track(filter.OpLink, time.Now(), &code)
-	var q request
-	if s := fs.gateName(&q, filter.OpLink, in.NodeId, name, &in.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gateName(q, filter.OpLink, in.NodeId, name, &in.Caller); !s.Ok() {
 		return q.post(s)
 	}
 	base, _ := splitNodeID(in.Oldnodeid)
@@ -302,8 +309,9 @@ func (fs *fileSystem) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string,
 
 // remove runs unlink or rmdir.
 func (fs *fileSystem) remove(o filter.Op, h *fuse.InHeader, name string, rm func(*lower.Inode, string) error) fuse.Status {
-	var q request
-	if s := fs.gateName(&q, o, h.NodeId, name, &h.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gateName(q, o, h.NodeId, name, &h.Caller); !s.Ok() {
 		return q.post(s)
 	}
 	if o == filter.OpRmdir {
@@ -332,8 +340,9 @@ func (fs *fileSystem) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name strin
 // are judged by the one chain the request started with.
 func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) (code fuse.Status) {
 	defer fs.track(filter.OpRename, time.Now(), &code)
-	var q request
-	if s := fs.gateName(&q, filter.OpRename, in.NodeId, oldName, &in.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gateName(q, filter.OpRename, in.NodeId, oldName, &in.Caller); !s.Ok() {
 		return q.post(s)
 	}
 	base, _ := splitNodeID(in.Newdir)
@@ -399,8 +408,9 @@ func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName,
 // Readlink returns a symlink's target.
 func (fs *fileSystem) Readlink(cancel <-chan struct{}, h *fuse.InHeader) (_ []byte, code fuse.Status) {
 	defer fs.track(filter.OpReadlink, time.Now(), &code)
-	var q request
-	if s := fs.gate(&q, filter.OpReadlink, h.NodeId, &h.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gate(q, filter.OpReadlink, h.NodeId, &h.Caller); !s.Ok() {
 		return nil, s
 	}
 	answered, s := q.pre()
@@ -420,12 +430,13 @@ func (fs *fileSystem) Readlink(cancel <-chan struct{}, h *fuse.InHeader) (_ []by
 // simple runs an operation on a node that has no output but its result;
 // setup fills the request's inputs.
 func (fs *fileSystem) simple(o filter.Op, id uint64, caller *fuse.Caller, setup func(*request), run func(*lower.Inode) error) fuse.Status {
-	var q request
-	if s := fs.gate(&q, o, id, caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gate(q, o, id, caller); !s.Ok() {
 		return s
 	}
 	if setup != nil {
-		setup(&q)
+		setup(q)
 	}
 	answered, s := q.pre()
 	if s.Ok() && !answered {
@@ -446,8 +457,9 @@ func (fs *fileSystem) Access(cancel <-chan struct{}, in *fuse.AccessIn) (code fu
 // StatFs reports the lower filesystem's statistics.
 func (fs *fileSystem) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) (code fuse.Status) {
 	defer fs.track(filter.OpStatfs, time.Now(), &code)
-	var q request
-	if s := fs.gate(&q, filter.OpStatfs, h.NodeId, &h.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gate(q, filter.OpStatfs, h.NodeId, &h.Caller); !s.Ok() {
 		return s
 	}
 	if _, s := q.pre(); !s.Ok() {
@@ -474,8 +486,9 @@ func (fs *fileSystem) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse
 // size only.
 func (fs *fileSystem) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (_ uint32, code fuse.Status) {
 	defer fs.track(filter.OpGetxattr, time.Now(), &code)
-	var q request
-	if s := fs.gate(&q, filter.OpGetxattr, h.NodeId, &h.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gate(q, filter.OpGetxattr, h.NodeId, &h.Caller); !s.Ok() {
 		return 0, s
 	}
 	q.Xattr = attr
@@ -485,8 +498,9 @@ func (fs *fileSystem) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr st
 // ListXAttr lists extended attribute names.
 func (fs *fileSystem) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (_ uint32, code fuse.Status) {
 	defer fs.track(filter.OpListxattr, time.Now(), &code)
-	var q request
-	if s := fs.gate(&q, filter.OpListxattr, h.NodeId, &h.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gate(q, filter.OpListxattr, h.NodeId, &h.Caller); !s.Ok() {
 		return 0, s
 	}
 	return q.valueReply(dest, func(buf []byte) (int, error) { return fs.tree.ListXattr(q.ino, buf) })
@@ -560,8 +574,9 @@ func (fs *fileSystem) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr
 // Statx returns extended attributes (birth time among them).
 func (fs *fileSystem) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.StatxOut) (code fuse.Status) {
 	defer fs.track(filter.OpStatx, time.Now(), &code)
-	var q request
-	if s := fs.gate(&q, filter.OpStatx, in.NodeId, &in.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gate(q, filter.OpStatx, in.NodeId, &in.Caller); !s.Ok() {
 		return s
 	}
 	answered, s := q.pre()

@@ -143,8 +143,9 @@ func (fs *fileSystem) passthroughOpen(ino *lower.Inode, flags int, made *lower.F
 // Open opens a file.
 func (fs *fileSystem) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) (code fuse.Status) {
 	defer fs.track(filter.OpOpen, time.Now(), &code)
-	var q request
-	if s := fs.gate(&q, filter.OpOpen, in.NodeId, &in.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gate(q, filter.OpOpen, in.NodeId, &in.Caller); !s.Ok() {
 		return s
 	}
 	q.Flags = int(in.Flags)
@@ -213,8 +214,9 @@ func (q *request) open(mask uint8, made *lower.File, out *fuse.OpenOut) fuse.Sta
 // Create makes and opens a regular file.
 func (fs *fileSystem) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) (code fuse.Status) {
 	defer fs.track(filter.OpCreate, time.Now(), &code)
-	var q request
-	if s := fs.gateMake(&q, filter.OpCreate, in.NodeId, name, unix.S_IFREG, in.Mode, int(in.Flags), &in.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gateMake(q, filter.OpCreate, in.NodeId, name, unix.S_IFREG, in.Mode, int(in.Flags), &in.Caller); !s.Ok() {
 		return q.post(s)
 	}
 	var st unix.Stat_t
@@ -258,8 +260,9 @@ func (q *request) openMade(cancel <-chan struct{}, ino *lower.Inode, file *lower
 // is linked (a link, judged then).
 func (fs *fileSystem) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) (code fuse.Status) {
 	defer fs.track(filter.OpTmpfile, time.Now(), &code)
-	var q request
-	if s := fs.gate(&q, filter.OpTmpfile, in.NodeId, &in.Caller); !s.Ok() {
+	q := fs.newRequest()
+	defer fs.freeRequest(q)
+	if s := fs.gate(q, filter.OpTmpfile, in.NodeId, &in.Caller); !s.Ok() {
 		return s
 	}
 	q.Flags, q.Mode, q.Type = int(in.Flags), in.Mode, unix.S_IFREG
