@@ -169,13 +169,19 @@ func Dead(path string) bool {
 func CleanStale(uid int) {
 	names, _ := filepath.Glob(filepath.Join(SocketDir(uid), "*.sock"))
 	for _, p := range names {
-		var before unix.Stat_t
-		statErr := unix.Lstat(p, &before)
-		c, err := net.DialTimeout("unix", p, time.Second)
-		if err == nil {
-			c.Close()
-		} else if errors.Is(err, unix.ECONNREFUSED) {
-			removeIfSame(p, &before, statErr)
-		}
+		RemoveStale(p)
+	}
+}
+
+// RemoveStale removes the socket at path if it refuses connections: its
+// daemon died without removing it (SIGKILL).
+func RemoveStale(path string) {
+	var before unix.Stat_t
+	statErr := unix.Lstat(path, &before)
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+	} else if errors.Is(err, unix.ECONNREFUSED) {
+		removeIfSame(path, &before, statErr)
 	}
 }

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sievefs/sievefs/control"
 )
 
 // Daemon is a sievefs process a test started (see StartDaemon).
@@ -73,8 +76,9 @@ func (d *Daemon) Wait(t testing.TB, timeout time.Duration) int {
 	return d.Cmd.ProcessState.ExitCode()
 }
 
-// Stop resumes and terminates the daemon (killing it after 10 s), reaps it
-// and detaches what it left mounted.
+// Stop resumes and terminates the daemon (killing it after 10 s), reaps it,
+// detaches what it left mounted and removes the control socket a daemon
+// killed by the test (SIGKILL) could not remove itself.
 func (d *Daemon) Stop(t testing.TB) {
 	select {
 	case <-d.Exited:
@@ -90,4 +94,7 @@ func (d *Daemon) Stop(t testing.TB) {
 		}
 	}
 	d.detach(t)
+	if mnt, err := filepath.EvalSymlinks(d.Mnt); err == nil {
+		control.RemoveStale(control.SocketPath(mnt, os.Geteuid()))
+	}
 }
