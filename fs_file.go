@@ -54,7 +54,7 @@ func (q *request) openReply(made *lower.File, out *fuse.OpenOut) fuse.Status {
 			made.Close()
 			out.BackingID = id
 			out.OpenFlags |= fuse.FOPEN_PASSTHROUGH
-			out.Fh = fs.addFile(&openFile{ino: ino, flags: flags, passthrough: true, uid: uid})
+			out.Fh = q.addFile(&openFile{ino: ino, flags: flags, passthrough: true, uid: uid})
 			return fuse.OK
 		}
 		// A daemon-served open of a file that may also be open in
@@ -78,7 +78,7 @@ func (q *request) openReply(made *lower.File, out *fuse.OpenOut) fuse.Status {
 	}
 	fs.daemonOpens.Add(1)
 	fs.daemonServed.Add(1)
-	out.Fh = fs.addFile(f)
+	out.Fh = q.addFile(f)
 	return fuse.OK
 }
 
@@ -89,7 +89,9 @@ func (fs *fileSystem) holdFD(o filter.Op, f *openFile) fuse.Status {
 	if e := fs.held.take(f.uid); e != 0 {
 		f.file.Close()
 		f.file = nil
-		fs.log.Warn("descriptor share used up: open refused", "uid", f.uid, "errno", errnoLabel(e))
+		// Debug, not warn: a caller looping on its refused opens must not
+		// fill the log (Status.Descriptors.Refused counts them).
+		fs.log.Debug("descriptor share used up: open refused", "uid", f.uid, "errno", errnoLabel(e))
 		return fuse.Status(e)
 	}
 	if f.file == nil {
@@ -207,7 +209,7 @@ func (q *request) open(mask uint8, made *lower.File, out *fuse.OpenOut) fuse.Sta
 	out.OpenFlags = fuse.FOPEN_NOFLUSH | fuse.FOPEN_DIRECT_IO
 	fs.daemonOpens.Add(1)
 	fs.daemonServed.Add(1)
-	out.Fh = fs.addFile(f)
+	out.Fh = q.addFile(f)
 	return fuse.OK
 }
 
@@ -242,6 +244,9 @@ func (q *request) openMade(cancel <-chan struct{}, ino *lower.Inode, file *lower
 	if s := q.open(mask, file, &out.OpenOut); !s.Ok() {
 		fs.tree.Forget(ino.ID, 1)
 		return q.post(s)
+	}
+	if out.OpenFlags&fuse.FOPEN_PASSTHROUGH != 0 && q.Flags&unix.O_ACCMODE != unix.O_RDONLY {
+		out.SetAttrTimeout(0) // see addFile
 	}
 	if openFlags&fuse.OPEN_KILL_SUIDGID != 0 {
 		fs.killPriv(ino)
@@ -402,11 +407,16 @@ func (fs *fileSystem) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse
 }
 
 // addFile registers an open and returns its handle. The lower tree's watch
-// learns of writable opens: the writes through them need no report.
-func (fs *fileSystem) addFile(f *openFile) uint64 {
+// learns of writable opens: the writes through them need no report. A
+// writable passthrough open stops the kernel from caching the file's
+// attributes (see ptWriters): the first of an OPEN drops what the kernel
+// holds; a CREATE's reply, made before the open, is given no attribute
+// timeout instead (openMade), which spares the notification.
+func (q *request) addFile(f *openFile) uint64 {
+	fs := q.fs
 	if f.flags&unix.O_ACCMODE != unix.O_RDONLY {
 		fs.tree.OpenedForWrite(f.ino)
-		if f.passthrough && fs.ptWriters.add(f.ino.ID) {
+		if f.passthrough && fs.ptWriters.add(f.ino.ID) && q.Op == filter.OpOpen {
 			fs.dropAttrs(f.ino.ID)
 		}
 	}

@@ -217,12 +217,13 @@ func (q *request) admit(ino *lower.Inode, st *unix.Stat_t, out *fuse.EntryOut) f
 		return fuse.OK
 	}
 	fs.tree.SetName(ino, q.ino, q.name)
+	if q.Op != filter.OpLookup && !q.chain.PostSees(filter.OpLookup) {
+		fs.entry(q.chain, &q.Request, q.Path, ino, st, out)
+		return fuse.OK
+	}
 	l := q.lookupOf()
 	l.Type = ino.Type
 	fs.entry(q.chain, l, q.Path, ino, st, out)
-	if q.Op != filter.OpLookup && !q.chain.PostSees(filter.OpLookup) {
-		return fuse.OK
-	}
 	l.Attr = filterAttr(&out.Attr)
 	s := fs.runPost(q.chain, l, fuse.OK)
 	if !s.Ok() {

@@ -11,11 +11,12 @@ import (
 // while the kernel keeps showing the ones it cached (for up to a day with
 // --cache always; xfstests generic/080 and 215). So while an inode has a
 // writable passthrough open its attributes are not cached (ttl is 0), what
-// the kernel held is dropped when the first such open starts and when the
-// last one ends, and at every fsync of one.
+// the kernel held is dropped when the first such open starts (a create's
+// reply gets no attribute timeout instead) and when the last one ends, and
+// at every fsync of one.
 type ptWriters struct {
-	n  atomic.Int64 // inodes in m, read without mu on every reply
-	mu sync.Mutex
+	n  atomic.Int64   // inodes in m, read without mu on every reply
+	mu sync.RWMutex   // read on every reply while some inode is in m
 	m  map[uint64]int // writable passthrough opens by node ID
 }
 
@@ -52,8 +53,8 @@ func (w *ptWriters) writing(id uint64) bool {
 	if w.n.Load() == 0 {
 		return false
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.mu.RLock()
+	defer w.mu.RUnlock()
 	return w.m[id] > 0
 }
 
