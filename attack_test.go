@@ -52,8 +52,8 @@ func TestAttackDataRoutes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			chain := chainOf(t, filter.Rule{Name: "redact", Filter: rd, When: everyoneButRoot})
-			v := fusetest.MountLower(t, low, sievefs.Options{Filters: chain, AllowOther: true, Passthrough: mode})
+			chain := rulesOf(t, filter.Rule{Name: "redact", Filter: rd, When: everyoneButRoot})
+			v := fusetest.MountLower(t, low, sievefs.Options{Rules: chain, AllowOther: true, Passthrough: mode})
 			openUp(t, filepath.Dir(v.Mnt))
 
 			var copyErr, seekErr, fallocErr, cloneErr error
@@ -128,7 +128,7 @@ func TestAttackFallocateClaimed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := mountFiltered(t, low, chainOf(t, filter.Rule{Filter: rd, When: everyoneButRoot}), true)
+	v := mountFiltered(t, low, rulesOf(t, filter.Rule{Filter: rd, When: everyoneButRoot}), true)
 	var ferr error
 	asCaller(t, 1000, 1000, func() {
 		f, err := os.OpenFile(v.Path("photos/geo.jpg"), os.O_RDWR, 0)
@@ -168,7 +168,7 @@ func TestAttackRemapACL(t *testing.T) {
 	low := newLower(t)
 	layTree(t, low, "shared/f", "shared/sub/")
 	uid, gid, fileMode, dirMode := uint32(1000), uint32(1000), uint32(0o640), uint32(0o755)
-	chain := chainOf(t, filter.Rule{Filter: remap.New(remap.Config{
+	chain := rulesOf(t, filter.Rule{Filter: remap.New(remap.Config{
 		Paths: globs("shared/**"), Uid: &uid, Gid: &gid, FileMode: &fileMode, DirMode: &dirMode,
 	})})
 	v := mountFiltered(t, low, chain, true)
@@ -236,7 +236,7 @@ func TestAttackMovedOutDirectory(t *testing.T) {
 func TestAttackHiddenLinkCount(t *testing.T) {
 	low := newLower(t)
 	layTree(t, low, "d/a/", "d/secret/", "d/also-secret/", "plain/a/", "plain/b/")
-	v := mountFiltered(t, low, chainOf(t, filter.Rule{Filter: hide.New(globs("d/*secret*"))}), true)
+	v := mountFiltered(t, low, rulesOf(t, filter.Rule{Filter: hide.New(globs("d/*secret*"))}), true)
 	nlink := func(path string) uint64 {
 		var st unix.Stat_t
 		if err := unix.Lstat(path, &st); err != nil {
@@ -267,7 +267,7 @@ func TestAttackHiddenLinkCount(t *testing.T) {
 func TestAttackHiddenOrAbsent(t *testing.T) {
 	low := newLower(t)
 	layTree(t, low, "d/secret", "d/visible")
-	v := fusetest.MountLower(t, low, sievefs.Options{Filters: chainOf(t, filter.Rule{Filter: hide.New(globs("d/secret"))}), Cache: sievefs.CacheAlways})
+	v := fusetest.MountLower(t, low, sievefs.Options{Rules: rulesOf(t, filter.Rule{Filter: hide.New(globs("d/secret"))}), Cache: sievefs.CacheAlways})
 	lookups := func(name string) uint64 {
 		before := v.Mount.Requests("lookup")
 		for range 3 {
@@ -285,7 +285,7 @@ func TestAttackHiddenOrAbsent(t *testing.T) {
 		t.Errorf("3 stats of a hidden name reached the daemon %d times, of an absent name %d times", hidden, absent)
 	}
 	// A reload that shows the name drops the cached absence.
-	if err := v.Mount.SetFilters(chainOf(t)); err != nil {
+	if err := v.Mount.SetRules(rulesOf(t)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(v.Path("d/secret")); err != nil {
@@ -323,7 +323,7 @@ func TestAttackAttrJudge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	v := mountFiltered(t, low, chainOf(t, filter.Rule{Filter: bySize{limit: 100}}), true)
+	v := mountFiltered(t, low, rulesOf(t, filter.Rule{Filter: bySize{limit: 100}}), true)
 	var names []string
 	var listErr, statErr, createErr, linkErr error
 	asCaller(t, 1000, 1000, func() {
@@ -365,7 +365,7 @@ func TestAttackAttrJudge(t *testing.T) {
 // backing file root opened, or opened before the bits were set.
 func TestAttackSetIDPassthrough(t *testing.T) {
 	low := newLower(t)
-	v := mountFiltered(t, low, chainOf(t), true)
+	v := mountFiltered(t, low, rulesOf(t), true)
 	requirePassthrough(t, v.Mount)
 	mode := func(name string) uint32 {
 		var st unix.Stat_t
@@ -450,7 +450,7 @@ func (answering) Pre(r *filter.Request) error {
 func TestErrAnswered(t *testing.T) {
 	low := newLower(t)
 	layTree(t, low, "answered/f", "answered/g")
-	v := fusetest.MountLower(t, low, sievefs.Options{Filters: chainOf(t, filter.Rule{Filter: answering{}}), Cache: sievefs.CacheNever})
+	v := fusetest.MountLower(t, low, sievefs.Options{Rules: rulesOf(t, filter.Rule{Filter: answering{}}), Cache: sievefs.CacheNever})
 	before := snapshot(t, low)
 	wantErr(t, "answered rename", os.Rename(v.Path("answered/f"), v.Path("answered/h")), 0)
 	wantErr(t, "answered unlink", os.Remove(v.Path("answered/g")), 0)

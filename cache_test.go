@@ -71,7 +71,7 @@ func TestListingCache(t *testing.T) {
 	t.Run("caller-dependent", func(t *testing.T) {
 		low := newLower(t)
 		layTree(t, low, "private/x", "open/y")
-		chain := chainOf(t, filter.Rule{
+		chain := rulesOf(t, filter.Rule{
 			Name: "hide-private", Filter: hide.New(globs("private/x")),
 			When: filter.Condition{Unless: &filter.Callers{Uids: []uint32{0}}},
 		})

@@ -41,7 +41,7 @@ func BenchmarkDispatch(b *testing.B) {
 	for _, policy := range []string{"none", "rules=10"} {
 		opts := Options{}
 		if policy != "none" {
-			opts.Filters = PolicyChain(b, "bench/policy10.yaml", ten)
+			opts.Rules = PolicyRules(b, "bench/policy10.yaml", ten)
 		}
 		opts.setDefaults()
 		tree, err := lower.Open(low, lower.Options{RecheckAfter: time.Second})
@@ -49,7 +49,11 @@ func BenchmarkDispatch(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { tree.Close() })
-		fs := newFileSystem(tree, opts)
+		rules, err := newChain(opts.Rules)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fs := newFileSystem(tree, opts, rules)
 		caller := fuse.Caller{Owner: fuse.Owner{Uid: 1000, Gid: 1000}, Pid: 1}
 		lookup := func(parent uint64, name string) uint64 {
 			var out fuse.EntryOut

@@ -6,9 +6,9 @@
 // # A request's way through the packages
 //
 //	kernel ─/dev/fuse─▶ go-fuse (fuse.Server) ─▶ fileSystem method (fs_*.go)
-//	   ─▶ gate (gate.go): node, caller, chain ─▶ filter.Chain: pre-filters
+//	   ─▶ gate (gate.go): node, caller, chain ─▶ chain.Chain: pre-filters
 //	   ─▶ lower.Tree (internal/lower): *at system calls on O_PATH descriptors
-//	   ─▶ filter.Chain: post-filters ─▶ reply
+//	   ─▶ chain.Chain: post-filters ─▶ reply
 //	OPEN/CREATE ─▶ passthrough.Manager: one backing file per inode, or a
 //	   daemon-served open (through the data rules' streams when they claim it)
 //

@@ -19,12 +19,9 @@ func ExampleMountView() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	chain, err := filter.NewChain(filter.Rule{Filter: hide.New(filter.Patterns{secrets})})
-	if err != nil {
-		log.Fatal(err)
-	}
+	rules := []filter.Rule{{Filter: hide.New(filter.Patterns{secrets})}}
 	m, err := sievefs.MountView("/srv/data", "/mnt/view", sievefs.Options{
-		Filters:    chain,
+		Rules:      rules,
 		AllowOther: true, // other users may use it; the kernel checks their rights
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})

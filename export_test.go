@@ -7,19 +7,19 @@ import (
 	"github.com/sievefs/sievefs/internal/config"
 )
 
-// PolicyChain builds the filter chain of a policy file's text (name is the
-// file it is reported as), and closes it when tb ends. The benchmarks of
+// PolicyRules builds the rules of a policy file's text (name is the file
+// it is reported as), and closes them when tb ends. The benchmarks of
 // this package and of sievefs_test mount with it.
-func PolicyChain(tb testing.TB, name string, yaml []byte) *filter.Chain {
+func PolicyRules(tb testing.TB, name string, yaml []byte) []filter.Rule {
 	tb.Helper()
 	pol, err := config.Parse(name, yaml)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	chain, closer, err := pol.Build()
+	rules, closer, err := pol.Build()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { closer.Close() })
-	return chain
+	return rules
 }

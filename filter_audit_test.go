@@ -107,7 +107,7 @@ func TestFilterAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { au.Close() }) // after the unmount, registered below
-	chain := chainOf(t,
+	chain := rulesOf(t,
 		filter.Rule{Name: "audit", Filter: au},
 		filter.Rule{Filter: readonly.New(globs("aud/ro/**"))},
 	)

@@ -45,7 +45,7 @@ func BenchmarkFilterRules(b *testing.B) {
 	for _, p := range policies {
 		opts := sievefs.Options{Cache: sievefs.CacheNever}
 		if p.yaml != "" {
-			opts.Filters = sievefs.PolicyChain(b, p.name, []byte(p.yaml))
+			opts.Rules = sievefs.PolicyRules(b, p.name, []byte(p.yaml))
 		}
 		v := fusetest.MountLower(b, low, opts)
 		b.Run(p.name+"/stat", func(b *testing.B) {

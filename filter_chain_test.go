@@ -2,10 +2,12 @@ package sievefs_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -99,14 +101,14 @@ func TestFilterChainOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := &orderLog{}
-	chain := chainOf(t,
+	chain := rulesOf(t,
 		filter.Rule{Name: "A", Filter: &orderFilter{name: "A", log: log}},
 		filter.Rule{Name: "B", Filter: &orderFilter{name: "B", log: log, stop: syscall.EPERM}},
 		filter.Rule{Name: "C", Filter: &orderFilter{name: "C", log: log}},
 		filter.Rule{Name: "answer", Filter: answerFilter{}},
 	)
 	// CacheNever: every stat and readlink reaches the daemon.
-	v := fusetest.MountLower(t, low, sievefs.Options{Filters: chain, Cache: sievefs.CacheNever})
+	v := fusetest.MountLower(t, low, sievefs.Options{Rules: chain, Cache: sievefs.CacheNever})
 
 	if err := os.Mkdir(v.Path("d"), 0o755); err != nil {
 		t.Fatal(err)
@@ -163,7 +165,7 @@ func TestFilterCallerCondition(t *testing.T) {
 		t.Fatal(err)
 	}
 	uid, mode := uint32(1000), uint32(0o644)
-	chain := chainOf(t,
+	chain := rulesOf(t,
 		filter.Rule{
 			Name:   "hide-1000",
 			Filter: hide.New(globs("secret", "dir/**")),
@@ -303,7 +305,7 @@ func TestFilterReload(t *testing.T) {
 func testFilterReload(t *testing.T, cache sievefs.CacheMode) {
 	low := newLower(t)
 	layTree(t, low, "a", "b", "dir/c", "e", "f", "docs/a.markdown")
-	v := fusetest.MountLower(t, low, sievefs.Options{Cache: cache, Filters: chainOf(t, filter.Rule{Filter: hide.New(globs("a"))})})
+	v := fusetest.MountLower(t, low, sievefs.Options{Cache: cache, Rules: rulesOf(t, filter.Rule{Filter: hide.New(globs("a"))})})
 	p := v.Path
 
 	_, err := os.Stat(p("a"))
@@ -336,7 +338,7 @@ func testFilterReload(t *testing.T, cache sievefs.CacheMode) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if err := v.Mount.SetFilters(chainOf(t,
+	if err := v.Mount.SetRules(rulesOf(t,
 		filter.Rule{Name: "second", Filter: hide.New(globs("b", "dir/**"))},
 		filter.Rule{Filter: readonly.New(globs("e"))},
 		filter.Rule{Filter: remap.New(remap.Config{Paths: globs("f"), Uid: &uid})},
@@ -390,7 +392,7 @@ func testFilterReload(t *testing.T, cache sievefs.CacheMode) {
 	}
 
 	// And back to no filters at all.
-	if err := v.Mount.SetFilters(nil); err != nil {
+	if err := v.Mount.SetRules(nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"a", "b", "dir", "dir/c", "docs/a.markdown"} {
@@ -419,13 +421,13 @@ func TestFilterReloadNegativeEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := mountFiltered(t, low, chainOf(t, filter.Rule{Filter: hide.New(globs("a"))}, filter.Rule{Filter: ren}), false)
+	v := mountFiltered(t, low, rulesOf(t, filter.Rule{Filter: hide.New(globs("a"))}, filter.Rule{Filter: ren}), false)
 	names := []string{"a", "x.md", "docs/y.md"}
 	for _, name := range names {
 		_, err := os.Stat(v.Path(name))
 		wantErr(t, "stat "+name+" under the first chain", err, syscall.ENOENT)
 	}
-	if err := v.Mount.SetFilters(chainOf(t)); err != nil {
+	if err := v.Mount.SetRules(rulesOf(t)); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range names {
@@ -444,7 +446,7 @@ func TestFilterUntouchedPassthrough(t *testing.T) {
 	data := randomBytes(t, 2<<20)
 	writeFile(t, filepath.Join(low, "work/big"), data)
 	uid, mode := uint32(1000), uint32(0o640)
-	chain := chainOf(t,
+	chain := rulesOf(t,
 		filter.Rule{Filter: hide.New(globs("secrets/**", "**/.env"))},
 		filter.Rule{Filter: readonly.New(globs("archive/**"))},
 		filter.Rule{Filter: remap.New(remap.Config{Paths: globs("shared/**"), Uid: &uid, FileMode: &mode})},
@@ -500,5 +502,43 @@ func TestFilterUntouchedPassthrough(t *testing.T) {
 	copy(data[12345:], patch)
 	if !bytes.Equal(readFile(t, filepath.Join(low, "work/big")), data) {
 		t.Error("lower work/big differs from what was written")
+	}
+}
+
+// TestRulesRefused checks that rules which cannot run together are refused
+// with ErrRules: at mount, before anything is mounted, and at SetRules,
+// where the rules in use stay.
+func TestRulesRefused(t *testing.T) {
+	fusetest.RequireFuse(t)
+	named, err := rename.New(globs("**"), ".a", ".b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []filter.Rule{{Filter: named, When: everyoneButRoot}} // a name mapper with a condition
+	low, mnt := newLower(t), t.TempDir()
+	m, err := sievefs.MountView(low, mnt, sievefs.Options{Rules: bad})
+	if err == nil {
+		m.Unmount()
+		t.Fatal("mounted with a conditional name mapper")
+	}
+	if !errors.Is(err, sievefs.ErrRules) || !strings.Contains(err.Error(), "only/unless") {
+		t.Errorf("error %v; want ErrRules saying why", err)
+	}
+	if sievefsMounted(mnt) {
+		t.Error("mounted after the error")
+	}
+
+	layTree(t, low, "secret")
+	v := mountFiltered(t, low, rulesOf(t, filter.Rule{Filter: hide.New(globs("secret"))}), false)
+	if err := v.Mount.SetRules(bad); !errors.Is(err, sievefs.ErrRules) {
+		t.Errorf("SetRules of a conditional name mapper: %v, want ErrRules", err)
+	}
+	if _, err := os.Stat(v.Path("secret")); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("stat secret after a refused SetRules: %v; want the old rules (ENOENT)", err)
+	}
+
+	plain := fusetest.MountLower(t, low, sievefs.Options{})
+	if err := plain.Mount.SetRules(nil); !errors.Is(err, sievefs.ErrNoRules) {
+		t.Errorf("SetRules on a mount made with nil rules: %v, want ErrNoRules", err)
 	}
 }

@@ -22,7 +22,7 @@ func TestFilterDeny(t *testing.T) {
 	if err := unix.Setxattr(filepath.Join(low, "cfg/x"), "user.sievefs", []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
-	chain := chainOf(t,
+	chain := rulesOf(t,
 		filter.Rule{Name: "logs", Filter: deny.New([]filter.Op{filter.OpUnlink, filter.OpRename, filter.OpLink}, globs("var/logs/**"), 0)},
 		filter.Rule{Name: "cfg", Filter: deny.New([]filter.Op{filter.OpOpen, filter.OpSetattr, filter.OpGetxattr}, globs("cfg/**"), syscall.EPERM)},
 	)

@@ -47,7 +47,7 @@ func newHideView(t *testing.T) (low string, v *fusetest.View) {
 		}
 		layTree(t, low, name)
 	}
-	chain := chainOf(t, filter.Rule{Name: "hide", Filter: hide.New(globs(hideGlobs...))})
+	chain := rulesOf(t, filter.Rule{Name: "hide", Filter: hide.New(globs(hideGlobs...))})
 	return low, mountFiltered(t, low, chain, false)
 }
 
@@ -332,7 +332,7 @@ func TestFilterHideHeldNode(t *testing.T) {
 	if err := unix.Setxattr(filepath.Join(low, "plain"), "user.sievefs", []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
-	v := mountFiltered(t, low, chainOf(t), false)
+	v := mountFiltered(t, low, rulesOf(t), false)
 
 	handles := map[string]unix.FileHandle{}
 	for _, name := range []string{"plain", "other"} {
@@ -366,7 +366,7 @@ func TestFilterHideHeldNode(t *testing.T) {
 	}
 	defer held.Close()
 
-	if err := v.Mount.SetFilters(chainOf(t, filter.Rule{Filter: hide.New(globs("plain", "other"))})); err != nil {
+	if err := v.Mount.SetRules(rulesOf(t, filter.Rule{Filter: hide.New(globs("plain", "other"))})); err != nil {
 		t.Fatal(err)
 	}
 	_, err = os.Stat(v.Path("plain"))

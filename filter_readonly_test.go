@@ -30,7 +30,7 @@ func TestFilterReadonly(t *testing.T) {
 	if err := unix.Setxattr(filepath.Join(low, "archive/old"), "user.sievefs", []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
-	chain := chainOf(t, filter.Rule{Name: "ro", Filter: readonly.New(globs("archive/**", "data/frozen/**", "vault/locked/**"))})
+	chain := rulesOf(t, filter.Rule{Name: "ro", Filter: readonly.New(globs("archive/**", "data/frozen/**", "vault/locked/**"))})
 	v := mountFiltered(t, low, chain, false)
 	p := v.Path
 
@@ -213,9 +213,9 @@ func TestFilterReadonlyLowerHardLink(t *testing.T) {
 	if err := os.Link(filepath.Join(low, "archive/old"), filepath.Join(low, "pub-link")); err != nil {
 		t.Fatal(err)
 	}
-	chain := func() *filter.Chain { return chainOf(t, filter.Rule{Filter: readonly.New(globs("archive/**"))}) }
+	chain := func() []filter.Rule { return rulesOf(t, filter.Rule{Filter: readonly.New(globs("archive/**"))}) }
 
-	v := fusetest.MountLower(t, low, sievefs.Options{Filters: chain(), Cache: sievefs.CacheNever})
+	v := fusetest.MountLower(t, low, sievefs.Options{Rules: chain(), Cache: sievefs.CacheNever})
 	for range 2 {
 		if err := os.WriteFile(v.Path("pub-link"), []byte("via pub-link"), 0); err != nil {
 			t.Errorf("write pub-link: %v", err)
@@ -228,7 +228,7 @@ func TestFilterReadonlyLowerHardLink(t *testing.T) {
 		t.Errorf("lower archive/old: %q, want what was written through pub-link", b)
 	}
 
-	v = fusetest.MountLower(t, low, sievefs.Options{Filters: chain()})
+	v = fusetest.MountLower(t, low, sievefs.Options{Rules: chain()})
 	os.Stat(v.Path("archive/old"))
 	os.Stat(v.Path("pub-link"))
 	err := os.WriteFile(v.Path("archive/old"), []byte("via archive/old"), 0)

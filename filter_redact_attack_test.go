@@ -172,7 +172,7 @@ func redactView(t *testing.T, low string) (*fusetest.View, *redact.Filter) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain := chainOf(t, filter.Rule{Name: "redact", Filter: rd, When: filter.Condition{Unless: &filter.Callers{Uids: []uint32{0}}}})
+	chain := rulesOf(t, filter.Rule{Name: "redact", Filter: rd, When: filter.Condition{Unless: &filter.Callers{Uids: []uint32{0}}}})
 	return mountFiltered(t, low, chain, true), rd
 }
 

@@ -141,7 +141,7 @@ func TestFilterRedact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain := chainOf(t, filter.Rule{Name: "redact", Filter: rd, When: filter.Condition{Unless: &filter.Callers{Uids: []uint32{0}}}})
+	chain := rulesOf(t, filter.Rule{Name: "redact", Filter: rd, When: filter.Condition{Unless: &filter.Callers{Uids: []uint32{0}}}})
 	v := mountFiltered(t, low, chain, true)
 	p := v.Path
 	passthrough := v.Mount.Status().Passthrough.Active

@@ -29,7 +29,7 @@ func TestFilterRemap(t *testing.T) {
 		t.Fatal(err)
 	}
 	uid, gid, fileMode, dirMode := uint32(1000), uint32(1000), uint32(0o640), uint32(0o755)
-	chain := chainOf(t, filter.Rule{Name: "remap", Filter: remap.New(remap.Config{
+	chain := rulesOf(t, filter.Rule{Name: "remap", Filter: remap.New(remap.Config{
 		Paths: globs("shared/**"), Uid: &uid, Gid: &gid, FileMode: &fileMode, DirMode: &dirMode,
 	})})
 	v := mountFiltered(t, low, chain, true)

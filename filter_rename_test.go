@@ -24,7 +24,7 @@ func TestFilterRename(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := mountFiltered(t, low, chainOf(t, filter.Rule{Name: "ren", Filter: ren}), false)
+	v := mountFiltered(t, low, rulesOf(t, filter.Rule{Name: "ren", Filter: ren}), false)
 	p := v.Path
 	lowerHas := func(name string) bool {
 		_, err := os.Lstat(filepath.Join(low, name))
@@ -193,7 +193,7 @@ func TestFilterRenameThenHide(t *testing.T) {
 	}
 	hideS := hide.New(globs("docs/s.md"))
 	for _, order := range [][]filter.Rule{{{Filter: ren}, {Filter: hideS}}, {{Filter: hideS}, {Filter: ren}}} {
-		v := mountFiltered(t, low, chainOf(t, order...), false)
+		v := mountFiltered(t, low, rulesOf(t, order...), false)
 		for _, name := range []string{"docs/s.md", "docs/s.markdown"} {
 			_, err := os.Stat(v.Path(name))
 			wantErr(t, "stat "+name, err, syscall.ENOENT)

@@ -39,14 +39,10 @@ func globs(gs ...string) filter.Patterns {
 	return ps
 }
 
-// chainOf makes a chain of rules, failing the test on error.
-func chainOf(t testing.TB, rules ...filter.Rule) *filter.Chain {
-	t.Helper()
-	c, err := filter.NewChain(rules...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+// rulesOf returns rules as Options.Rules takes them: never nil, so that
+// a mount with no rules may still be given some (Mount.SetRules).
+func rulesOf(t testing.TB, rules ...filter.Rule) []filter.Rule {
+	return append([]filter.Rule{}, rules...)
 }
 
 // errnoName names err's errno ("ENOENT"), "ok" for nil, or err itself.
@@ -128,11 +124,11 @@ func openUp(t testing.TB, path string) {
 	}
 }
 
-// mountFiltered mounts a view of low with chain, reachable by other users
+// mountFiltered mounts a view of low with rules, reachable by other users
 // when allowOther is set.
-func mountFiltered(t testing.TB, low string, chain *filter.Chain, allowOther bool) *fusetest.View {
+func mountFiltered(t testing.TB, low string, rules []filter.Rule, allowOther bool) *fusetest.View {
 	t.Helper()
-	v := fusetest.MountLower(t, low, sievefs.Options{Filters: chain, AllowOther: allowOther})
+	v := fusetest.MountLower(t, low, sievefs.Options{Rules: rules, AllowOther: allowOther})
 	if allowOther {
 		openUp(t, filepath.Dir(v.Mnt))
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sievefs/sievefs/filter"
+	"github.com/sievefs/sievefs/internal/chain"
 	"github.com/sievefs/sievefs/internal/lower"
 	"github.com/sievefs/sievefs/internal/passthrough"
 )
@@ -43,7 +44,7 @@ type fileSystem struct {
 	stats        opStats
 	// filters is the chain that shapes the view; nil when the mount was
 	// made without one (then paths is false and no paths are tracked).
-	filters atomic.Pointer[filter.Chain]
+	filters atomic.Pointer[chain.Chain]
 	paths   bool
 	refused refusedNames // names refused by filters, cached as absent
 	// ptWriters counts writable passthrough opens per inode.
@@ -54,7 +55,7 @@ type fileSystem struct {
 	watchReason atomic.Pointer[string] // why it is not, when it is not
 }
 
-func newFileSystem(tree *lower.Tree, opts Options) *fileSystem {
+func newFileSystem(tree *lower.Tree, opts Options, rules *chain.Chain) *fileSystem {
 	fs := &fileSystem{
 		tree:    tree,
 		opts:    opts,
@@ -64,12 +65,12 @@ func newFileSystem(tree *lower.Tree, opts Options) *fileSystem {
 		egid:    uint32(os.Getegid()),
 		files:   newHandleTable[*openFile](),
 		dirs:    newHandleTable[*dirHandle](),
-		paths:   opts.Filters != nil,
+		paths:   rules != nil,
 	}
 	fs.budget = newFDBudget(opts.MaxFDs, opts.MaxInodeFDs)
 	fs.held = newHeldFDs(fs.budget.Held, fs.budget.PerUser)
 	fs.dirFDs.max = fs.budget.Dirs
-	fs.filters.Store(opts.Filters)
+	fs.filters.Store(rules)
 	return fs
 }
 

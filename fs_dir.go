@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sievefs/sievefs/filter"
+	"github.com/sievefs/sievefs/internal/chain"
 	"github.com/sievefs/sievefs/internal/lower"
 )
 
@@ -28,10 +29,10 @@ type dirHandle struct {
 	off uint64      // stream offset after the last entry sent
 	eof bool
 	// entries is the chain the listed entries are asked about
-	// (filter.Chain.Below): made from the chain of and the view path
+	// (chain.Chain.Below): made from the chain of and the view path
 	// in belowOf and belowDir, and made again when either changes.
-	entries  *filter.Chain
-	belowOf  *filter.Chain
+	entries  *chain.Chain
+	belowOf  *chain.Chain
 	belowDir string
 	// idle is the handle's element of dirFDs's idle list, guarded by its
 	// mutex; nil when not on it.
@@ -41,7 +42,7 @@ type dirHandle struct {
 // entryChain returns the chain of the rules that may act on the entries of
 // the directory, the view path dir under chain c: nil when there are none,
 // and then the entries are listed as without filters.
-func (d *dirHandle) entryChain(c *filter.Chain, dir string) *filter.Chain {
+func (d *dirHandle) entryChain(c *chain.Chain, dir string) *chain.Chain {
 	if c != d.belowOf || dir != d.belowDir {
 		d.entries, d.belowOf, d.belowDir = c.Below(dir), c, dir
 		if d.entries.Len() == 0 {
@@ -170,7 +171,7 @@ type lister struct {
 	d       *dirHandle
 	out     *fuse.DirEntryList
 	plus    bool
-	entries *filter.Chain // the rules that may act beneath; nil for none
+	entries *chain.Chain // the rules that may act beneath; nil for none
 	// Scratch space for one entry at a time, kept here so that a listing
 	// does not allocate it per entry.
 	st unix.Stat_t

@@ -550,7 +550,7 @@ func runOps(t *testing.T, policy, data []byte) {
 	cfg, ops := decodeOps(data)
 	opts := cfg.opts
 	if cfg.policy {
-		opts.Filters = sievefs.PolicyChain(t, "policy10.yaml", policy)
+		opts.Rules = sievefs.PolicyRules(t, "policy10.yaml", policy)
 	}
 	native := filepath.Join(t.TempDir(), "native")
 	if err := os.Mkdir(native, 0o755); err != nil {

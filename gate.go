@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sievefs/sievefs/filter"
+	"github.com/sievefs/sievefs/internal/chain"
 	"github.com/sievefs/sievefs/internal/lower"
 )
 
@@ -25,7 +26,7 @@ import (
 
 // Node IDs of data variants. A regular file whose data some data rules must
 // see for a caller is shown to that caller under a node ID of its own: the
-// inode's ID with the set of those rules (filter.Chain.Claims) in the top
+// inode's ID with the set of those rules (chain.Chain.Claims) in the top
 // byte. The kernel keeps that node's attributes and page cache apart from
 // the plain node's, which other callers use with passthrough; its opens are
 // all served through the rules' streams.
@@ -56,11 +57,11 @@ func joinPath(dir, name string) string {
 type request struct {
 	filter.Request
 	fs    *fileSystem
-	chain *filter.Chain // never nil
-	ino   *lower.Inode  // the node; for an operation on a name, its directory
-	mask  uint8         // the data rules of a data-variant node ID
-	name  string        // an operation on a name: the name in the view
-	lname string        // and in the lower tree
+	chain *chain.Chain // never nil
+	ino   *lower.Inode // the node; for an operation on a name, its directory
+	mask  uint8        // the data rules of a data-variant node ID
+	name  string       // an operation on a name: the name in the view
+	lname string       // and in the lower tree
 	// judged is set once the request is complete enough for filters to
 	// see it; post-filters see only judged requests.
 	judged bool
@@ -82,10 +83,10 @@ func (fs *fileSystem) freeRequest(q *request) {
 }
 
 // emptyChain judges the requests of a mount made without filters.
-var emptyChain, _ = filter.NewChain()
+var emptyChain, _ = chain.New()
 
 // chain returns the chain requests are judged by now.
-func (fs *fileSystem) chain() *filter.Chain {
+func (fs *fileSystem) chain() *chain.Chain {
 	if c := fs.filters.Load(); c != nil {
 		return c
 	}
@@ -144,7 +145,7 @@ func (q *request) pre() (answered bool, s fuse.Status) {
 }
 
 // runPre runs c's pre-filters on r (see request.pre).
-func (fs *fileSystem) runPre(c *filter.Chain, r *filter.Request) (answered bool, s fuse.Status) {
+func (fs *fileSystem) runPre(c *chain.Chain, r *filter.Request) (answered bool, s fuse.Status) {
 	err := c.Pre(r)
 	if err == nil {
 		return false, fuse.OK
@@ -168,7 +169,7 @@ func (q *request) post(s fuse.Status) fuse.Status {
 }
 
 // runPost runs c's post-filters on r's result s.
-func (fs *fileSystem) runPost(c *filter.Chain, r *filter.Request, s fuse.Status) fuse.Status {
+func (fs *fileSystem) runPost(c *chain.Chain, r *filter.Request, s fuse.Status) fuse.Status {
 	if !c.PostSees(r.Op) {
 		return s
 	}
@@ -316,7 +317,7 @@ func (r *refusedNames) drain() []refusedName {
 // lack entries of the lower tree has its link count shown as 1 ("not
 // counted", as btrfs does): the lower count would tell how many
 // subdirectories are hidden.
-func present(c *filter.Chain, r *filter.Request, path string, a *fuse.Attr) {
+func present(c *chain.Chain, r *filter.Request, path string, a *fuse.Attr) {
 	if a.Mode&unix.S_IFMT == unix.S_IFDIR && c.MayDropBelow(path) {
 		// Nor its size and blocks, which grow with its entries (on tmpfs
 		// by 20 bytes per entry).
@@ -337,7 +338,7 @@ func filterAttr(a *fuse.Attr) filter.Attr {
 
 // timeoutFor is how long the kernel may cache what it is told about path,
 // the inode ino: not at all when the filters' answer depends on the caller.
-func (fs *fileSystem) timeoutFor(c *filter.Chain, path string, ino *lower.Inode) time.Duration {
+func (fs *fileSystem) timeoutFor(c *chain.Chain, path string, ino *lower.Inode) time.Duration {
 	if c.DependsOnCaller(path) {
 		return 0
 	}
@@ -347,7 +348,7 @@ func (fs *fileSystem) timeoutFor(c *filter.Chain, path string, ino *lower.Inode)
 // entry fills a LOOKUP-style reply for ino, known as path in the view: the
 // node ID (a data variant when data rules claim the file for the caller),
 // presented attributes and cache timeouts.
-func (fs *fileSystem) entry(c *filter.Chain, r *filter.Request, path string, ino *lower.Inode, st *unix.Stat_t, out *fuse.EntryOut) {
+func (fs *fileSystem) entry(c *chain.Chain, r *filter.Request, path string, ino *lower.Inode, st *unix.Stat_t, out *fuse.EntryOut) {
 	fillAttr(st, &out.Attr)
 	present(c, r, path, &out.Attr)
 	fs.entryNode(c, r.Caller, path, ino, out)
@@ -355,7 +356,7 @@ func (fs *fileSystem) entry(c *filter.Chain, r *filter.Request, path string, ino
 
 // entryNode fills the node ID and the timeouts of a LOOKUP-style reply
 // whose attributes are filled and presented.
-func (fs *fileSystem) entryNode(c *filter.Chain, caller filter.Caller, path string, ino *lower.Inode, out *fuse.EntryOut) {
+func (fs *fileSystem) entryNode(c *chain.Chain, caller filter.Caller, path string, ino *lower.Inode, out *fuse.EntryOut) {
 	out.NodeId, out.Generation = ino.ID, 0
 	if ino.Type == unix.S_IFREG && c.HasData() {
 		out.NodeId = nodeID(ino, claims(c, caller, path))
@@ -367,7 +368,7 @@ func (fs *fileSystem) entryNode(c *filter.Chain, caller filter.Caller, path stri
 
 // claims asks the data rules which must see the data of the regular file
 // at path for caller. The answer depends on the path and the caller only.
-func claims(c *filter.Chain, caller filter.Caller, path string) uint8 {
+func claims(c *chain.Chain, caller filter.Caller, path string) uint8 {
 	if !c.MayClaim(caller, path) {
 		return 0
 	}

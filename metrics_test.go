@@ -85,14 +85,11 @@ func TestMetrics(t *testing.T) {
 // TestMetricsFilterDecisions checks that each policy rule's decisions are
 // exported, labelled by rule and decision.
 func TestMetricsFilterDecisions(t *testing.T) {
-	chain, err := filter.NewChain(
-		filter.Rule{Filter: hide.New(filter.Patterns{filter.MustPattern("secret")})},
-		filter.Rule{Filter: readonly.New(filter.Patterns{filter.MustPattern("frozen")})},
-	)
-	if err != nil {
-		t.Fatal(err)
+	rules := []filter.Rule{
+		{Filter: hide.New(filter.Patterns{filter.MustPattern("secret")})},
+		{Filter: readonly.New(filter.Patterns{filter.MustPattern("frozen")})},
 	}
-	v := fusetest.Mount(t, sievefs.Options{Filters: chain})
+	v := fusetest.Mount(t, sievefs.Options{Rules: rules})
 	writeFile(t, v.LowerPath("secret"), []byte("s"))
 	writeFile(t, v.LowerPath("frozen"), []byte("f"))
 	writeFile(t, v.LowerPath("plain"), []byte("p"))

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sievefs/sievefs/filter"
+	"github.com/sievefs/sievefs/internal/chain"
 	"github.com/sievefs/sievefs/internal/lower"
 )
 
@@ -28,6 +29,7 @@ var (
 	ErrNoFuse                 = errors.New("FUSE is not available (/dev/fuse)")
 	ErrPassthroughUnavailable = errors.New("FUSE passthrough is unavailable")
 	ErrMountOption            = errors.New("mount option refused")
+	ErrRules                  = errors.New("bad rules")
 )
 
 // Mount is a mounted sievefs view.
@@ -60,6 +62,10 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	if err != nil {
 		return nil, err
 	}
+	rules, err := newChain(opts.Rules)
+	if err != nil {
+		return nil, err
+	}
 	low, mnt, err := checkPaths(lowerDir, mountpoint)
 	if err != nil {
 		return nil, err
@@ -79,7 +85,7 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	if opts.MaxBacking == 0 {
 		opts.MaxBacking = lower.DefaultMaxFDs() / 2
 	}
-	fs := newFileSystem(tree, opts)
+	fs := newFileSystem(tree, opts, rules)
 	fs.watch()
 	mopts := &fuse.MountOptions{
 		AllowOther:    opts.AllowOther,
@@ -478,21 +484,39 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// ErrNoFilters is returned by SetFilters on a mount made without a chain.
-var ErrNoFilters = errors.New("mounted without filters (Options.Filters): the chain cannot be changed")
+// ErrNoRules is returned by SetRules on a mount made with nil Options.Rules.
+var ErrNoRules = errors.New("mounted without rules (Options.Rules is nil): they cannot be changed")
 
-// SetFilters replaces the filter chain of a running mount (a policy reload)
-// and drops what the kernel cached under the old one: entries by name, and
-// attributes. Requests already under way finish with the old chain. Files
-// already open stay open.
-func (m *Mount) SetFilters(c *filter.Chain) error {
+// SetRules replaces the rules of a running mount (a policy reload) and
+// drops what the kernel cached under the old ones: entries by name, and
+// attributes. Requests already under way finish with the old rules. Files
+// already open stay open. Rules that do not make a chain are refused
+// (ErrRules) and the old ones stay.
+func (m *Mount) SetRules(rules []filter.Rule) error {
 	if m.fs.filters.Load() == nil {
-		return ErrNoFilters
+		return ErrNoRules
+	}
+	c, err := newChain(rules)
+	if err != nil {
+		return err
 	}
 	if c == nil {
-		c, _ = filter.NewChain()
+		c = emptyChain
 	}
 	m.fs.filters.Store(c)
 	m.fs.invalidateAll()
 	return nil
+}
+
+// newChain makes the chain of rules; nil rules make a nil chain (a mount
+// that does not track paths).
+func newChain(rules []filter.Rule) (*chain.Chain, error) {
+	if rules == nil {
+		return nil, nil
+	}
+	c, err := chain.New(rules...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRules, err)
+	}
+	return c, nil
 }

@@ -150,12 +150,13 @@ type Options struct {
 	// A lower tree that is itself stacked (overlayfs, another passthrough
 	// FUSE mount) needs 2; a mount of depth 2 cannot be stacked upon.
 	MaxStackDepth int
-	// Filters is the filter chain that shapes the view; nil shows the lower
-	// tree as it is. A mount made with a chain (even an empty one) tracks
-	// the path of every node and can change its chain later
-	// (Mount.SetFilters); a mount made without one cannot. With AllowOther
-	// the kernel checks permissions against what the filters present.
-	Filters *filter.Chain
+	// Rules are the filters that shape the view, in order (see package
+	// filter); nil shows the lower tree as it is. A mount made with rules
+	// (even an empty, non-nil slice) tracks the path of every node and can
+	// change its rules later (Mount.SetRules); a mount made with nil cannot.
+	// With AllowOther the kernel checks permissions against what the rules
+	// present. MountView refuses rules that do not make a chain (ErrRules).
+	Rules []filter.Rule
 	// UnmountGrace is how long Unmount waits, after detaching a mount that
 	// clients still use, before it aborts the FUSE connection; zero means
 	// DefaultUnmountGrace.

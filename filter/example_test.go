@@ -26,14 +26,11 @@ func (noLogWrites) Pre(r *filter.Request) error {
 // mounted over /srv/data. Reads of the logs, and everything else, stay on
 // kernel passthrough.
 func Example() {
-	chain, err := filter.NewChain(filter.Rule{
+	rules := []filter.Rule{{
 		Filter: noLogWrites{},
 		When:   filter.Condition{Unless: &filter.Callers{Uids: []uint32{0}}},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	m, err := sievefs.MountView("/srv/data", "/mnt/view", sievefs.Options{Filters: chain, AllowOther: true})
+	}}
+	m, err := sievefs.MountView("/srv/data", "/mnt/view", sievefs.Options{Rules: rules, AllowOther: true})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -74,11 +71,8 @@ func (upperStream) Close() error { return nil }
 
 // A data filter that shows *.shout files in upper case.
 func Example_dataFilter() {
-	chain, err := filter.NewChain(filter.Rule{Filter: upper{}})
-	if err != nil {
-		log.Fatal(err)
-	}
-	m, err := sievefs.MountView("/srv/data", "/mnt/view", sievefs.Options{Filters: chain})
+	rules := []filter.Rule{{Filter: upper{}}}
+	m, err := sievefs.MountView("/srv/data", "/mnt/view", sievefs.Options{Rules: rules})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -29,8 +29,9 @@
 // the claim its open was given.
 //
 // Every request carries the node's path relative to the mount root and the
-// caller. Filters never see FUSE wire structures. A Chain runs the rules of
-// a mount; a Rule may apply only to some callers (Condition), and a filter
+// caller. Filters never see FUSE wire structures. A mount runs its rules
+// (sievefs.Options.Rules) in order; a Rule may apply only to some callers
+// (Condition), and a filter
 // whose answer depends on the caller keeps the kernel from caching that
 // answer for other callers.
 package filter
@@ -295,7 +296,7 @@ type Scoped interface {
 // ScopedBelow is implemented by scoped filters that can tell whether they
 // may act on anything beneath a directory. CoversBelow(dir) false promises
 // that the filter does nothing to, and depends on no caller for, any path
-// strictly beneath dir in any family it implements; Chain.Below leaves such
+// strictly beneath dir in any family it implements; a listing leaves such
 // rules out of the questions asked about dir's entries. A directory filter
 // with a condition that does not implement it is taken to act beneath every
 // directory, so that no listing is cached for everyone.

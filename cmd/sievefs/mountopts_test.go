@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -59,7 +60,7 @@ func TestApplyMountOptionWords(t *testing.T) {
 			t.Errorf("%q: %v", c.list, err)
 			continue
 		}
-		if got := mountFlagOptions(cfg.opts); got != c.want {
+		if got := mountFlagOptions(cfg.opts); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%q: options %+v, want %+v", c.list, got, c.want)
 		}
 	}

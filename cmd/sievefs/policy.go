@@ -59,7 +59,7 @@ func loadPolicy(cfg *mountConfig, helper bool, stderr io.Writer) (*policy, int, 
 		printPolicyErrors(stderr, "sievefs mount", file, err)
 		return nil, exitUsage, false
 	}
-	chain, closer, err := pol.Build()
+	rules, closer, err := pol.Build()
 	if err != nil {
 		fmt.Fprintf(stderr, "sievefs mount: policy: %v\n", err)
 		return nil, exitFailure, false
@@ -73,7 +73,7 @@ func loadPolicy(cfg *mountConfig, helper bool, stderr io.Writer) (*policy, int, 
 		}
 		cfg.opts.Passthrough = mode
 	}
-	cfg.opts.Filters = chain
+	cfg.opts.Rules = rules
 	mode := string(cfg.opts.Passthrough)
 	if mode == "" {
 		mode = string(sievefs.PassthroughAuto)
@@ -100,9 +100,9 @@ func printPolicyErrors(w io.Writer, cmd, file string, err error) {
 // reload loads the policy file again and puts its filters in place. On
 // failure the filters in use stay, and the error is kept for status.
 func (p *policy) reload(m *sievefs.Mount, logger *slog.Logger) {
-	chain, closer, passthrough, err := p.build()
+	rules, closer, passthrough, err := p.build()
 	if err == nil {
-		if err = m.SetFilters(chain); err != nil {
+		if err = m.SetRules(rules); err != nil {
 			closer.Close()
 		}
 	}
@@ -130,23 +130,23 @@ func (p *policy) reload(m *sievefs.Mount, logger *slog.Logger) {
 			c.Close()
 		}
 	})
-	logger.Info("policy reloaded", "policy", p.file, "rules", chain.Len())
+	logger.Info("policy reloaded", "policy", p.file, "rules", len(rules))
 	if passthrough != "" && passthrough != p.passthrough && !p.fixed {
 		logger.Warn("the policy's passthrough mode applies at the next mount", "policy", p.file, "passthrough", passthrough)
 	}
 }
 
 // build loads and builds the policy file.
-func (p *policy) build() (*filter.Chain, io.Closer, string, error) {
+func (p *policy) build() ([]filter.Rule, io.Closer, string, error) {
 	pol, err := config.Load(p.file)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	chain, closer, err := pol.Build()
+	rules, closer, err := pol.Build()
 	if err != nil {
 		return nil, nil, "", err
 	}
-	return chain, closer, pol.Passthrough, nil
+	return rules, closer, pol.Passthrough, nil
 }
 
 // status returns the policy file and the error of the last reload.

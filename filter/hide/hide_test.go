@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/sievefs/sievefs/filter"
+	"github.com/sievefs/sievefs/internal/chain"
 )
 
 func newFilter(t *testing.T, globs ...string) *Filter {
@@ -135,7 +136,7 @@ func TestCovers(t *testing.T) {
 // it to some callers, and then its answers depend on the caller.
 func TestInChain(t *testing.T) {
 	f := newFilter(t, "secrets/**")
-	c, err := filter.NewChain(filter.Rule{Filter: f, When: filter.Condition{Unless: &filter.Callers{Uids: []uint32{0}}}})
+	c, err := chain.New(filter.Rule{Filter: f, When: filter.Condition{Unless: &filter.Callers{Uids: []uint32{0}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sievefs/sievefs/filter"
+	"github.com/sievefs/sievefs/internal/chain"
 )
 
 func newFilter(t *testing.T, from, to string, globs ...string) *Filter {
@@ -164,7 +165,7 @@ func TestBijection(t *testing.T) {
 // TestInChain checks the filter through a chain, with the view names of
 // the whole path.
 func TestInChain(t *testing.T) {
-	c, err := filter.NewChain(filter.Rule{Filter: newFilter(t, ".markdown", ".md", "**")})
+	c, err := chain.New(filter.Rule{Filter: newFilter(t, ".markdown", ".md", "**")})
 	if err != nil {
 		t.Fatal(err)
 	}

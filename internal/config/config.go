@@ -40,6 +40,7 @@ import (
 	"github.com/sievefs/sievefs/filter/redact"
 	"github.com/sievefs/sievefs/filter/remap"
 	"github.com/sievefs/sievefs/filter/rename"
+	"github.com/sievefs/sievefs/internal/chain"
 )
 
 // Policy is a parsed policy file.
@@ -135,9 +136,10 @@ func Parse(file string, data []byte) (*Policy, error) {
 	return pol, nil
 }
 
-// Build makes the policy's filter chain. It opens the audit logs; the
-// Closer closes them once the chain is no longer in use.
-func (p *Policy) Build() (*filter.Chain, io.Closer, error) {
+// Build makes the policy's rules and checks that they make a chain, as a
+// mount would. It opens the audit logs; the Closer closes them once the
+// rules are no longer in use.
+func (p *Policy) Build() ([]filter.Rule, io.Closer, error) {
 	var cs closers
 	rules := make([]filter.Rule, 0, len(p.Rules))
 	for i := range p.Rules {
@@ -152,12 +154,11 @@ func (p *Policy) Build() (*filter.Chain, io.Closer, error) {
 		}
 		rules = append(rules, filter.Rule{Name: r.Name(), Filter: f, When: filter.Condition{Only: r.Only, Unless: r.Unless}})
 	}
-	chain, err := filter.NewChain(rules...)
-	if err != nil {
+	if _, err := chain.New(rules...); err != nil {
 		cs.Close()
 		return nil, nil, fmt.Errorf("%s: %w", p.File, err)
 	}
-	return chain, cs, nil
+	return rules, cs, nil
 }
 
 // build makes the rule's filter.

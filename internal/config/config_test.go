@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sievefs/sievefs/filter"
+	"github.com/sievefs/sievefs/internal/chain"
 )
 
 // full is the policy of the package documentation, every filter once.
@@ -274,7 +275,7 @@ func TestBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain, closer, err := p.Build()
+	rules, closer, err := p.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +287,7 @@ func TestBuild(t *testing.T) {
 		t.Errorf("audit log mode %v", fi.Mode())
 	}
 	var names, kinds []string
-	for _, r := range chain.Rules() {
+	for _, r := range rules {
 		names = append(names, r.Name)
 		kinds = append(kinds, r.Filter.Kind())
 	}
@@ -299,8 +300,12 @@ func TestBuild(t *testing.T) {
 			t.Errorf("rule %s has a %s filter", wantNames[i], k)
 		}
 	}
-	if w := chain.Rules()[6].When; w.Unless == nil || !reflect.DeepEqual(w.Unless.Uids, []uint32{0}) || w.Only != nil {
+	if w := rules[6].When; w.Unless == nil || !reflect.DeepEqual(w.Unless.Uids, []uint32{0}) || w.Only != nil {
 		t.Errorf("redact condition %+v", w)
+	}
+	chain, err := chain.New(rules...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	user := filter.Caller{Uid: 1000, Gid: 1000, Pid: 1}
 	for _, c := range []struct {
@@ -353,9 +358,9 @@ func TestBuildEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain, closer, err := p.Build()
-	if err != nil || chain == nil || chain.Len() != 0 {
-		t.Fatalf("chain %v, %v", chain, err)
+	rules, closer, err := p.Build()
+	if err != nil || rules == nil || len(rules) != 0 {
+		t.Fatalf("rules %v, %v", rules, err)
 	}
 	if err := closer.Close(); err != nil {
 		t.Error(err)

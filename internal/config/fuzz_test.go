@@ -190,12 +190,11 @@ func checkBuild(t *testing.T, p *Policy, log string) {
 			q.Rules[i].Log = log
 		}
 	}
-	chain, closer, err := q.Build()
+	rules, closer, err := q.Build()
 	if err != nil {
 		t.Fatalf("a policy that parses does not build: %v", err)
 	}
 	defer closer.Close()
-	rules := chain.Rules()
 	if len(rules) != len(p.Rules) {
 		t.Fatalf("chain of %d rules for %d", len(rules), len(p.Rules))
 	}

@@ -1,62 +1,18 @@
-package filter
+// Package chain is the engine that runs a mount's rules (package filter):
+// it indexes them by family and operation, runs pre-filters in order and
+// post-filters in reverse, applies conditions, counts each rule's
+// decisions, and answers the dispatcher's questions about caching (which
+// answers depend on the caller, which listings may be kept for everyone).
+// Filter authors never see it: they give rules to sievefs.Options.Rules.
+package chain
 
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"sync/atomic"
 	"syscall"
-)
 
-// Callers is a set of users and groups.
-type Callers struct {
-	Uids []uint32
-	Gids []uint32
-}
-
-// has reports whether c's uid or gid is in the set.
-func (s *Callers) has(c Caller) bool {
-	return slices.Contains(s.Uids, c.Uid) || slices.Contains(s.Gids, c.Gid)
-}
-
-// Condition limits a rule to some callers: those in Only (when set) and not
-// in Unless (when set).
-type Condition struct {
-	Only   *Callers
-	Unless *Callers
-}
-
-// IsZero reports whether the condition lets every caller through.
-func (c Condition) IsZero() bool { return c.Only == nil && c.Unless == nil }
-
-// Applies reports whether the rule applies to c.
-func (c Condition) Applies(caller Caller) bool {
-	if c.Only != nil && !c.Only.has(caller) {
-		return false
-	}
-	return c.Unless == nil || !c.Unless.has(caller)
-}
-
-// Rule is one filter of a chain and the callers it applies to.
-type Rule struct {
-	// Name identifies the rule in logs, metrics and status ("3:hide").
-	Name   string
-	Filter Filter
-	When   Condition
-}
-
-// Decision names what a rule did, as counted per rule.
-type Decision string
-
-// The decisions counted.
-const (
-	DecisionError    Decision = "error"   // a pre- or post-filter ended an operation with an errno
-	DecisionAnswer   Decision = "answer"  // a pre-filter answered an operation
-	DecisionRewrite  Decision = "rewrite" // attributes or a post result rewritten
-	DecisionDrop     Decision = "drop"    // a directory entry not listed
-	DecisionData     Decision = "data"    // an open served through the filter's stream
-	DecisionRename   Decision = "rename"  // a name mapped
-	numDecisionKinds          = 6
+	"github.com/sievefs/sievefs/filter"
 )
 
 // Indexes of the decision counters of a rule, in the order of decisionKinds.
@@ -69,29 +25,20 @@ const (
 	countRename
 )
 
-var decisionKinds = [numDecisionKinds]Decision{DecisionError, DecisionAnswer, DecisionRewrite, DecisionDrop, DecisionData, DecisionRename}
-
-// RuleStats counts the decisions of one rule.
-type RuleStats struct {
-	Rule      string              `json:"rule"`
-	Decisions map[Decision]uint64 `json:"decisions"`
-}
-
-// MaxDataRules is how many rules of a chain may be DataFilters.
-const MaxDataRules = 8
+var decisionKinds = [...]filter.Decision{filter.DecisionError, filter.DecisionAnswer, filter.DecisionRewrite, filter.DecisionDrop, filter.DecisionData, filter.DecisionRename}
 
 type rule struct {
-	Rule
-	pre       PreFilter
-	post      PostFilter
-	attr      AttrFilter
-	dir       DirFilter
-	names     NameMapper
-	data      DataFilter
-	dependent CallerDependent
-	scoped    Scoped
-	ops       OpSet // the operations its pre- and post-filter see (OpScoped)
-	counts    [numDecisionKinds]atomic.Uint64
+	filter.Rule
+	pre       filter.PreFilter
+	post      filter.PostFilter
+	attr      filter.AttrFilter
+	dir       filter.DirFilter
+	names     filter.NameMapper
+	data      filter.DataFilter
+	dependent filter.CallerDependent
+	scoped    filter.Scoped
+	ops       filter.OpSet // the operations its pre- and post-filter see (OpScoped)
+	counts    [len(decisionKinds)]atomic.Uint64
 }
 
 func (r *rule) count(d int) { r.counts[d].Add(1) }
@@ -102,16 +49,16 @@ type Chain struct {
 	rules []*rule
 	// Indexes into rules, per family, in rule order; pre and post also
 	// per operation.
-	pre, post              [NumOps][]int
+	pre, post              [filter.NumOps][]int
 	nPre, nPost            int // rules with a pre-, post-filter
 	attr, dir, names, data []int
 }
 
-// NewChain checks the rules and makes a chain of them. Every rule's filter
+// New checks the rules and makes a chain of them. Every rule's filter
 // must implement at least one family; name mappers cannot have conditions
 // (names must be the same for every caller); at most MaxDataRules rules may
 // be data filters.
-func NewChain(rules ...Rule) (*Chain, error) {
+func New(rules ...filter.Rule) (*Chain, error) {
 	c := &Chain{}
 	for i, r := range rules {
 		if r.Filter == nil {
@@ -121,16 +68,16 @@ func NewChain(rules ...Rule) (*Chain, error) {
 			r.Name = fmt.Sprintf("%d:%s", i+1, r.Filter.Kind())
 		}
 		x := &rule{Rule: r}
-		x.pre, _ = r.Filter.(PreFilter)
-		x.post, _ = r.Filter.(PostFilter)
-		x.attr, _ = r.Filter.(AttrFilter)
-		x.dir, _ = r.Filter.(DirFilter)
-		x.names, _ = r.Filter.(NameMapper)
-		x.data, _ = r.Filter.(DataFilter)
-		x.dependent, _ = r.Filter.(CallerDependent)
-		x.scoped, _ = r.Filter.(Scoped)
-		x.ops = AllOps
-		if s, ok := r.Filter.(OpScoped); ok {
+		x.pre, _ = r.Filter.(filter.PreFilter)
+		x.post, _ = r.Filter.(filter.PostFilter)
+		x.attr, _ = r.Filter.(filter.AttrFilter)
+		x.dir, _ = r.Filter.(filter.DirFilter)
+		x.names, _ = r.Filter.(filter.NameMapper)
+		x.data, _ = r.Filter.(filter.DataFilter)
+		x.dependent, _ = r.Filter.(filter.CallerDependent)
+		x.scoped, _ = r.Filter.(filter.Scoped)
+		x.ops = filter.AllOps
+		if s, ok := r.Filter.(filter.OpScoped); ok {
 			x.ops = s.Sees()
 		}
 		if x.pre == nil && x.post == nil && x.attr == nil && x.dir == nil && x.names == nil && x.data == nil {
@@ -141,8 +88,8 @@ func NewChain(rules ...Rule) (*Chain, error) {
 		}
 		c.add(x)
 	}
-	if len(c.data) > MaxDataRules {
-		return nil, fmt.Errorf("%d data-rewriting rules: at most %d", len(c.data), MaxDataRules)
+	if len(c.data) > filter.MaxDataRules {
+		return nil, fmt.Errorf("%d data-rewriting rules: at most %d", len(c.data), filter.MaxDataRules)
 	}
 	return c, nil
 }
@@ -165,7 +112,7 @@ func (c *Chain) add(x *rule) {
 	if x.post != nil {
 		c.nPost++
 	}
-	for o := range NumOps {
+	for o := range filter.NumOps {
 		if !x.ops.Has(o) {
 			continue
 		}
@@ -196,7 +143,7 @@ func (c *Chain) Below(dir string) *Chain {
 	keep := make([]bool, len(c.rules))
 	all, data := true, false
 	for i, x := range c.rules {
-		below, ok := x.Filter.(ScopedBelow)
+		below, ok := x.Filter.(filter.ScopedBelow)
 		keep[i] = !ok || below.CoversBelow(dir)
 		all = all && keep[i]
 		data = data || keep[i] && x.data != nil
@@ -222,8 +169,8 @@ func (c *Chain) Len() int {
 }
 
 // Rules returns the rules, in order.
-func (c *Chain) Rules() []Rule {
-	out := make([]Rule, len(c.rules))
+func (c *Chain) Rules() []filter.Rule {
+	out := make([]filter.Rule, len(c.rules))
 	for i, r := range c.rules {
 		out[i] = r.Rule
 	}
@@ -232,8 +179,8 @@ func (c *Chain) Rules() []Rule {
 
 // Pre runs the pre-filters in order. It returns nil to go on, ErrAnswered, or
 // the errno that ends the operation.
-func (c *Chain) Pre(r *Request) error {
-	if r.Op >= NumOps {
+func (c *Chain) Pre(r *filter.Request) error {
+	if r.Op >= filter.NumOps {
 		return nil
 	}
 	for _, i := range c.pre[r.Op] {
@@ -242,9 +189,9 @@ func (c *Chain) Pre(r *Request) error {
 			continue
 		}
 		if err := x.pre.Pre(r); err != nil {
-			if errors.Is(err, ErrAnswered) {
+			if errors.Is(err, filter.ErrAnswered) {
 				x.count(countAnswer)
-				return ErrAnswered
+				return filter.ErrAnswered
 			}
 			x.count(countError)
 			return err
@@ -258,17 +205,17 @@ func (c *Chain) HasPost() bool { return c.nPost > 0 }
 
 // Observes reports whether any rule's pre- or post-filter sees the
 // operation o.
-func (c *Chain) Observes(o Op) bool {
-	return o < NumOps && len(c.pre[o])+len(c.post[o]) > 0
+func (c *Chain) Observes(o filter.Op) bool {
+	return o < filter.NumOps && len(c.pre[o])+len(c.post[o]) > 0
 }
 
 // PostSees reports whether any rule's post-filter sees the operation o.
-func (c *Chain) PostSees(o Op) bool { return o < NumOps && len(c.post[o]) > 0 }
+func (c *Chain) PostSees(o filter.Op) bool { return o < filter.NumOps && len(c.post[o]) > 0 }
 
 // Post runs the post-filters in reverse order and returns the result the
 // kernel gets.
-func (c *Chain) Post(r *Request, err error) error {
-	if r.Op >= NumOps {
+func (c *Chain) Post(r *filter.Request, err error) error {
+	if r.Op >= filter.NumOps {
 		return err
 	}
 	post := c.post[r.Op]
@@ -292,7 +239,7 @@ func (c *Chain) Post(r *Request, err error) error {
 
 // Attr runs the attribute filters, in reverse order (they rewrite an
 // output), on the attributes of the node at path.
-func (c *Chain) Attr(r *Request, path string, a *Attr) {
+func (c *Chain) Attr(r *filter.Request, path string, a *filter.Attr) {
 	for k := len(c.attr) - 1; k >= 0; k-- {
 		x := c.rules[c.attr[k]]
 		if x.When.Applies(r.Caller) && x.attr.Attr(r, path, a) {
@@ -308,7 +255,7 @@ func (c *Chain) HasAttr() bool { return len(c.attr) > 0 }
 func (c *Chain) HasDir() bool { return len(c.dir) > 0 }
 
 // Keep reports whether a directory entry is listed to r's caller.
-func (c *Chain) Keep(r *Request, e *DirEntry) bool {
+func (c *Chain) Keep(r *filter.Request, e *filter.DirEntry) bool {
 	for k := len(c.dir) - 1; k >= 0; k-- {
 		x := c.rules[c.dir[k]]
 		if x.When.Applies(r.Caller) && !x.dir.Keep(r, e) {
@@ -365,7 +312,7 @@ func (c *Chain) DataRules() int { return len(c.data) }
 // MayClaim reports whether a data rule could claim the file at path for
 // caller, by its condition and, for a Scoped filter, its paths: a cheap
 // check before Claims, which may read the file.
-func (c *Chain) MayClaim(caller Caller, path string) bool {
+func (c *Chain) MayClaim(caller filter.Caller, path string) bool {
 	for _, i := range c.data {
 		x := c.rules[i]
 		if x.When.Applies(caller) && (x.scoped == nil || x.scoped.Covers(path)) {
@@ -377,7 +324,7 @@ func (c *Chain) MayClaim(caller Caller, path string) bool {
 
 // Claims returns the set of data rules (bit k for the k-th data rule) that
 // must see the data of the regular file r.Path for r's caller.
-func (c *Chain) Claims(r *Request) uint8 {
+func (c *Chain) Claims(r *filter.Request) uint8 {
 	var mask uint8
 	for k, i := range c.data {
 		x := c.rules[i]
@@ -390,14 +337,14 @@ func (c *Chain) Claims(r *Request) uint8 {
 
 // Open opens the streams of the data rules in mask, in rule order, each
 // over the one before (the first over the lower file).
-func (c *Chain) Open(r *Request, f File, mask uint8) (Stream, error) {
-	var s Stream
+func (c *Chain) Open(r *filter.Request, f filter.File, mask uint8) (filter.Stream, error) {
+	var s filter.Stream
 	for k, i := range c.data {
 		if mask&(1<<k) == 0 {
 			continue
 		}
 		x := c.rules[i]
-		var under File = f
+		var under filter.File = f
 		if s != nil {
 			under = streamFile{s, f}
 		}
@@ -420,12 +367,12 @@ func (c *Chain) Open(r *Request, f File, mask uint8) (Stream, error) {
 
 // streamFile presents a stream as the file of the next data filter.
 type streamFile struct {
-	Stream
-	f File
+	filter.Stream
+	f filter.File
 }
 
-func (s streamFile) Size() (int64, error)      { return s.f.Size() }
-func (s streamFile) Version() (Version, error) { return s.f.Version() }
+func (s streamFile) Size() (int64, error)             { return s.f.Size() }
+func (s streamFile) Version() (filter.Version, error) { return s.f.Version() }
 
 // DependsOnCaller reports whether the answers for path may differ by
 // caller: a rule with a condition that covers the path, or a filter that
@@ -449,13 +396,13 @@ func (c *Chain) DependsOnCaller(path string) bool {
 // lookup must see every node the kernel learns of).
 func (c *Chain) ListingCacheable(dir string) bool {
 	for _, x := range c.rules {
-		if below, ok := x.Filter.(ScopedBelow); ok && !below.CoversBelow(dir) {
+		if below, ok := x.Filter.(filter.ScopedBelow); ok && !below.CoversBelow(dir) {
 			continue
 		}
-		if x.post != nil && x.ops.Has(OpLookup) {
+		if x.post != nil && x.ops.Has(filter.OpLookup) {
 			return false
 		}
-		judges := x.dir != nil || x.pre != nil && x.ops.Has(OpLookup)
+		judges := x.dir != nil || x.pre != nil && x.ops.Has(filter.OpLookup)
 		if judges && (!x.When.IsZero() || x.dependent != nil) {
 			return false
 		}
@@ -470,11 +417,11 @@ func (c *Chain) ListingCacheable(dir string) bool {
 // is not shown as the lower tree has it (see the dispatcher's present).
 func (c *Chain) MayDropBelow(dir string) bool {
 	for _, x := range c.rules {
-		judges := x.dir != nil || x.names != nil || (x.pre != nil || x.post != nil) && x.ops.Has(OpLookup)
+		judges := x.dir != nil || x.names != nil || (x.pre != nil || x.post != nil) && x.ops.Has(filter.OpLookup)
 		if !judges {
 			continue
 		}
-		if below, ok := x.Filter.(ScopedBelow); !ok || below.CoversBelow(dir) {
+		if below, ok := x.Filter.(filter.ScopedBelow); !ok || below.CoversBelow(dir) {
 			return true
 		}
 	}
@@ -482,13 +429,13 @@ func (c *Chain) MayDropBelow(dir string) bool {
 }
 
 // Stats returns each rule's decision counts.
-func (c *Chain) Stats() []RuleStats {
-	out := make([]RuleStats, 0, c.Len())
+func (c *Chain) Stats() []filter.RuleStats {
+	out := make([]filter.RuleStats, 0, c.Len())
 	if c == nil {
 		return out
 	}
 	for _, x := range c.rules {
-		st := RuleStats{Rule: x.Name, Decisions: map[Decision]uint64{}}
+		st := filter.RuleStats{Rule: x.Name, Decisions: map[filter.Decision]uint64{}}
 		for d, kind := range decisionKinds {
 			if n := x.counts[d].Load(); n > 0 {
 				st.Decisions[kind] = n

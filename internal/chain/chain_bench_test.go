@@ -1,4 +1,4 @@
-package filter_test
+package chain_test
 
 import (
 	"fmt"
@@ -11,11 +11,12 @@ import (
 	"github.com/sievefs/sievefs/filter/readonly"
 	"github.com/sievefs/sievefs/filter/remap"
 	"github.com/sievefs/sievefs/filter/rename"
+	"github.com/sievefs/sievefs/internal/chain"
 )
 
 // benchRules returns n rules (0, 1 or 10) of the kinds a policy has, none
 // of which matches the paths the benchmarks use, as in bench/policy10.yaml.
-func benchRules(b *testing.B, n int) *filter.Chain {
+func benchRules(b *testing.B, n int) *chain.Chain {
 	ps := func(globs ...string) filter.Patterns {
 		p, err := filter.ParsePatterns(globs)
 		if err != nil {
@@ -41,7 +42,7 @@ func benchRules(b *testing.B, n int) *filter.Chain {
 		{Filter: hide.New(ps("**/no-such-name"))},
 		{Filter: readonly.New(ps("no-such-vault/**"))},
 	}
-	c, err := filter.NewChain(all[:n]...)
+	c, err := chain.New(all[:n]...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func BenchmarkChainEntry(b *testing.B) {
 		c := benchRules(b, n)
 		for _, v := range []struct {
 			name  string
-			chain *filter.Chain
+			chain *chain.Chain
 		}{{"whole", c}, {"below", c.Below(dir)}} {
 			b.Run(fmt.Sprintf("rules=%d/%s", n, v.name), func(b *testing.B) {
 				b.ReportAllocs()

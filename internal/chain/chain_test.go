@@ -1,6 +1,8 @@
-package filter
+package chain
 
 import (
+	"github.com/sievefs/sievefs/filter"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -40,7 +42,7 @@ type preFilter struct {
 }
 
 func (f *preFilter) Kind() string { return "pre" }
-func (f *preFilter) Pre(r *Request) error {
+func (f *preFilter) Pre(r *filter.Request) error {
 	f.j.add("pre " + f.name)
 	return f.err
 }
@@ -53,7 +55,7 @@ type postFilter struct {
 }
 
 func (f *postFilter) Kind() string { return "post" }
-func (f *postFilter) Post(r *Request, err error) error {
+func (f *postFilter) Post(r *filter.Request, err error) error {
 	f.j.add(fmt.Sprintf("post %s %v", f.name, err))
 	if f.out == nil {
 		return err
@@ -77,7 +79,7 @@ type attrFilter struct {
 }
 
 func (f *attrFilter) Kind() string { return "attr" }
-func (f *attrFilter) Attr(r *Request, path string, a *Attr) bool {
+func (f *attrFilter) Attr(r *filter.Request, path string, a *filter.Attr) bool {
 	f.j.add("attr " + f.name)
 	if a.Uid == f.uid {
 		return false
@@ -93,7 +95,7 @@ type dirFilter struct {
 }
 
 func (f *dirFilter) Kind() string { return "dir" }
-func (f *dirFilter) Keep(r *Request, e *DirEntry) bool {
+func (f *dirFilter) Keep(r *filter.Request, e *filter.DirEntry) bool {
 	f.j.add("keep " + f.name)
 	return !strings.HasPrefix(e.Name, f.prefix)
 }
@@ -132,10 +134,10 @@ type dataFilter struct {
 }
 
 func (f *dataFilter) Kind() string { return "data" }
-func (f *dataFilter) Claims(r *Request) bool {
+func (f *dataFilter) Claims(r *filter.Request) bool {
 	return strings.HasPrefix(r.Path, f.prefix)
 }
-func (f *dataFilter) Open(r *Request, file File) (Stream, error) {
+func (f *dataFilter) Open(r *filter.Request, file filter.File) (filter.Stream, error) {
 	if f.openErr != nil {
 		return nil, f.openErr
 	}
@@ -173,7 +175,7 @@ func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
 }
 func (m *memFile) WriteAt(p []byte, off int64) (int, error) { return 0, syscall.EROFS }
 func (m *memFile) Size() (int64, error)                     { return int64(len(m.data)), nil }
-func (m *memFile) Version() (Version, error)                { return Version{Ino: 7}, nil }
+func (m *memFile) Version() (filter.Version, error)         { return filter.Version{Ino: 7}, nil }
 
 // scopedDependent says which paths it covers and which depend on the
 // caller.
@@ -192,17 +194,17 @@ type kindOnly struct{}
 
 func (kindOnly) Kind() string { return "nothing" }
 
-func mustChain(t *testing.T, rules ...Rule) *Chain {
+func mustChain(t *testing.T, rules ...filter.Rule) *Chain {
 	t.Helper()
-	c, err := NewChain(rules...)
+	c, err := New(rules...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func stats(c *Chain) map[string]map[Decision]uint64 {
-	out := map[string]map[Decision]uint64{}
+func stats(c *Chain) map[string]map[filter.Decision]uint64 {
+	out := map[string]map[filter.Decision]uint64{}
 	for _, s := range c.Stats() {
 		out[s.Rule] = s.Decisions
 	}
@@ -212,12 +214,12 @@ func stats(c *Chain) map[string]map[Decision]uint64 {
 func TestRuleOrder(t *testing.T) {
 	j := &journal{}
 	c := mustChain(t,
-		Rule{Filter: &prePost{preFilter{"1", j, nil}, postFilter{"1", j, nil}}},
-		Rule{Filter: &preFilter{"2", j, nil}},
-		Rule{Filter: &postFilter{"3", j, nil}},
-		Rule{Filter: &prePost{preFilter{"4", j, nil}, postFilter{"4", j, nil}}},
+		filter.Rule{Filter: &prePost{preFilter{"1", j, nil}, postFilter{"1", j, nil}}},
+		filter.Rule{Filter: &preFilter{"2", j, nil}},
+		filter.Rule{Filter: &postFilter{"3", j, nil}},
+		filter.Rule{Filter: &prePost{preFilter{"4", j, nil}, postFilter{"4", j, nil}}},
 	)
-	r := &Request{Op: OpOpen, Path: "f"}
+	r := &filter.Request{Op: filter.OpOpen, Path: "f"}
 	if err := c.Pre(r); err != nil {
 		t.Fatal(err)
 	}
@@ -245,9 +247,9 @@ func TestRuleOrder(t *testing.T) {
 
 func TestRuleNameKept(t *testing.T) {
 	j := &journal{}
-	c := mustChain(t, Rule{Name: "mine", Filter: &preFilter{"1", j, syscall.EPERM}})
-	c.Pre(&Request{})
-	if s := stats(c); s["mine"][DecisionError] != 1 {
+	c := mustChain(t, filter.Rule{Name: "mine", Filter: &preFilter{"1", j, syscall.EPERM}})
+	c.Pre(&filter.Request{})
+	if s := stats(c); s["mine"][filter.DecisionError] != 1 {
 		t.Errorf("stats %v", s)
 	}
 }
@@ -255,26 +257,26 @@ func TestRuleNameKept(t *testing.T) {
 func TestPostRewritesInReverse(t *testing.T) {
 	j := &journal{}
 	c := mustChain(t,
-		Rule{Filter: &postFilter{"outer", j, func(err error) error {
+		filter.Rule{Filter: &postFilter{"outer", j, func(err error) error {
 			if err == syscall.ENOENT {
 				return syscall.EACCES
 			}
 			return err
 		}}},
-		Rule{Filter: &postFilter{"inner", j, func(err error) error {
+		filter.Rule{Filter: &postFilter{"inner", j, func(err error) error {
 			if err == nil {
 				return syscall.ENOENT
 			}
 			return err
 		}}},
-		Rule{Filter: &postFilter{"last", j, func(err error) error {
+		filter.Rule{Filter: &postFilter{"last", j, func(err error) error {
 			if err == syscall.EIO {
 				return nil
 			}
 			return err
 		}}},
 	)
-	if err := c.Post(&Request{}, syscall.EIO); err != syscall.EACCES {
+	if err := c.Post(&filter.Request{}, syscall.EIO); err != syscall.EACCES {
 		t.Errorf("Post = %v, want EACCES", err)
 	}
 	want := []string{"post last input/output error", "post inner <nil>", "post outer no such file or directory"}
@@ -282,7 +284,7 @@ func TestPostRewritesInReverse(t *testing.T) {
 		t.Errorf("calls %q, want %q", got, want)
 	}
 	s := stats(c)
-	if s["3:post"][DecisionRewrite] != 1 || s["2:post"][DecisionError] != 1 || s["1:post"][DecisionError] != 1 {
+	if s["3:post"][filter.DecisionRewrite] != 1 || s["2:post"][filter.DecisionError] != 1 || s["1:post"][filter.DecisionError] != 1 {
 		t.Errorf("stats %v", s)
 	}
 }
@@ -290,17 +292,17 @@ func TestPostRewritesInReverse(t *testing.T) {
 func TestPreErrorStopsChain(t *testing.T) {
 	j := &journal{}
 	c := mustChain(t,
-		Rule{Filter: &preFilter{"1", j, nil}},
-		Rule{Filter: &preFilter{"2", j, syscall.EACCES}},
-		Rule{Filter: &preFilter{"3", j, nil}},
+		filter.Rule{Filter: &preFilter{"1", j, nil}},
+		filter.Rule{Filter: &preFilter{"2", j, syscall.EACCES}},
+		filter.Rule{Filter: &preFilter{"3", j, nil}},
 	)
-	if err := c.Pre(&Request{}); err != syscall.EACCES {
+	if err := c.Pre(&filter.Request{}); err != syscall.EACCES {
 		t.Errorf("Pre = %v, want EACCES", err)
 	}
 	if got, want := j.take(), []string{"pre 1", "pre 2"}; !slices.Equal(got, want) {
 		t.Errorf("calls %q, want %q", got, want)
 	}
-	if s := stats(c); s["2:pre"][DecisionError] != 1 || len(s["1:pre"]) != 0 || len(s["3:pre"]) != 0 {
+	if s := stats(c); s["2:pre"][filter.DecisionError] != 1 || len(s["1:pre"]) != 0 || len(s["3:pre"]) != 0 {
 		t.Errorf("stats %v", s)
 	}
 }
@@ -308,16 +310,16 @@ func TestPreErrorStopsChain(t *testing.T) {
 func TestAnswered(t *testing.T) {
 	j := &journal{}
 	c := mustChain(t,
-		Rule{Filter: &preFilter{"1", j, fmt.Errorf("wrapped: %w", ErrAnswered)}},
-		Rule{Filter: &preFilter{"2", j, nil}},
+		filter.Rule{Filter: &preFilter{"1", j, fmt.Errorf("wrapped: %w", filter.ErrAnswered)}},
+		filter.Rule{Filter: &preFilter{"2", j, nil}},
 	)
-	if err := c.Pre(&Request{}); err != ErrAnswered {
+	if err := c.Pre(&filter.Request{}); err != filter.ErrAnswered {
 		t.Errorf("Pre = %v, want ErrAnswered itself", err)
 	}
 	if got, want := j.take(), []string{"pre 1"}; !slices.Equal(got, want) {
 		t.Errorf("calls %q, want %q", got, want)
 	}
-	if s := stats(c); s["1:pre"][DecisionAnswer] != 1 || s["1:pre"][DecisionError] != 0 {
+	if s := stats(c); s["1:pre"][filter.DecisionAnswer] != 1 || s["1:pre"][filter.DecisionError] != 0 {
 		t.Errorf("stats %v", s)
 	}
 }
@@ -325,54 +327,54 @@ func TestAnswered(t *testing.T) {
 func TestConditions(t *testing.T) {
 	j := &journal{}
 	c := mustChain(t,
-		Rule{Name: "only-uid", Filter: &preFilter{"only-uid", j, nil}, When: Condition{Only: &Callers{Uids: []uint32{1000}}}},
-		Rule{Name: "only-gid", Filter: &preFilter{"only-gid", j, nil}, When: Condition{Only: &Callers{Gids: []uint32{50}}}},
-		Rule{Name: "unless-uid", Filter: &preFilter{"unless-uid", j, nil}, When: Condition{Unless: &Callers{Uids: []uint32{0}}}},
-		Rule{Name: "unless-gid", Filter: &preFilter{"unless-gid", j, nil}, When: Condition{Unless: &Callers{Gids: []uint32{0, 10}}}},
-		Rule{Name: "both", Filter: &postFilter{"both", j, nil}, When: Condition{
-			Only:   &Callers{Uids: []uint32{1000, 1001}},
-			Unless: &Callers{Gids: []uint32{50}},
+		filter.Rule{Name: "only-uid", Filter: &preFilter{"only-uid", j, nil}, When: filter.Condition{Only: &filter.Callers{Uids: []uint32{1000}}}},
+		filter.Rule{Name: "only-gid", Filter: &preFilter{"only-gid", j, nil}, When: filter.Condition{Only: &filter.Callers{Gids: []uint32{50}}}},
+		filter.Rule{Name: "unless-uid", Filter: &preFilter{"unless-uid", j, nil}, When: filter.Condition{Unless: &filter.Callers{Uids: []uint32{0}}}},
+		filter.Rule{Name: "unless-gid", Filter: &preFilter{"unless-gid", j, nil}, When: filter.Condition{Unless: &filter.Callers{Gids: []uint32{0, 10}}}},
+		filter.Rule{Name: "both", Filter: &postFilter{"both", j, nil}, When: filter.Condition{
+			Only:   &filter.Callers{Uids: []uint32{1000, 1001}},
+			Unless: &filter.Callers{Gids: []uint32{50}},
 		}},
-		Rule{Name: "empty-only", Filter: &preFilter{"empty-only", j, nil}, When: Condition{Only: &Callers{}}},
+		filter.Rule{Name: "empty-only", Filter: &preFilter{"empty-only", j, nil}, When: filter.Condition{Only: &filter.Callers{}}},
 	)
 	for _, tc := range []struct {
-		caller Caller
+		caller filter.Caller
 		want   []string
 	}{
-		{Caller{Uid: 1000, Gid: 100}, []string{"pre only-uid", "pre unless-uid", "pre unless-gid", "post both <nil>"}},
-		{Caller{Uid: 1000, Gid: 50}, []string{"pre only-uid", "pre only-gid", "pre unless-uid", "pre unless-gid"}},
-		{Caller{Uid: 1001, Gid: 10}, []string{"pre unless-uid", "post both <nil>"}},
-		{Caller{Uid: 0, Gid: 0}, nil},
-		{Caller{Uid: 5, Gid: 50}, []string{"pre only-gid", "pre unless-uid", "pre unless-gid"}},
+		{filter.Caller{Uid: 1000, Gid: 100}, []string{"pre only-uid", "pre unless-uid", "pre unless-gid", "post both <nil>"}},
+		{filter.Caller{Uid: 1000, Gid: 50}, []string{"pre only-uid", "pre only-gid", "pre unless-uid", "pre unless-gid"}},
+		{filter.Caller{Uid: 1001, Gid: 10}, []string{"pre unless-uid", "post both <nil>"}},
+		{filter.Caller{Uid: 0, Gid: 0}, nil},
+		{filter.Caller{Uid: 5, Gid: 50}, []string{"pre only-gid", "pre unless-uid", "pre unless-gid"}},
 	} {
-		r := &Request{Caller: tc.caller}
+		r := &filter.Request{Caller: tc.caller}
 		c.Pre(r)
 		c.Post(r, nil)
 		if got := j.take(); !slices.Equal(got, tc.want) {
 			t.Errorf("caller %+v: calls %q, want %q", tc.caller, got, tc.want)
 		}
 	}
-	if !(Condition{}).IsZero() || (Condition{Only: &Callers{}}).IsZero() || (Condition{Unless: &Callers{}}).IsZero() {
+	if !(filter.Condition{}).IsZero() || (filter.Condition{Only: &filter.Callers{}}).IsZero() || (filter.Condition{Unless: &filter.Callers{}}).IsZero() {
 		t.Error("IsZero wrong")
 	}
-	if !(Condition{}).Applies(Caller{Uid: 12}) {
+	if !(filter.Condition{}).Applies(filter.Caller{Uid: 12}) {
 		t.Error("the zero condition does not apply to everyone")
 	}
 }
 
 func TestConditionsOnOtherFamilies(t *testing.T) {
 	j := &journal{}
-	only := Condition{Only: &Callers{Uids: []uint32{7}}}
+	only := filter.Condition{Only: &filter.Callers{Uids: []uint32{7}}}
 	c := mustChain(t,
-		Rule{Filter: &attrFilter{"a", j, 99}, When: only},
-		Rule{Filter: &dirFilter{"d", "x", j}, When: only},
-		Rule{Filter: &dataFilter{prefix: "data/"}, When: only},
+		filter.Rule{Filter: &attrFilter{"a", j, 99}, When: only},
+		filter.Rule{Filter: &dirFilter{"d", "x", j}, When: only},
+		filter.Rule{Filter: &dataFilter{prefix: "data/"}, When: only},
 	)
 	for _, uid := range []uint32{7, 8} {
-		r := &Request{Caller: Caller{Uid: uid}, Path: "data/f"}
-		a := Attr{Uid: 1}
+		r := &filter.Request{Caller: filter.Caller{Uid: uid}, Path: "data/f"}
+		a := filter.Attr{Uid: 1}
 		c.Attr(r, r.Path, &a)
-		keep := c.Keep(r, &DirEntry{Name: "xy", Path: "xy"})
+		keep := c.Keep(r, &filter.DirEntry{Name: "xy", Path: "xy"})
 		mask := c.Claims(r)
 		if uid == 7 && (a.Uid != 99 || keep || mask != 1) {
 			t.Errorf("uid 7: attr uid %d, keep %v, claims %b; the rules should apply", a.Uid, keep, mask)
@@ -386,13 +388,13 @@ func TestConditionsOnOtherFamilies(t *testing.T) {
 func TestAttrAndKeepOrder(t *testing.T) {
 	j := &journal{}
 	c := mustChain(t,
-		Rule{Filter: &attrFilter{"1", j, 1}},
-		Rule{Filter: &attrFilter{"2", j, 2}},
-		Rule{Filter: &dirFilter{"1", "a", j}},
-		Rule{Filter: &dirFilter{"2", "b", j}},
+		filter.Rule{Filter: &attrFilter{"1", j, 1}},
+		filter.Rule{Filter: &attrFilter{"2", j, 2}},
+		filter.Rule{Filter: &dirFilter{"1", "a", j}},
+		filter.Rule{Filter: &dirFilter{"2", "b", j}},
 	)
-	r := &Request{}
-	a := Attr{Uid: 2}
+	r := &filter.Request{}
+	a := filter.Attr{Uid: 2}
 	c.Attr(r, "p", &a)
 	// Reverse order: rule 2 first (no change), then rule 1 (last word).
 	if a.Uid != 1 {
@@ -401,20 +403,20 @@ func TestAttrAndKeepOrder(t *testing.T) {
 	if got, want := j.take(), []string{"attr 2", "attr 1"}; !slices.Equal(got, want) {
 		t.Errorf("calls %q, want %q", got, want)
 	}
-	if c.Keep(r, &DirEntry{Name: "b1"}) {
+	if c.Keep(r, &filter.DirEntry{Name: "b1"}) {
 		t.Error("b1 kept")
 	}
 	if got, want := j.take(), []string{"keep 2"}; !slices.Equal(got, want) {
 		t.Errorf("calls %q, want %q: a dropped entry asks no further rule", got, want)
 	}
-	if c.Keep(r, &DirEntry{Name: "a1"}) || !c.Keep(r, &DirEntry{Name: "c"}) {
+	if c.Keep(r, &filter.DirEntry{Name: "a1"}) || !c.Keep(r, &filter.DirEntry{Name: "c"}) {
 		t.Error("Keep wrong")
 	}
 	s := stats(c)
-	if s["1:attr"][DecisionRewrite] != 1 || s["2:attr"][DecisionRewrite] != 0 {
+	if s["1:attr"][filter.DecisionRewrite] != 1 || s["2:attr"][filter.DecisionRewrite] != 0 {
 		t.Errorf("attr stats %v", s)
 	}
-	if s["3:dir"][DecisionDrop] != 1 || s["4:dir"][DecisionDrop] != 1 {
+	if s["3:dir"][filter.DecisionDrop] != 1 || s["4:dir"][filter.DecisionDrop] != 1 {
 		t.Errorf("dir stats %v", s)
 	}
 }
@@ -424,8 +426,8 @@ func TestNameMappersComposed(t *testing.T) {
 	// order (like pre-filters) and back in reverse: rule 1 maps the view's
 	// .a to .b, rule 2 that .b to the lower tree's .c.
 	c := mustChain(t,
-		Rule{Filter: &suffixMapper{from: ".b", to: ".a"}},
-		Rule{Filter: &suffixMapper{from: ".c", to: ".b"}},
+		filter.Rule{Filter: &suffixMapper{from: ".b", to: ".a"}},
+		filter.Rule{Filter: &suffixMapper{from: ".c", to: ".b"}},
 	)
 	if !c.MapsNames() {
 		t.Fatal("MapsNames() = false")
@@ -468,13 +470,13 @@ func TestNameMappersComposed(t *testing.T) {
 		}
 	}
 	s := stats(c)
-	if s["1:suffix"][DecisionRename] == 0 || s["2:suffix"][DecisionRename] == 0 {
+	if s["1:suffix"][filter.DecisionRename] == 0 || s["2:suffix"][filter.DecisionRename] == 0 {
 		t.Errorf("rename stats %v", s)
 	}
-	if s["1:suffix"][DecisionError] != 1 || s["2:suffix"][DecisionError] != 1 {
+	if s["1:suffix"][filter.DecisionError] != 1 || s["2:suffix"][filter.DecisionError] != 1 {
 		t.Errorf("error stats %v", s)
 	}
-	if s["1:suffix"][DecisionDrop] != 1 || s["2:suffix"][DecisionDrop] != 1 {
+	if s["1:suffix"][filter.DecisionDrop] != 1 || s["2:suffix"][filter.DecisionDrop] != 1 {
 		t.Errorf("drop stats %v", s)
 	}
 }
@@ -482,7 +484,7 @@ func TestNameMappersComposed(t *testing.T) {
 func TestDataClaimsAndOpen(t *testing.T) {
 	var opened []string
 	j := &journal{}
-	rules := []Rule{
+	rules := []filter.Rule{
 		{Filter: &dataFilter{prefix: "a/", tag: "A", opened: &opened}},
 		{Filter: &preFilter{"not data", j, nil}},
 		{Filter: &dataFilter{prefix: "a/b/", tag: "B", opened: &opened}},
@@ -501,12 +503,12 @@ func TestDataClaimsAndOpen(t *testing.T) {
 		{"c/x", 0b100},
 		{"d/x", 0},
 	} {
-		if got := c.Claims(&Request{Path: tc.path}); got != tc.mask {
+		if got := c.Claims(&filter.Request{Path: tc.path}); got != tc.mask {
 			t.Errorf("Claims(%q) = %03b, want %03b", tc.path, got, tc.mask)
 		}
 	}
 	f := &memFile{data: []byte("data")}
-	s, err := c.Open(&Request{Path: "a/b/x"}, f, 0b011)
+	s, err := c.Open(&filter.Request{Path: "a/b/x"}, f, 0b011)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,11 +522,11 @@ func TestDataClaimsAndOpen(t *testing.T) {
 		t.Errorf("read %q, want BAdata", got)
 	}
 	s.Close()
-	if _, err := c.Open(&Request{}, f, 0); err != syscall.EINVAL {
+	if _, err := c.Open(&filter.Request{}, f, 0); err != syscall.EINVAL {
 		t.Errorf("Open with an empty mask = %v, want EINVAL", err)
 	}
 	st := stats(c)
-	if st["1:data"][DecisionData] != 1 || st["3:data"][DecisionData] != 1 || st["4:data"][DecisionData] != 0 {
+	if st["1:data"][filter.DecisionData] != 1 || st["3:data"][filter.DecisionData] != 1 || st["4:data"][filter.DecisionData] != 0 {
 		t.Errorf("data stats %v", st)
 	}
 }
@@ -535,17 +537,17 @@ func TestDataOpenErrorClosesStreams(t *testing.T) {
 	var made *tagStream
 	wrap := &wrapData{dataFilter: first, made: &made}
 	c := mustChain(t,
-		Rule{Filter: wrap},
-		Rule{Filter: &dataFilter{prefix: "", tag: "B", openErr: syscall.ENOMEM}},
+		filter.Rule{Filter: wrap},
+		filter.Rule{Filter: &dataFilter{prefix: "", tag: "B", openErr: syscall.ENOMEM}},
 	)
-	_, err := c.Open(&Request{}, &memFile{}, 0b11)
+	_, err := c.Open(&filter.Request{}, &memFile{}, 0b11)
 	if !errors.Is(err, syscall.ENOMEM) || !strings.Contains(err.Error(), "2:data") {
 		t.Errorf("Open = %v, want ENOMEM naming the rule", err)
 	}
 	if made == nil || !made.closed {
 		t.Error("the first rule's stream was not closed")
 	}
-	if s := stats(c); s["2:data"][DecisionError] != 1 {
+	if s := stats(c); s["2:data"][filter.DecisionError] != 1 {
 		t.Errorf("stats %v", s)
 	}
 }
@@ -556,7 +558,7 @@ type wrapData struct {
 	made **tagStream
 }
 
-func (w *wrapData) Open(r *Request, f File) (Stream, error) {
+func (w *wrapData) Open(r *filter.Request, f filter.File) (filter.Stream, error) {
 	s, err := w.dataFilter.Open(r, f)
 	if err == nil {
 		*w.made = s.(*tagStream)
@@ -565,13 +567,13 @@ func (w *wrapData) Open(r *Request, f File) (Stream, error) {
 }
 
 func TestMaskBitsPerDataRule(t *testing.T) {
-	var rules []Rule
-	for i := range MaxDataRules {
-		rules = append(rules, Rule{Filter: &dataFilter{prefix: fmt.Sprintf("%d/", i)}})
+	var rules []filter.Rule
+	for i := range filter.MaxDataRules {
+		rules = append(rules, filter.Rule{Filter: &dataFilter{prefix: fmt.Sprintf("%d/", i)}})
 	}
 	c := mustChain(t, rules...)
-	for i := range MaxDataRules {
-		if got := c.Claims(&Request{Path: fmt.Sprintf("%d/f", i)}); got != 1<<i {
+	for i := range filter.MaxDataRules {
+		if got := c.Claims(&filter.Request{Path: fmt.Sprintf("%d/f", i)}); got != 1<<i {
 			t.Errorf("rule %d claims with mask %08b", i, got)
 		}
 	}
@@ -579,22 +581,22 @@ func TestMaskBitsPerDataRule(t *testing.T) {
 
 func TestDependsOnCaller(t *testing.T) {
 	j := &journal{}
-	cond := Condition{Only: &Callers{Uids: []uint32{1}}}
+	cond := filter.Condition{Only: &filter.Callers{Uids: []uint32{1}}}
 	for _, tc := range []struct {
 		name  string
-		rules []Rule
+		rules []filter.Rule
 		path  string
 		want  bool
 	}{
-		{"no condition", []Rule{{Filter: &preFilter{"p", j, nil}}}, "x", false},
-		{"unscoped condition", []Rule{{Filter: &preFilter{"p", j, nil}, When: cond}}, "x", true},
-		{"scoped condition, covered", []Rule{{Filter: &scopedDependent{covers: "sec"}, When: cond}}, "sec/x", true},
-		{"scoped condition, not covered", []Rule{{Filter: &scopedDependent{covers: "sec"}, When: cond}}, "pub/x", false},
-		{"filter says so", []Rule{{Filter: &scopedDependent{covers: "none", dependent: "x"}}}, "x", true},
-		{"filter says not", []Rule{{Filter: &scopedDependent{covers: "none", dependent: "x"}}}, "y", false},
-		{"any rule", []Rule{
+		{"no condition", []filter.Rule{{Filter: &preFilter{"p", j, nil}}}, "x", false},
+		{"unscoped condition", []filter.Rule{{Filter: &preFilter{"p", j, nil}, When: cond}}, "x", true},
+		{"scoped condition, covered", []filter.Rule{{Filter: &scopedDependent{covers: "sec"}, When: cond}}, "sec/x", true},
+		{"scoped condition, not covered", []filter.Rule{{Filter: &scopedDependent{covers: "sec"}, When: cond}}, "pub/x", false},
+		{"filter says so", []filter.Rule{{Filter: &scopedDependent{covers: "none", dependent: "x"}}}, "x", true},
+		{"filter says not", []filter.Rule{{Filter: &scopedDependent{covers: "none", dependent: "x"}}}, "y", false},
+		{"any rule", []filter.Rule{
 			{Filter: &preFilter{"p", j, nil}},
-			{Filter: &scopedDependent{covers: "sec"}, When: Condition{Unless: &Callers{Gids: []uint32{0}}}},
+			{Filter: &scopedDependent{covers: "sec"}, When: filter.Condition{Unless: &filter.Callers{Gids: []uint32{0}}}},
 		}, "sec", true},
 	} {
 		c := mustChain(t, tc.rules...)
@@ -605,34 +607,34 @@ func TestDependsOnCaller(t *testing.T) {
 }
 
 func TestNewChainErrors(t *testing.T) {
-	var tooMany []Rule
-	for range MaxDataRules + 1 {
-		tooMany = append(tooMany, Rule{Filter: &dataFilter{}})
+	var tooMany []filter.Rule
+	for range filter.MaxDataRules + 1 {
+		tooMany = append(tooMany, filter.Rule{Filter: &dataFilter{}})
 	}
 	for _, tc := range []struct {
 		name  string
-		rules []Rule
+		rules []filter.Rule
 		want  string
 	}{
-		{"nil filter", []Rule{{}}, "no filter"},
-		{"no family", []Rule{{Filter: kindOnly{}}}, "no filter family"},
-		{"mapper with only", []Rule{{Filter: &suffixMapper{".x", ".y"}, When: Condition{Only: &Callers{Uids: []uint32{1}}}}}, "name mapper"},
-		{"mapper with unless", []Rule{{Filter: &suffixMapper{".x", ".y"}, When: Condition{Unless: &Callers{}}}}, "name mapper"},
+		{"nil filter", []filter.Rule{{}}, "no filter"},
+		{"no family", []filter.Rule{{Filter: kindOnly{}}}, "no filter family"},
+		{"mapper with only", []filter.Rule{{Filter: &suffixMapper{".x", ".y"}, When: filter.Condition{Only: &filter.Callers{Uids: []uint32{1}}}}}, "name mapper"},
+		{"mapper with unless", []filter.Rule{{Filter: &suffixMapper{".x", ".y"}, When: filter.Condition{Unless: &filter.Callers{}}}}, "name mapper"},
 		{"too many data rules", tooMany, "at most"},
 	} {
-		c, err := NewChain(tc.rules...)
+		c, err := New(tc.rules...)
 		if err == nil {
-			t.Errorf("%s: NewChain succeeded with %d rules", tc.name, c.Len())
+			t.Errorf("%s: New succeeded with %d rules", tc.name, c.Len())
 			continue
 		}
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %q, want it to say %q", tc.name, err, tc.want)
 		}
 	}
-	if _, err := NewChain(tooMany[:MaxDataRules]...); err != nil {
-		t.Errorf("NewChain with %d data rules: %v", MaxDataRules, err)
+	if _, err := New(tooMany[:filter.MaxDataRules]...); err != nil {
+		t.Errorf("New with %d data rules: %v", filter.MaxDataRules, err)
 	}
-	if c, err := NewChain(); err != nil || c.Len() != 0 {
+	if c, err := New(); err != nil || c.Len() != 0 {
 		t.Errorf("empty chain: %v, %v", c, err)
 	}
 }
@@ -647,36 +649,36 @@ func TestNilChain(t *testing.T) {
 func TestStatsCountEveryKind(t *testing.T) {
 	j := &journal{}
 	c := mustChain(t,
-		Rule{Name: "err", Filter: &preFilter{"e", j, syscall.EPERM}, When: Condition{Only: &Callers{Uids: []uint32{1}}}},
-		Rule{Name: "answer", Filter: &preFilter{"a", j, ErrAnswered}, When: Condition{Only: &Callers{Uids: []uint32{2}}}},
-		Rule{Name: "rewrite", Filter: &postFilter{"r", j, func(error) error { return nil }}},
-		Rule{Name: "drop", Filter: &dirFilter{"d", "x", j}},
-		Rule{Name: "data", Filter: &dataFilter{}},
-		Rule{Name: "rename", Filter: &suffixMapper{".c", ".b"}},
+		filter.Rule{Name: "err", Filter: &preFilter{"e", j, syscall.EPERM}, When: filter.Condition{Only: &filter.Callers{Uids: []uint32{1}}}},
+		filter.Rule{Name: "answer", Filter: &preFilter{"a", j, filter.ErrAnswered}, When: filter.Condition{Only: &filter.Callers{Uids: []uint32{2}}}},
+		filter.Rule{Name: "rewrite", Filter: &postFilter{"r", j, func(error) error { return nil }}},
+		filter.Rule{Name: "drop", Filter: &dirFilter{"d", "x", j}},
+		filter.Rule{Name: "data", Filter: &dataFilter{}},
+		filter.Rule{Name: "rename", Filter: &suffixMapper{".c", ".b"}},
 	)
 	for range 2 {
-		c.Pre(&Request{Caller: Caller{Uid: 1}})
+		c.Pre(&filter.Request{Caller: filter.Caller{Uid: 1}})
 	}
-	c.Pre(&Request{Caller: Caller{Uid: 2}})
-	c.Pre(&Request{Caller: Caller{Uid: 3}}) // nothing
-	c.Post(&Request{}, syscall.EIO)
-	c.Post(&Request{}, nil) // no change, not counted
-	c.Keep(&Request{}, &DirEntry{Name: "x1"})
-	c.Keep(&Request{}, &DirEntry{Name: "y1"})
-	s, err := c.Open(&Request{}, &memFile{}, 1)
+	c.Pre(&filter.Request{Caller: filter.Caller{Uid: 2}})
+	c.Pre(&filter.Request{Caller: filter.Caller{Uid: 3}}) // nothing
+	c.Post(&filter.Request{}, syscall.EIO)
+	c.Post(&filter.Request{}, nil) // no change, not counted
+	c.Keep(&filter.Request{}, &filter.DirEntry{Name: "x1"})
+	c.Keep(&filter.Request{}, &filter.DirEntry{Name: "y1"})
+	s, err := c.Open(&filter.Request{}, &memFile{}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 	c.LowerName("", "a.b")
 	c.LowerName("", "plain")
-	want := map[string]map[Decision]uint64{
-		"err":     {DecisionError: 2},
-		"answer":  {DecisionAnswer: 1},
-		"rewrite": {DecisionRewrite: 1},
-		"drop":    {DecisionDrop: 1},
-		"data":    {DecisionData: 1},
-		"rename":  {DecisionRename: 1},
+	want := map[string]map[filter.Decision]uint64{
+		"err":     {filter.DecisionError: 2},
+		"answer":  {filter.DecisionAnswer: 1},
+		"rewrite": {filter.DecisionRewrite: 1},
+		"drop":    {filter.DecisionDrop: 1},
+		"data":    {filter.DecisionData: 1},
+		"rename":  {filter.DecisionRename: 1},
 	}
 	got := stats(c)
 	for rule, w := range want {
@@ -697,58 +699,58 @@ func TestStatsCountEveryKind(t *testing.T) {
 func TestConcurrentChain(t *testing.T) {
 	j := &journal{}
 	c := mustChain(t,
-		Rule{Filter: &preFilter{"e", j, syscall.EPERM}},
-		Rule{Filter: &dirFilter{"d", "x", j}},
+		filter.Rule{Filter: &preFilter{"e", j, syscall.EPERM}},
+		filter.Rule{Filter: &dirFilter{"d", "x", j}},
 	)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
 			for range 500 {
-				c.Pre(&Request{})
-				c.Keep(&Request{}, &DirEntry{Name: "x"})
+				c.Pre(&filter.Request{})
+				c.Keep(&filter.Request{}, &filter.DirEntry{Name: "x"})
 			}
 		})
 	}
 	wg.Wait()
 	s := stats(c)
-	if s["1:pre"][DecisionError] != 4000 || s["2:dir"][DecisionDrop] != 4000 {
+	if s["1:pre"][filter.DecisionError] != 4000 || s["2:dir"][filter.DecisionDrop] != 4000 {
 		t.Errorf("stats %v, want 4000 of each", s)
 	}
 }
 
 func TestRequestModifies(t *testing.T) {
 	for _, tc := range []struct {
-		op    Op
+		op    filter.Op
 		flags int
 		want  bool
 	}{
-		{OpOpen, syscall.O_RDONLY, false},
-		{OpOpen, syscall.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_CLOEXEC, false},
-		{OpOpen, syscall.O_WRONLY, true},
-		{OpOpen, syscall.O_RDWR, true},
-		{OpOpen, syscall.O_RDONLY | syscall.O_TRUNC, true},
-		{OpOpen, syscall.O_WRONLY | syscall.O_APPEND, true},
-		{OpCreate, syscall.O_RDONLY, true},
-		{OpTmpfile, syscall.O_RDWR, true},
-		{OpGetattr, 0, false},
-		{OpLookup, 0, false},
-		{OpReadlink, 0, false},
-		{OpGetxattr, 0, false},
-		{OpListxattr, 0, false},
-		{OpAccess, 0, false},
-		{OpOpendir, 0, false},
-		{OpSetattr, 0, true},
-		{OpSetxattr, 0, true},
-		{OpRemovexattr, 0, true},
-		{OpMknod, 0, true},
-		{OpMkdir, 0, true},
-		{OpUnlink, 0, true},
-		{OpRmdir, 0, true},
-		{OpRename, 0, true},
-		{OpLink, 0, true},
-		{OpSymlink, 0, true},
+		{filter.OpOpen, syscall.O_RDONLY, false},
+		{filter.OpOpen, syscall.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_CLOEXEC, false},
+		{filter.OpOpen, syscall.O_WRONLY, true},
+		{filter.OpOpen, syscall.O_RDWR, true},
+		{filter.OpOpen, syscall.O_RDONLY | syscall.O_TRUNC, true},
+		{filter.OpOpen, syscall.O_WRONLY | syscall.O_APPEND, true},
+		{filter.OpCreate, syscall.O_RDONLY, true},
+		{filter.OpTmpfile, syscall.O_RDWR, true},
+		{filter.OpGetattr, 0, false},
+		{filter.OpLookup, 0, false},
+		{filter.OpReadlink, 0, false},
+		{filter.OpGetxattr, 0, false},
+		{filter.OpListxattr, 0, false},
+		{filter.OpAccess, 0, false},
+		{filter.OpOpendir, 0, false},
+		{filter.OpSetattr, 0, true},
+		{filter.OpSetxattr, 0, true},
+		{filter.OpRemovexattr, 0, true},
+		{filter.OpMknod, 0, true},
+		{filter.OpMkdir, 0, true},
+		{filter.OpUnlink, 0, true},
+		{filter.OpRmdir, 0, true},
+		{filter.OpRename, 0, true},
+		{filter.OpLink, 0, true},
+		{filter.OpSymlink, 0, true},
 	} {
-		r := &Request{Op: tc.op, Flags: tc.flags}
+		r := &filter.Request{Op: tc.op, Flags: tc.flags}
 		if got := r.Modifies(); got != tc.want {
 			t.Errorf("%s flags %#o: Modifies() = %v, want %v", tc.op, tc.flags, got, tc.want)
 		}
@@ -756,9 +758,9 @@ func TestRequestModifies(t *testing.T) {
 }
 
 func TestOpNames(t *testing.T) {
-	names := OpNames()
-	if len(names) != int(NumOps) {
-		t.Fatalf("%d names for %d operations", len(names), NumOps)
+	names := filter.OpNames()
+	if len(names) != int(filter.NumOps) {
+		t.Fatalf("%d names for %d operations", len(names), filter.NumOps)
 	}
 	seen := map[string]bool{}
 	for i, n := range names {
@@ -766,23 +768,23 @@ func TestOpNames(t *testing.T) {
 			t.Errorf("operation %d: name %q empty or repeated", i, n)
 		}
 		seen[n] = true
-		o, ok := ParseOp(n)
-		if !ok || o != Op(i) || o.String() != n {
+		o, ok := filter.ParseOp(n)
+		if !ok || o != filter.Op(i) || o.String() != n {
 			t.Errorf("ParseOp(%q) = %v, %v", n, o, ok)
 		}
 	}
-	if _, ok := ParseOp("nope"); ok {
+	if _, ok := filter.ParseOp("nope"); ok {
 		t.Error("ParseOp of an unknown name succeeded")
 	}
-	if NumOps.String() != "unknown" {
-		t.Errorf("NumOps.String() = %q", NumOps.String())
+	if filter.NumOps.String() != "unknown" {
+		t.Errorf("NumOps.String() = %q", filter.NumOps.String())
 	}
-	for _, o := range []Op{OpRead, OpWrite, OpReaddir, OpRelease, OpFlush} {
+	for _, o := range []filter.Op{filter.OpRead, filter.OpWrite, filter.OpReaddir, filter.OpRelease, filter.OpFlush} {
 		if o.Filtered() {
 			t.Errorf("%s is filtered", o)
 		}
 	}
-	for _, o := range []Op{OpLookup, OpOpen, OpCreate, OpRename, OpGetattr, OpOpendir} {
+	for _, o := range []filter.Op{filter.OpLookup, filter.OpOpen, filter.OpCreate, filter.OpRename, filter.OpGetattr, filter.OpOpendir} {
 		if !o.Filtered() {
 			t.Errorf("%s is not filtered", o)
 		}

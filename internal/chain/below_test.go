@@ -1,4 +1,4 @@
-package filter_test
+package chain_test
 
 import (
 	"fmt"
@@ -12,6 +12,7 @@ import (
 	"github.com/sievefs/sievefs/filter/redact"
 	"github.com/sievefs/sievefs/filter/remap"
 	"github.com/sievefs/sievefs/filter/rename"
+	"github.com/sievefs/sievefs/internal/chain"
 )
 
 // everyPath is a filter that is not ScopedBelow: Below must keep it.
@@ -22,7 +23,7 @@ func (everyPath) Attr(r *filter.Request, p string, a *filter.Attr) bool { a.Nlin
 
 // belowRules is a chain with a rule of every built-in path-scoped kind,
 // some with conditions, and one rule that acts everywhere.
-func belowRules(t *testing.T) *filter.Chain {
+func belowRules(t *testing.T) *chain.Chain {
 	t.Helper()
 	ps := func(globs ...string) filter.Patterns {
 		p, err := filter.ParsePatterns(globs)
@@ -44,7 +45,7 @@ func belowRules(t *testing.T) *filter.Chain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := filter.NewChain(
+	c, err := chain.New(
 		filter.Rule{Filter: hide.New(ps("secrets/**", "**/.env"))},
 		filter.Rule{Filter: hide.New(ps("private/*/key")), When: filter.Condition{Unless: &filter.Callers{Uids: []uint32{0}}}},
 		filter.Rule{Filter: readonly.New(ps("archive/**"))},
@@ -61,7 +62,7 @@ func belowRules(t *testing.T) *filter.Chain {
 	return c
 }
 
-func ruleNames(c *filter.Chain) []string {
+func ruleNames(c *chain.Chain) []string {
 	var out []string
 	for _, r := range c.Rules() {
 		out = append(out, r.Name)
