@@ -293,6 +293,24 @@ type Scoped interface {
 	Covers(path string) bool
 }
 
+// PathScope is the scope of a filter that acts on the view paths its
+// patterns match: a filter embeds it (made by ScopeOf) to implement Scoped
+// and ScopedBelow.
+type PathScope struct{ paths Patterns }
+
+// ScopeOf returns the scope of the paths that match paths.
+func ScopeOf(paths Patterns) PathScope { return PathScope{paths} }
+
+// Paths returns the scope's patterns.
+func (s PathScope) Paths() Patterns { return s.paths }
+
+// Covers reports whether path matches one of the patterns.
+func (s PathScope) Covers(path string) bool { return s.paths.Match(path) }
+
+// CoversBelow reports whether a pattern may match a path strictly beneath
+// dir.
+func (s PathScope) CoversBelow(dir string) bool { return s.paths.MatchBelow(dir) }
+
 // ScopedBelow is implemented by scoped filters that can tell whether they
 // may act on anything beneath a directory. CoversBelow(dir) false promises
 // that the filter does nothing to, and depends on no caller for, any path

@@ -12,8 +12,8 @@ import (
 // configured. Files cannot be linked, nor directories whose subtree may
 // hold such paths renamed, out of the patterns' reach (EXDEV).
 type Filter struct {
-	ops   [filter.NumOps]bool
-	paths filter.Patterns
+	ops [filter.NumOps]bool
+	filter.PathScope
 	errno syscall.Errno
 }
 
@@ -26,7 +26,7 @@ var (
 
 // New returns a filter refusing ops on paths with errno (0 means EACCES).
 func New(ops []filter.Op, paths filter.Patterns, errno syscall.Errno) *Filter {
-	f := &Filter{paths: paths, errno: errno}
+	f := &Filter{PathScope: filter.ScopeOf(paths), errno: errno}
 	if f.errno == 0 {
 		f.errno = syscall.EACCES
 	}
@@ -53,15 +53,6 @@ func (f *Filter) Ops() []filter.Op {
 	return out
 }
 
-// Paths returns the globs the denial applies to.
-func (f *Filter) Paths() filter.Patterns { return f.paths }
-
-// Covers reports whether path is governed by the filter.
-func (f *Filter) Covers(path string) bool { return f.paths.Match(path) }
-
-// CoversBelow reports whether something beneath dir may be governed by the filter.
-func (f *Filter) CoversBelow(dir string) bool { return f.paths.MatchBelow(dir) }
-
 // Sees returns the operations the filter sees: those it denies, and rename
 // and link, which it keeps from taking files out of its reach; with
 // setattr, also setxattr and removexattr, which change access through
@@ -82,22 +73,22 @@ func (f *Filter) Sees() filter.OpSet {
 // Pre refuses the listed operations under the paths.
 func (f *Filter) Pre(r *filter.Request) error {
 	both := r.Op == filter.OpRename || r.Op == filter.OpLink
-	if f.ops[r.Op] && (f.paths.Match(r.Path) || both && f.paths.Match(r.NewPath)) {
+	if f.ops[r.Op] && (f.Covers(r.Path) || both && f.Covers(r.NewPath)) {
 		return f.errno
 	}
 	// An ACL is a mode change: denied with setattr.
 	if f.ops[filter.OpSetattr] && (r.Op == filter.OpSetxattr || r.Op == filter.OpRemovexattr) &&
-		filter.AccessXattr(r.Xattr) && f.paths.Match(r.Path) {
+		filter.AccessXattr(r.Xattr) && f.Covers(r.Path) {
 		return f.errno
 	}
 	switch r.Op {
 	case filter.OpRename:
-		if f.paths.Escapes(r.Path, r.NewPath, r.Type == syscall.S_IFDIR) {
+		if f.Paths().Escapes(r.Path, r.NewPath, r.Type == syscall.S_IFDIR) {
 			return syscall.EXDEV
 		}
 	case filter.OpLink:
 		// A link elsewhere would be a way around the denial.
-		if f.paths.Escapes(r.Path, r.NewPath, false) {
+		if f.Paths().Escapes(r.Path, r.NewPath, false) {
 			return syscall.EXDEV
 		}
 	}

@@ -14,7 +14,7 @@ import (
 // the patterns' reach (EXDEV: mv(1) then copies what is visible). A file
 // hard-linked from a visible path stays reachable there.
 type Filter struct {
-	paths filter.Patterns
+	filter.PathScope
 }
 
 var (
@@ -25,23 +25,14 @@ var (
 )
 
 // New returns a filter hiding paths.
-func New(paths filter.Patterns) *Filter { return &Filter{paths: paths} }
+func New(paths filter.Patterns) *Filter { return &Filter{PathScope: filter.ScopeOf(paths)} }
 
 // Kind returns "hide".
 func (f *Filter) Kind() string { return "hide" }
 
-// Paths returns the hidden globs.
-func (f *Filter) Paths() filter.Patterns { return f.paths }
-
-// Covers reports whether path is hidden.
-func (f *Filter) Covers(path string) bool { return f.paths.Match(path) }
-
-// CoversBelow reports whether something beneath dir may be hidden.
-func (f *Filter) CoversBelow(dir string) bool { return f.paths.MatchBelow(dir) }
-
 // Pre refuses every operation on or onto a hidden path.
 func (f *Filter) Pre(r *filter.Request) error {
-	if f.paths.Match(r.Path) {
+	if f.Covers(r.Path) {
 		switch r.Op {
 		case filter.OpMknod, filter.OpMkdir, filter.OpSymlink, filter.OpCreate:
 			// The same answer whether the lower tree has the name or not.
@@ -51,14 +42,14 @@ func (f *Filter) Pre(r *filter.Request) error {
 	}
 	switch r.Op {
 	case filter.OpLink:
-		if f.paths.Match(r.NewPath) {
+		if f.Covers(r.NewPath) {
 			return syscall.EACCES
 		}
 	case filter.OpRename:
-		if f.paths.Match(r.NewPath) {
+		if f.Covers(r.NewPath) {
 			return syscall.EACCES
 		}
-		if f.paths.Escapes(r.Path, r.NewPath, r.Type == syscall.S_IFDIR) {
+		if f.Paths().Escapes(r.Path, r.NewPath, r.Type == syscall.S_IFDIR) {
 			return syscall.EXDEV
 		}
 	}
@@ -67,5 +58,5 @@ func (f *Filter) Pre(r *filter.Request) error {
 
 // Keep drops hidden entries from listings.
 func (f *Filter) Keep(r *filter.Request, e *filter.DirEntry) bool {
-	return !f.paths.Match(e.Path)
+	return !f.Covers(e.Path)
 }

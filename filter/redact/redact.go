@@ -43,7 +43,7 @@ var Fields = []string{"gps"}
 // Parse results are kept per file version (see filter.Version) in a cache
 // shared by all opens, of at most cacheSize files.
 type Filter struct {
-	paths  filter.Patterns
+	filter.PathScope
 	fields []string
 	cache  *cache
 	parses atomic.Uint64
@@ -67,26 +67,17 @@ func New(paths filter.Patterns, fields []string) (*Filter, error) {
 			return nil, fmt.Errorf("redact: unknown field %q (want gps)", f)
 		}
 	}
-	return &Filter{paths: paths, fields: fields, cache: newCache()}, nil
+	return &Filter{PathScope: filter.ScopeOf(paths), fields: fields, cache: newCache()}, nil
 }
 
 // Kind returns "redact".
 func (f *Filter) Kind() string { return "redact" }
 
-// Paths returns the globs of the files redacted.
-func (f *Filter) Paths() filter.Patterns { return f.paths }
-
 // Fieldnames returns the fields redacted.
 func (f *Filter) Fieldnames() []string { return f.fields }
 
-// Covers reports whether files at path are redacted.
-func (f *Filter) Covers(path string) bool { return f.paths.Match(path) }
-
-// CoversBelow reports whether something beneath dir may be redacted.
-func (f *Filter) CoversBelow(dir string) bool { return f.paths.MatchBelow(dir) }
-
 // Claims reports whether the file is under the paths, whatever it holds.
-func (f *Filter) Claims(r *filter.Request) bool { return f.paths.Match(r.Path) }
+func (f *Filter) Claims(r *filter.Request) bool { return f.Covers(r.Path) }
 
 // Sees returns the operations Pre judges.
 func (f *Filter) Sees() filter.OpSet {
@@ -101,11 +92,11 @@ func (f *Filter) Sees() filter.OpSet {
 func (f *Filter) Pre(r *filter.Request) error {
 	switch r.Op {
 	case filter.OpRename, filter.OpLink:
-		if f.paths.Escapes(r.Path, r.NewPath, r.Type == syscall.S_IFDIR) {
+		if f.Paths().Escapes(r.Path, r.NewPath, r.Type == syscall.S_IFDIR) {
 			return syscall.EXDEV
 		}
 	case filter.OpSetattr:
-		if r.SetAttr.Size && r.SetAttr.SizeValue != 0 && r.Type == syscall.S_IFREG && f.paths.Match(r.Path) {
+		if r.SetAttr.Size && r.SetAttr.SizeValue != 0 && r.Type == syscall.S_IFREG && f.Covers(r.Path) {
 			return syscall.EPERM
 		}
 	}

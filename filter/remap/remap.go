@@ -25,6 +25,7 @@ type Config struct {
 // the presented value succeeds without touching the lower file. Other
 // attributes pass through.
 type Filter struct {
+	filter.PathScope
 	c Config
 }
 
@@ -37,19 +38,13 @@ var (
 )
 
 // New returns a filter presenting c.
-func New(c Config) *Filter { return &Filter{c: c} }
+func New(c Config) *Filter { return &Filter{PathScope: filter.ScopeOf(c.Paths), c: c} }
 
 // Kind returns "remap".
 func (f *Filter) Kind() string { return "remap" }
 
 // Config returns what the filter presents.
 func (f *Filter) Config() Config { return f.c }
-
-// Covers reports whether path is remapped.
-func (f *Filter) Covers(path string) bool { return f.c.Paths.Match(path) }
-
-// CoversBelow reports whether something beneath dir may be remapped.
-func (f *Filter) CoversBelow(dir string) bool { return f.c.Paths.MatchBelow(dir) }
 
 // mode returns the presented permission bits for a node of type typ.
 func (f *Filter) mode(typ uint32) *uint32 {
@@ -70,7 +65,7 @@ func (f *Filter) presents(typ uint32) bool {
 
 // Attr presents the configured owner and modes.
 func (f *Filter) Attr(r *filter.Request, path string, a *filter.Attr) bool {
-	if !f.c.Paths.Match(path) {
+	if !f.Covers(path) {
 		return false
 	}
 	if f.c.Uid != nil {
@@ -97,7 +92,7 @@ func (f *Filter) Sees() filter.OpSet {
 // ACL, see filter.AccessXattr) is a mode change too: refused (EPERM) when
 // the filter presents modes or owners.
 func (f *Filter) Pre(r *filter.Request) error {
-	if !f.c.Paths.Match(r.Path) {
+	if !f.Covers(r.Path) {
 		return nil
 	}
 	if r.Op == filter.OpSetxattr || r.Op == filter.OpRemovexattr {

@@ -19,7 +19,7 @@ import (
 // mapped name of a From file), and a view name ending in From does not
 // exist (ENOENT, also when creating it).
 type Filter struct {
-	paths    filter.Patterns
+	filter.PathScope
 	from, to string
 }
 
@@ -41,17 +41,11 @@ func New(paths filter.Patterns, from, to string) (*Filter, error) {
 	if from == to || strings.HasSuffix(from, to) || strings.HasSuffix(to, from) {
 		return nil, fmt.Errorf("rename %q to %q: neither suffix may end the other", from, to)
 	}
-	return &Filter{paths: paths, from: from, to: to}, nil
+	return &Filter{PathScope: filter.ScopeOf(paths), from: from, to: to}, nil
 }
 
 // Kind returns "rename".
 func (f *Filter) Kind() string { return "rename" }
-
-// Paths returns the globs under which names are mapped.
-func (f *Filter) Paths() filter.Patterns { return f.paths }
-
-// CoversBelow reports whether names beneath dir may be mapped.
-func (f *Filter) CoversBelow(dir string) bool { return f.paths.MatchBelow(dir) }
 
 // Suffixes returns the lower and the view suffix.
 func (f *Filter) Suffixes() (from, to string) { return f.from, f.to }
@@ -65,10 +59,10 @@ func join(dir, name string) string {
 
 // LowerName maps a view name to its lower name.
 func (f *Filter) LowerName(dir, name string) (string, error) {
-	if stem, ok := strings.CutSuffix(name, f.to); ok && f.paths.Match(join(dir, name)) {
+	if stem, ok := strings.CutSuffix(name, f.to); ok && f.Covers(join(dir, name)) {
 		return stem + f.from, nil
 	}
-	if stem, ok := strings.CutSuffix(name, f.from); ok && f.paths.Match(join(dir, stem+f.to)) {
+	if stem, ok := strings.CutSuffix(name, f.from); ok && f.Covers(join(dir, stem+f.to)) {
 		return "", syscall.ENOENT
 	}
 	return name, nil
@@ -77,11 +71,11 @@ func (f *Filter) LowerName(dir, name string) (string, error) {
 // ViewName maps a lower name to its view name.
 func (f *Filter) ViewName(dir, lower string) (string, bool) {
 	if stem, ok := strings.CutSuffix(lower, f.from); ok {
-		if view := stem + f.to; f.paths.Match(join(dir, view)) {
+		if view := stem + f.to; f.Covers(join(dir, view)) {
 			return view, true
 		}
 	}
-	if strings.HasSuffix(lower, f.to) && f.paths.Match(join(dir, lower)) {
+	if strings.HasSuffix(lower, f.to) && f.Covers(join(dir, lower)) {
 		return "", false
 	}
 	return lower, true
