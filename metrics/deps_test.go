@@ -2,8 +2,6 @@ package metrics_test
 
 import (
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -13,11 +11,10 @@ import (
 // and so on, the module's internal packages included, tests excluded).
 func goDeps(t *testing.T, pkg string) []string {
 	t.Helper()
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := exec.LookPath(goTool); err != nil {
-		if goTool, err = exec.LookPath("go"); err != nil {
-			t.Skip("no go tool to list the dependencies with")
-		}
+	// go test puts its own GOROOT/bin first in the test's PATH.
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go tool to list the dependencies with: %v", err)
 	}
 	out, err := exec.Command(goTool, "list", "-deps", pkg).Output()
 	if err != nil {
