@@ -52,6 +52,13 @@
 // ioctl (setid.go). The library never sets the default slog logger, the
 // process's signals or GOMAXPROCS: the command does.
 //
+// # Metrics
+//
+// The request path counts with atomics only; Mount.RequestStats and
+// Mount.Status read the counters. The package
+// github.com/sievefs/sievefs/metrics exports them to Prometheus: only a
+// program that imports it links the Prometheus client.
+//
 // # Lock order
 //
 // A lock on the left may be held while taking one on its right, never the

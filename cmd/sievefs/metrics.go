@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sievefs/sievefs"
+	"github.com/sievefs/sievefs/metrics"
 )
 
 // metricsSocketMode is the default mode of a unix metrics socket: only the
@@ -30,7 +31,7 @@ const metricsSocketMode = 0o600
 // logDropped returns how many log lines the daemon has lost.
 func serveMetrics(l net.Listener, m *sievefs.Mount, logger *slog.Logger, logDropped func() uint64) *http.Server {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	reg.MustRegister(metrics.NewCollector(m), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "sievefs_log_dropped_lines_total",
 			Help: "Log lines lost because the log output was full or failing.",
