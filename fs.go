@@ -65,7 +65,7 @@ func newFileSystem(tree *lower.Tree, opts Options, rules *chain.Chain) *fileSyst
 		egid:    uint32(os.Getegid()),
 		files:   newHandleTable[*openFile](),
 		dirs:    newHandleTable[*dirHandle](),
-		paths:   rules != nil,
+		paths:   rules != nil || opts.Debug, // --debug names the view path of each request
 	}
 	fs.budget = newFDBudget(opts.MaxFDs, opts.MaxInodeFDs)
 	fs.held = newHeldFDs(fs.budget.Held, fs.budget.PerUser)

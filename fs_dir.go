@@ -56,7 +56,7 @@ const dirBufSize = 32 << 10
 
 // OpenDir opens a directory.
 func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) (code fuse.Status) {
-	defer fs.track(filter.OpOpendir, time.Now(), &code)
+	defer fs.track(filter.OpOpendir, in.NodeId, "", time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gate(q, filter.OpOpendir, in.NodeId, &in.Caller); !s.Ok() {
@@ -88,14 +88,14 @@ func (fs *fileSystem) OpenDir(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse
 
 // ReadDir lists entries.
 func (fs *fileSystem) ReadDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) (code fuse.Status) {
-	defer fs.track(filter.OpReaddir, time.Now(), &code)
+	defer fs.track(filter.OpReaddir, in.NodeId, "", time.Now(), &code)
 	return fs.readDir(filter.OpReaddir, in, out)
 }
 
 // ReadDirPlus lists entries with their attributes, counting one lookup of
 // each entry it returns (except "." and "..", which the kernel ignores).
 func (fs *fileSystem) ReadDirPlus(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) (code fuse.Status) {
-	defer fs.track(filter.OpReaddirplus, time.Now(), &code)
+	defer fs.track(filter.OpReaddirplus, in.NodeId, "", time.Now(), &code)
 	return fs.readDir(filter.OpReaddirplus, in, out)
 }
 
@@ -305,7 +305,7 @@ func (l *lister) drop(child *lower.Inode) (*lower.Inode, *unix.Stat_t, error, bo
 
 // ReleaseDir closes a directory.
 func (fs *fileSystem) ReleaseDir(in *fuse.ReleaseIn) {
-	defer fs.trackNoStatus(filter.OpReleasedir, time.Now())
+	defer fs.trackNoStatus(filter.OpReleasedir, in.NodeId, "", time.Now())
 	if d, ok := fs.dirs.remove(in.Fh); ok {
 		fs.dirFDs.forget(d)
 	}
@@ -314,7 +314,7 @@ func (fs *fileSystem) ReleaseDir(in *fuse.ReleaseIn) {
 // FsyncDir flushes a directory to stable storage, through a descriptor of
 // its own: a READDIR may be using the handle's.
 func (fs *fileSystem) FsyncDir(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse.Status) {
-	defer fs.track(filter.OpFsyncdir, time.Now(), &code)
+	defer fs.track(filter.OpFsyncdir, in.NodeId, "", time.Now(), &code)
 	d, ok := fs.dirs.get(in.Fh)
 	if !ok {
 		return fuse.EBADF

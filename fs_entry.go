@@ -11,9 +11,16 @@ import (
 )
 
 // Lookup finds a name in a directory. A missing name is answered as a
-// negative entry that the kernel may cache for the entry timeout.
+// negative entry that the kernel may cache for the entry timeout (a
+// success on the wire, counted and logged as the ENOENT it is).
 func (fs *fileSystem) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) (code fuse.Status) {
-	defer fs.track(filter.OpLookup, time.Now(), &code)
+	defer func(start time.Time) {
+		shown := code
+		if shown.Ok() && out.NodeId == 0 {
+			shown = fuse.ENOENT
+		}
+		fs.track(filter.OpLookup, h.NodeId, name, start, &shown)
+	}(time.Now())
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	s := fs.gateName(q, filter.OpLookup, h.NodeId, name, &h.Caller)
@@ -36,14 +43,14 @@ func (fs *fileSystem) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name stri
 
 // Forget drops lookups the kernel no longer holds.
 func (fs *fileSystem) Forget(nodeID, nlookup uint64) {
-	defer fs.trackNoStatus(filter.OpForget, time.Now())
+	defer fs.trackNoStatus(filter.OpForget, nodeID, "", time.Now())
 	base, _ := splitNodeID(nodeID)
 	fs.tree.Forget(base, nlookup)
 }
 
 // GetAttr returns the attributes of a node.
 func (fs *fileSystem) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) (code fuse.Status) {
-	defer fs.track(filter.OpGetattr, time.Now(), &code)
+	defer fs.track(filter.OpGetattr, in.NodeId, "", time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gate(q, filter.OpGetattr, in.NodeId, &in.Caller); !s.Ok() {
@@ -88,7 +95,7 @@ func (q *request) attrReply(out *fuse.AttrOut) fuse.Status {
 // SetAttr changes mode, owner, size and times, in that order, and returns the
 // attributes after the change.
 func (fs *fileSystem) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) (code fuse.Status) {
-	defer fs.track(filter.OpSetattr, time.Now(), &code)
+	defer fs.track(filter.OpSetattr, in.NodeId, "", time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gate(q, filter.OpSetattr, in.NodeId, &in.Caller); !s.Ok() {
@@ -226,7 +233,7 @@ func (q *request) made(ino *lower.Inode, st *unix.Stat_t, err error, out *fuse.E
 
 // Mknod makes a device, FIFO, socket or regular file.
 func (fs *fileSystem) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) (code fuse.Status) {
-	defer fs.track(filter.OpMknod, time.Now(), &code)
+	defer fs.track(filter.OpMknod, in.NodeId, name, time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gateMake(q, filter.OpMknod, in.NodeId, name, in.Mode&unix.S_IFMT, in.Mode, 0, &in.Caller); !s.Ok() {
@@ -239,7 +246,7 @@ func (fs *fileSystem) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name strin
 
 // Mkdir makes a directory.
 func (fs *fileSystem) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) (code fuse.Status) {
-	defer fs.track(filter.OpMkdir, time.Now(), &code)
+	defer fs.track(filter.OpMkdir, in.NodeId, name, time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gateMake(q, filter.OpMkdir, in.NodeId, name, unix.S_IFDIR, in.Mode, 0, &in.Caller); !s.Ok() {
@@ -253,7 +260,7 @@ func (fs *fileSystem) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name strin
 // Symlink makes a symbolic link; the target is stored as the client gave it
 // (or a pre-filter rewrote it).
 func (fs *fileSystem) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, name string, out *fuse.EntryOut) (code fuse.Status) {
-	defer fs.track(filter.OpSymlink, time.Now(), &code)
+	defer fs.track(filter.OpSymlink, h.NodeId, name, time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	s := fs.gateName(q, filter.OpSymlink, h.NodeId, name, &h.Caller)
@@ -275,7 +282,7 @@ func (fs *fileSystem) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, 
 // and the new name's as NewPath; the lookup decision and the post-filters
 // see the node under its new name (Path) and the old one as NewPath.
 func (fs *fileSystem) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) (code fuse.Status) {
-	defer fs.track(filter.OpLink, time.Now(), &code)
+	defer fs.track(filter.OpLink, in.NodeId, name, time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gateName(q, filter.OpLink, in.NodeId, name, &in.Caller); !s.Ok() {
@@ -326,20 +333,20 @@ func (fs *fileSystem) remove(o filter.Op, h *fuse.InHeader, name string, rm func
 
 // Unlink removes a name.
 func (fs *fileSystem) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) (code fuse.Status) {
-	defer fs.track(filter.OpUnlink, time.Now(), &code)
+	defer fs.track(filter.OpUnlink, h.NodeId, name, time.Now(), &code)
 	return fs.remove(filter.OpUnlink, h, name, fs.tree.Unlink)
 }
 
 // Rmdir removes an empty directory.
 func (fs *fileSystem) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name string) (code fuse.Status) {
-	defer fs.track(filter.OpRmdir, time.Now(), &code)
+	defer fs.track(filter.OpRmdir, h.NodeId, name, time.Now(), &code)
 	return fs.remove(filter.OpRmdir, h, name, fs.tree.Rmdir)
 }
 
 // Rename renames, honouring RENAME_NOREPLACE and RENAME_EXCHANGE. Both names
 // are judged by the one chain the request started with.
 func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) (code fuse.Status) {
-	defer fs.track(filter.OpRename, time.Now(), &code)
+	defer fs.track(filter.OpRename, in.NodeId, oldName, time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gateName(q, filter.OpRename, in.NodeId, oldName, &in.Caller); !s.Ok() {
@@ -407,7 +414,7 @@ func (fs *fileSystem) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName,
 
 // Readlink returns a symlink's target.
 func (fs *fileSystem) Readlink(cancel <-chan struct{}, h *fuse.InHeader) (_ []byte, code fuse.Status) {
-	defer fs.track(filter.OpReadlink, time.Now(), &code)
+	defer fs.track(filter.OpReadlink, h.NodeId, "", time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gate(q, filter.OpReadlink, h.NodeId, &h.Caller); !s.Ok() {
@@ -448,7 +455,7 @@ func (fs *fileSystem) simple(o filter.Op, id uint64, caller *fuse.Caller, setup 
 // Access is only sent without default_permissions, when the daemon runs as
 // the only user of the mount; it checks with the daemon's credentials.
 func (fs *fileSystem) Access(cancel <-chan struct{}, in *fuse.AccessIn) (code fuse.Status) {
-	defer fs.track(filter.OpAccess, time.Now(), &code)
+	defer fs.track(filter.OpAccess, in.NodeId, "", time.Now(), &code)
 	return fs.simple(filter.OpAccess, in.NodeId, &in.Caller, nil, func(ino *lower.Inode) error {
 		return fs.tree.Access(ino, in.Mask)
 	})
@@ -456,7 +463,7 @@ func (fs *fileSystem) Access(cancel <-chan struct{}, in *fuse.AccessIn) (code fu
 
 // StatFs reports the lower filesystem's statistics.
 func (fs *fileSystem) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) (code fuse.Status) {
-	defer fs.track(filter.OpStatfs, time.Now(), &code)
+	defer fs.track(filter.OpStatfs, h.NodeId, "", time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gate(q, filter.OpStatfs, h.NodeId, &h.Caller); !s.Ok() {
@@ -485,7 +492,7 @@ func (fs *fileSystem) StatFs(cancel <-chan struct{}, h *fuse.InHeader, out *fuse
 // GetXAttr reads an extended attribute; with an empty dest it returns the
 // size only.
 func (fs *fileSystem) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (_ uint32, code fuse.Status) {
-	defer fs.track(filter.OpGetxattr, time.Now(), &code)
+	defer fs.track(filter.OpGetxattr, h.NodeId, "", time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gate(q, filter.OpGetxattr, h.NodeId, &h.Caller); !s.Ok() {
@@ -497,7 +504,7 @@ func (fs *fileSystem) GetXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr st
 
 // ListXAttr lists extended attribute names.
 func (fs *fileSystem) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte) (_ uint32, code fuse.Status) {
-	defer fs.track(filter.OpListxattr, time.Now(), &code)
+	defer fs.track(filter.OpListxattr, h.NodeId, "", time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gate(q, filter.OpListxattr, h.NodeId, &h.Caller); !s.Ok() {
@@ -557,7 +564,7 @@ func (fs *fileSystem) xattrCall(o filter.Op, dest []byte, get func(buf []byte) (
 
 // SetXAttr sets an extended attribute.
 func (fs *fileSystem) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) (code fuse.Status) {
-	defer fs.track(filter.OpSetxattr, time.Now(), &code)
+	defer fs.track(filter.OpSetxattr, in.NodeId, "", time.Now(), &code)
 	return fs.simple(filter.OpSetxattr, in.NodeId, &in.Caller, func(q *request) { q.Xattr = attr }, func(ino *lower.Inode) error {
 		return fs.tree.SetXattr(ino, attr, data, int(in.Flags))
 	})
@@ -565,7 +572,7 @@ func (fs *fileSystem) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr
 
 // RemoveXAttr removes an extended attribute.
 func (fs *fileSystem) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string) (code fuse.Status) {
-	defer fs.track(filter.OpRemovexattr, time.Now(), &code)
+	defer fs.track(filter.OpRemovexattr, h.NodeId, "", time.Now(), &code)
 	return fs.simple(filter.OpRemovexattr, h.NodeId, &h.Caller, func(q *request) { q.Xattr = attr }, func(ino *lower.Inode) error {
 		return fs.tree.RemoveXattr(ino, attr)
 	})
@@ -573,7 +580,7 @@ func (fs *fileSystem) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr
 
 // Statx returns extended attributes (birth time among them).
 func (fs *fileSystem) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.StatxOut) (code fuse.Status) {
-	defer fs.track(filter.OpStatx, time.Now(), &code)
+	defer fs.track(filter.OpStatx, in.NodeId, "", time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gate(q, filter.OpStatx, in.NodeId, &in.Caller); !s.Ok() {

@@ -144,7 +144,7 @@ func (fs *fileSystem) passthroughOpen(ino *lower.Inode, flags int, made *lower.F
 
 // Open opens a file.
 func (fs *fileSystem) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) (code fuse.Status) {
-	defer fs.track(filter.OpOpen, time.Now(), &code)
+	defer fs.track(filter.OpOpen, in.NodeId, "", time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gate(q, filter.OpOpen, in.NodeId, &in.Caller); !s.Ok() {
@@ -215,7 +215,7 @@ func (q *request) open(mask uint8, made *lower.File, out *fuse.OpenOut) fuse.Sta
 
 // Create makes and opens a regular file.
 func (fs *fileSystem) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) (code fuse.Status) {
-	defer fs.track(filter.OpCreate, time.Now(), &code)
+	defer fs.track(filter.OpCreate, in.NodeId, name, time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gateMake(q, filter.OpCreate, in.NodeId, name, unix.S_IFREG, in.Mode, int(in.Flags), &in.Caller); !s.Ok() {
@@ -264,7 +264,7 @@ func (q *request) openMade(cancel <-chan struct{}, ino *lower.Inode, file *lower
 // lookup decision see the directory's path: the file has no name until it
 // is linked (a link, judged then).
 func (fs *fileSystem) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) (code fuse.Status) {
-	defer fs.track(filter.OpTmpfile, time.Now(), &code)
+	defer fs.track(filter.OpTmpfile, in.NodeId, "", time.Now(), &code)
 	q := fs.newRequest()
 	defer fs.freeRequest(q)
 	if s := fs.gate(q, filter.OpTmpfile, in.NodeId, &in.Caller); !s.Ok() {
@@ -312,7 +312,7 @@ func (fs *fileSystem) withFile(f *openFile, accmode int, fn func(*lower.File) er
 // Read serves a read of a daemon-served file: through its stream when data
 // rules claimed it, else spliced from the lower file.
 func (fs *fileSystem) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (_ fuse.ReadResult, code fuse.Status) {
-	defer fs.track(filter.OpRead, time.Now(), &code)
+	defer fs.track(filter.OpRead, in.NodeId, "", time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return nil, s
@@ -335,7 +335,7 @@ func (fs *fileSystem) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) 
 
 // Write serves a write to a daemon-served file.
 func (fs *fileSystem) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (_ uint32, code fuse.Status) {
-	defer fs.track(filter.OpWrite, time.Now(), &code)
+	defer fs.track(filter.OpWrite, in.NodeId, "", time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return 0, s
@@ -386,13 +386,13 @@ func (f *openFile) writerAt(file *lower.File) io.WriterAt {
 // Flush has nothing to do: writes are not buffered in the daemon and locks
 // are the kernel's. Opens say FOPEN_NOFLUSH, so it is rarely sent.
 func (fs *fileSystem) Flush(cancel <-chan struct{}, in *fuse.FlushIn) (code fuse.Status) {
-	defer fs.track(filter.OpFlush, time.Now(), &code)
+	defer fs.track(filter.OpFlush, in.NodeId, "", time.Now(), &code)
 	return fuse.OK
 }
 
 // Fsync flushes the lower file to stable storage.
 func (fs *fileSystem) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) (code fuse.Status) {
-	defer fs.track(filter.OpFsync, time.Now(), &code)
+	defer fs.track(filter.OpFsync, in.NodeId, "", time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return s
@@ -426,7 +426,7 @@ func (q *request) addFile(f *openFile) uint64 {
 // Release ends an open: a passthrough open drops its share of the backing
 // file, a daemon-served one closes its descriptor.
 func (fs *fileSystem) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
-	defer fs.trackNoStatus(filter.OpRelease, time.Now())
+	defer fs.trackNoStatus(filter.OpRelease, in.NodeId, "", time.Now())
 	f, ok := fs.files.remove(in.Fh)
 	if !ok {
 		return
@@ -472,7 +472,7 @@ func (fs *fileSystem) releaseDaemonMode(f *openFile) {
 // shows its file as data from start to end: the lower file's map of holes
 // is not what the stream shows, and would tell where zeroed bytes lie.
 func (fs *fileSystem) Lseek(cancel <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) (code fuse.Status) {
-	defer fs.track(filter.OpLseek, time.Now(), &code)
+	defer fs.track(filter.OpLseek, in.NodeId, "", time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return s
@@ -515,7 +515,7 @@ func seekAllData(off, size int64, whence int) (int64, error) {
 // served through a stream is refused (EOPNOTSUPP): the change would reach
 // the data around the stream. posix_fallocate(3) then writes through it.
 func (fs *fileSystem) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) (code fuse.Status) {
-	defer fs.track(filter.OpFallocate, time.Now(), &code)
+	defer fs.track(filter.OpFallocate, in.NodeId, "", time.Now(), &code)
 	f, s := fs.file(in.Fh)
 	if !s.Ok() {
 		return s
@@ -537,7 +537,7 @@ const copyChunk = 1 << 20
 // source's reads and the destination's writes), so that no data moves
 // around the data rules.
 func (fs *fileSystem) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRangeIn) (_ uint32, code fuse.Status) {
-	defer fs.track(filter.OpCopyFileRange, time.Now(), &code)
+	defer fs.track(filter.OpCopyFileRange, in.NodeId, "", time.Now(), &code)
 	src, s := fs.file(in.FhIn)
 	if !s.Ok() {
 		return 0, s
@@ -577,14 +577,14 @@ func copyThrough(r io.ReaderAt, w io.WriterAt, offIn, offOut int64, n int) (int,
 // SetLk takes or drops a flock(2) lock without waiting. POSIX record locks
 // stay with the kernel (see docs/security.md); only flock is negotiated.
 func (fs *fileSystem) SetLk(cancel <-chan struct{}, in *fuse.LkIn) (code fuse.Status) {
-	defer fs.track(filter.OpSetlk, time.Now(), &code)
+	defer fs.track(filter.OpSetlk, in.NodeId, "", time.Now(), &code)
 	return fs.flock(cancel, in, false)
 }
 
 // SetLkw takes a flock(2) lock, waiting until it is free or the client gives
 // up (interrupt).
 func (fs *fileSystem) SetLkw(cancel <-chan struct{}, in *fuse.LkIn) (code fuse.Status) {
-	defer fs.track(filter.OpSetlkw, time.Now(), &code)
+	defer fs.track(filter.OpSetlkw, in.NodeId, "", time.Now(), &code)
 	return fs.flock(cancel, in, true)
 }
 

@@ -2,6 +2,7 @@ package sievefs
 
 import (
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,10 +37,11 @@ type opStats struct {
 	errnos   [256]atomic.Uint64
 }
 
-// track records one finished request; handlers call it deferred:
+// track records one finished request on the node ID node (and name in it,
+// for an operation on a name); handlers call it deferred:
 //
-//	defer fs.track(filter.OpLookup, time.Now(), &code)
-func (fs *fileSystem) track(o op, start time.Time, code *fuse.Status) {
+//	defer fs.track(filter.OpLookup, h.NodeId, name, time.Now(), &code)
+func (fs *fileSystem) track(o op, node uint64, name string, start time.Time, code *fuse.Status) {
 	d := time.Since(start)
 	s := &fs.stats
 	s.requests[o].Add(1)
@@ -57,14 +59,35 @@ func (fs *fileSystem) track(o op, start time.Time, code *fuse.Status) {
 		}
 	}
 	if fs.opts.Debug {
-		fs.log.Debug("request", "op", o.String(), "errno", int(*code), "duration", d)
+		fs.logRequest(o, node, name, d, *code)
 	}
 }
 
 // trackNoStatus records a request that has no reply status (forget, release).
-func (fs *fileSystem) trackNoStatus(o op, start time.Time) {
+func (fs *fileSystem) trackNoStatus(o op, node uint64, name string, start time.Time) {
 	ok := fuse.OK
-	fs.track(o, start, &ok)
+	fs.track(o, node, name, start, &ok)
+}
+
+// logRequest writes the debug line of a finished request: the operation,
+// the view path it named (a mount with Options.Debug tracks view paths),
+// its result and how long the daemon took, as a person reads them.
+func (fs *fileSystem) logRequest(o op, node uint64, name string, d time.Duration, code fuse.Status) {
+	path := "?" // a node the kernel has already forgotten
+	base, _ := splitNodeID(node)
+	if ino := fs.tree.Get(base); ino != nil {
+		if p, ok := fs.tree.ViewPath(ino); ok {
+			path = "/" + p
+		}
+	}
+	if name != "" {
+		path = strings.TrimSuffix(path, "/") + "/" + name
+	}
+	result := "ok"
+	if code != fuse.OK {
+		result = errnoLabel(syscall.Errno(code))
+	}
+	fs.log.Debug("request", "op", o.String(), "path", path, "result", result, "duration", d.Round(100*time.Nanosecond).String())
 }
 
 // Requests returns how many requests of the named operation the daemon has

@@ -50,7 +50,19 @@ const (
 	DecisionDrop    Decision = "drop"    // a directory entry not listed
 	DecisionData    Decision = "data"    // an open served through the filter's stream
 	DecisionRename  Decision = "rename"  // a name mapped
+	// Decisions the chain does not see, counted by the filter itself
+	// (DecisionCounter).
+	DecisionRecord       Decision = "record"        // an operation recorded (an audit line written)
+	DecisionRecordFailed Decision = "record_failed" // an operation that could not be recorded
 )
+
+// DecisionCounter is implemented by a filter that counts decisions of its
+// own that the chain cannot see, such as the lines an audit filter writes
+// (its post-filter returns the result unchanged). The counts are added to
+// the rule's.
+type DecisionCounter interface {
+	Decisions() map[Decision]uint64
+}
 
 // RuleStats counts the decisions of one rule.
 type RuleStats struct {

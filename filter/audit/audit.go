@@ -3,7 +3,7 @@
 // Each recorded operation is one line holding one JSON object:
 //
 //	{"time":"2024-05-01T12:00:00.123456789Z","op":"rename","path":"a/b","new_path":"c","uid":1000,"gid":1000,"pid":4242,"errno":0}
-//	{"time":"2024-05-01T12:00:00.200000000Z","op":"open","path":"secrets/key","uid":1000,"gid":1000,"pid":4242,"errno":13,"error":"EACCES"}
+//	{"time":"2024-05-01T12:00:00.200000000Z","op":"open","path":"secrets/key","access":"read","flags":"O_RDONLY|O_LARGEFILE","uid":1000,"gid":1000,"pid":4242,"errno":13,"error":"EACCES"}
 //
 // The keys are:
 //
@@ -13,6 +13,11 @@
 //   - "path": the path of the node relative to the mount root ("" for the
 //     root);
 //   - "new_path": for rename and link only, the destination;
+//   - "access", "flags": for open, create and tmpfile only, the access mode
+//     ("read", "write" or "read-write") and the open(2) flags the kernel
+//     passed on, as strace writes them ("O_WRONLY|O_APPEND"; the kernel
+//     drops O_CREAT, O_EXCL and O_NOCTTY from an open of a file that
+//     exists, and O_TRUNC unless it leaves truncating to the daemon);
 //   - "uid", "gid", "pid": the caller;
 //   - "errno": 0 on success, else the errno number the kernel got;
 //   - "error": the errno's name ("ENOENT"), omitted on success.
@@ -34,7 +39,8 @@
 // written to disk: the log is not fsynced). A failed or short write is
 // counted (Filter.Errors) and never changes the operation's result, which
 // has already happened; a short write is followed by a newline so that the
-// torn line does not glue the next one to it.
+// torn line does not glue the next one to it. Lines written and lines
+// lost are the rule's decisions record and record_failed.
 //
 // Filters of one process writing to the same log file share one open
 // descriptor (a registry keyed by the file's device and inode, with
@@ -50,6 +56,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -79,13 +86,15 @@ type Filter struct {
 	c      Config
 	ops    [filter.NumOps]bool
 	log    *logFile
+	lines  atomic.Uint64
 	errs   atomic.Uint64
 	closed atomic.Bool
 }
 
 var (
-	_ filter.PostFilter = (*Filter)(nil)
-	_ filter.OpScoped   = (*Filter)(nil)
+	_ filter.PostFilter      = (*Filter)(nil)
+	_ filter.OpScoped        = (*Filter)(nil)
+	_ filter.DecisionCounter = (*Filter)(nil)
 )
 
 // New opens (creating it with mode 0600 if need be) the log of c and
@@ -139,6 +148,12 @@ func (f *Filter) Config() Config { return f.c }
 // in part.
 func (f *Filter) Errors() uint64 { return f.errs.Load() }
 
+// Decisions counts the lines written (record) and those that could not be
+// (record_failed), for the rule's counts in status and metrics.
+func (f *Filter) Decisions() map[filter.Decision]uint64 {
+	return map[filter.Decision]uint64{filter.DecisionRecord: f.lines.Load(), filter.DecisionRecordFailed: f.errs.Load()}
+}
+
 // Close drops the filter's reference to its log; the log is closed when no
 // filter holds it. Operations still in flight through the filter are
 // recorded as long as the log is open, and counted as errors once it is
@@ -161,7 +176,9 @@ func (f *Filter) Post(r *filter.Request, err error) error {
 	}
 	l := getLine()
 	l.buf = appendRecord(l.buf[:0], time.Now(), r, both, err)
-	if !f.log.write(l) {
+	if f.log.write(l) {
+		f.lines.Add(1)
+	} else {
 		f.errs.Add(1)
 	}
 	putLine(l)
@@ -178,6 +195,10 @@ func appendRecord(b []byte, t time.Time, r *filter.Request, both bool, err error
 	b = appendName(b, "path", r.Path)
 	if both {
 		b = appendName(b, "new_path", r.NewPath)
+	}
+	switch r.Op {
+	case filter.OpOpen, filter.OpCreate, filter.OpTmpfile:
+		b = appendOpenFlags(b, r.Flags)
 	}
 	b = append(b, `,"uid":`...)
 	b = strconv.AppendUint(b, uint64(r.Caller.Uid), 10)
@@ -196,6 +217,66 @@ func appendRecord(b []byte, t time.Time, r *filter.Request, both bool, err error
 		b = append(b, '"')
 	}
 	return append(b, '}', '\n')
+}
+
+// openFlags are the open(2) flags an open's line names, besides its
+// access mode, in the order strace prints them.
+var openFlags = []struct {
+	bit  int
+	name string
+}{
+	{unix.O_CREAT, "O_CREAT"}, {unix.O_EXCL, "O_EXCL"}, {unix.O_NOCTTY, "O_NOCTTY"},
+	{unix.O_TRUNC, "O_TRUNC"}, {unix.O_APPEND, "O_APPEND"}, {unix.O_NONBLOCK, "O_NONBLOCK"},
+	{unix.O_DSYNC, "O_DSYNC"}, {unix.O_DIRECT, "O_DIRECT"}, {largeFile(), "O_LARGEFILE"},
+	{unix.O_DIRECTORY, "O_DIRECTORY"}, {unix.O_NOFOLLOW, "O_NOFOLLOW"}, {unix.O_NOATIME, "O_NOATIME"},
+	{unix.O_CLOEXEC, "O_CLOEXEC"}, {unix.O_SYNC &^ unix.O_DSYNC, "O_SYNC"}, {unix.O_PATH, "O_PATH"},
+	{unix.O_TMPFILE &^ unix.O_DIRECTORY, "O_TMPFILE"},
+	{0x20, "FMODE_EXEC"}, // the kernel's mark of an open for execve
+}
+
+// largeFile returns the kernel's O_LARGEFILE bit, which it sets on every
+// open of a 64-bit process (where the C library's O_LARGEFILE is 0).
+func largeFile() int {
+	switch runtime.GOARCH {
+	case "arm64", "arm":
+		return 0x20000
+	case "ppc64", "ppc64le":
+		return 0x10000
+	case "mips", "mipsle", "mips64", "mips64le":
+		return 0x2000
+	}
+	return 0x8000
+}
+
+// appendOpenFlags appends the access mode of an open ("access": "read",
+// "write" or "read-write") and its flags as strace writes them
+// ("flags": "O_WRONLY|O_APPEND"; bits without a name in hexadecimal).
+func appendOpenFlags(b []byte, flags int) []byte {
+	b = append(b, `,"access":"`...)
+	acc := "O_RDONLY"
+	switch flags & unix.O_ACCMODE {
+	case unix.O_RDONLY:
+		b = append(b, "read"...)
+	case unix.O_WRONLY:
+		b, acc = append(b, "write"...), "O_WRONLY"
+	default:
+		b, acc = append(b, "read-write"...), "O_RDWR"
+	}
+	b = append(b, `","flags":"`...)
+	b = append(b, acc...)
+	rest := flags &^ unix.O_ACCMODE
+	for _, f := range openFlags {
+		if rest&f.bit == f.bit {
+			b = append(b, '|')
+			b = append(b, f.name...)
+			rest &^= f.bit
+		}
+	}
+	if rest != 0 {
+		b = append(b, "|0x"...)
+		b = strconv.AppendUint(b, uint64(rest), 16)
+	}
+	return append(b, '"')
 }
 
 // errnoOf returns the errno the kernel gets for err: its own, or EIO for

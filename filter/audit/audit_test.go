@@ -126,6 +126,34 @@ func keys(m map[string]any) string {
 
 var caller = filter.Caller{Uid: 1000, Gid: 100, Pid: 4242}
 
+// TestOpenFlags checks that a line of open, create and tmpfile tells a
+// read open from a write open, and names the flags as strace does.
+func TestOpenFlags(t *testing.T) {
+	f, log := newFilter(t, Config{})
+	for _, c := range []struct {
+		op            filter.Op
+		flags         int
+		access, names string
+	}{
+		{filter.OpOpen, syscall.O_RDONLY, "read", "O_RDONLY"},
+		{filter.OpOpen, syscall.O_WRONLY | syscall.O_TRUNC | syscall.O_APPEND, "write", "O_WRONLY|O_TRUNC|O_APPEND"},
+		{filter.OpCreate, syscall.O_RDWR | syscall.O_CREAT | syscall.O_EXCL | syscall.O_CLOEXEC, "read-write", "O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC"},
+		{filter.OpOpen, syscall.O_RDONLY | syscall.O_SYNC | syscall.O_NOFOLLOW, "read", "O_RDONLY|O_DSYNC|O_NOFOLLOW|O_SYNC"},
+		{filter.OpTmpfile, syscall.O_RDWR | 0x20 | 0x40000000, "read-write", "O_RDWR|FMODE_EXEC|0x40000000"},
+	} {
+		r := filter.Request{Op: c.op, Caller: caller, Path: "f", Flags: c.flags}
+		f.Post(&r, nil)
+		lines := readLines(t, log)
+		m := lines[len(lines)-1]
+		if m["access"] != c.access || m["flags"] != c.names {
+			t.Errorf("%s with flags %#x: access %v, flags %v; want %s, %s", c.op, c.flags, m["access"], m["flags"], c.access, c.names)
+		}
+	}
+	if d := f.Decisions(); d[filter.DecisionRecord] != 5 || d[filter.DecisionRecordFailed] != 0 {
+		t.Errorf("decisions %v, want 5 lines recorded", d)
+	}
+}
+
 func TestLines(t *testing.T) {
 	f, log := newFilter(t, Config{})
 	if f.Kind() != "audit" {
@@ -161,7 +189,7 @@ func TestLines(t *testing.T) {
 		errno  int64
 		errStr string
 	}{
-		{"errno,gid,op,path,pid,time,uid", 0, ""},
+		{"access,errno,flags,gid,op,path,pid,time,uid", 0, ""},
 		{"errno,error,gid,op,path,pid,time,uid", 2, "ENOENT"},
 		{"errno,gid,new_path,op,path,pid,time,uid", 0, ""},
 		{"errno,error,gid,new_path,op,path,pid,time,uid", int64(syscall.EXDEV), "EXDEV"},

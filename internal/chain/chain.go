@@ -441,6 +441,13 @@ func (c *Chain) Stats() []filter.RuleStats {
 				st.Decisions[kind] = n
 			}
 		}
+		if own, ok := x.Filter.(filter.DecisionCounter); ok {
+			for kind, n := range own.Decisions() {
+				if n > 0 {
+					st.Decisions[kind] += n
+				}
+			}
+		}
 		out = append(out, st)
 	}
 	return out
