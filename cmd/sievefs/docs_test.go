@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -98,5 +99,66 @@ func TestStatusDocExample(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("docs/operations.md's status example is not what sievefs status prints (numbers aside).\nexample:\n%s\nprinted (paths as in the example):\n%s",
 			strings.Join(want, "\n"), strings.Join(got, "\n"))
+	}
+}
+
+// TestSystemdDocSteps runs the install steps of docs/usage.md (systemd) as
+// written, in a scratch root: the binary is the one under test, systemctl
+// is recorded rather than run, and absolute paths but the mountpoint's
+// name go under the scratch root.
+func TestSystemdDocSteps(t *testing.T) {
+	if _, err := exec.LookPath("systemd-escape"); err != nil {
+		t.Skip("no systemd-escape")
+	}
+	steps := docBlock(t, "docs/usage.md", "## systemd")
+	root, work, bin := t.TempDir(), t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(work, "contrib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unit, err := os.ReadFile("../../contrib/sievefs@.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "contrib/sievefs@.service"), unit, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	calls := filepath.Join(bin, "systemctl.calls")
+	if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\necho \"$@\" >>"+calls+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	build := "go build -o sievefs ./cmd/sievefs"
+	if !strings.Contains(steps, build) {
+		t.Fatalf("the steps do not build with %q:\n%s", build, steps)
+	}
+	script := strings.NewReplacer(
+		build, "cp "+binary(t)+" sievefs",
+		" /usr/local/bin/", " "+root+"/usr/local/bin/",
+		" /etc/", " "+root+"/etc/",
+		">/etc/", ">"+root+"/etc/",
+		" /mnt/view\n", " "+root+"/mnt/view\n",
+	).Replace(steps)
+	if err := os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "etc/systemd/system"), 0o755); err != nil {
+		t.Fatal(err) // there on any machine with systemd
+	}
+	cmd := exec.Command("bash", "-e", "-c", script)
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the steps fail: %v\n%s\nscript:\n%s", err, out, script)
+	}
+	for _, f := range []string{"usr/local/bin/sievefs", "etc/sievefs/mnt-view.env", "etc/systemd/system/sievefs@.service", "mnt/view"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Errorf("after the steps: %v", err)
+		}
+	}
+	got, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "daemon-reload\nenable --now sievefs@mnt-view.service\n"; string(got) != want {
+		t.Errorf("systemctl called with\n%s\nwant\n%s", got, want)
 	}
 }

@@ -584,7 +584,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"Type=notify", "ExecStart=/usr/local/bin/sievefs mount ", "KillMode=mixed", "TimeoutStopSec="} {
+	for _, w := range []string{"Type=notify", "ExecStart=/usr/local/bin/sievefs mount ", "ExecReload=/bin/kill -HUP $MAINPID", "KillMode=mixed", "TimeoutStopSec="} {
 		if !strings.Contains(string(unit), w) {
 			t.Errorf("unit lacks %q", w)
 		}
