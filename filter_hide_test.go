@@ -96,7 +96,11 @@ func TestFilterHide(t *testing.T) {
 			}
 		}
 		// Many entries, read in many small getdents calls: several
-		// requests, at offsets past the first, all filtered.
+		// requests, at offsets past the first, all filtered. A listing
+		// that stats its entries gets them with attributes (READDIRPLUS),
+		// one that does not gets them without (READDIR): both are
+		// filtered.
+		plain := v.Mount.Requests("readdir")
 		for _, names := range [][]string{listDir(t, p("many")), getdentsSmall(t, p("many"))} {
 			visible := 0
 			for _, n := range names {
@@ -108,6 +112,9 @@ func TestFilterHide(t *testing.T) {
 			if visible != 40 {
 				t.Errorf("many: %d visible entries listed, want 40", visible)
 			}
+		}
+		if v.Mount.Requests("readdir") == plain {
+			t.Error("no READDIR without attributes reached the daemon: the plain listing path went untested")
 		}
 		if tr != nil {
 			c := tr.counts(t)

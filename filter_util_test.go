@@ -156,8 +156,9 @@ func listDir(t testing.TB, dir string) []string {
 
 // getdentsSmall lists dir with many small getdents calls, so that the
 // kernel asks the daemon several times, at offsets past 0, and returns
-// the sorted names without "." and "..". (go-fuse negotiates READDIRPLUS
-// without READDIRPLUS_AUTO, so the kernel sends READDIRPLUS every time.)
+// the sorted names without "." and "..". (The mount negotiates
+// READDIRPLUS_AUTO: the kernel asks for attributes with the first
+// request, and with the next ones only once the lister stats entries.)
 func getdentsSmall(t testing.TB, dir string) []string {
 	t.Helper()
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)

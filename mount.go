@@ -105,7 +105,12 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		// handles name FUSE node IDs, which turn stale once the kernel
 		// forgets the inode, and the daemon cannot find a node it forgot.
 		// fanotify's handles (AT_HANDLE_FID) still work.
-		ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2 | fuse.CAP_DIRECT_IO_ALLOW_MMAP | fuse.CAP_NO_EXPORT_SUPPORT,
+		// READDIRPLUS_AUTO lets the kernel ask for attributes with a
+		// listing only when the lister stats what it lists (ls -l, find
+		// -type on a filesystem without d_type): a cold ls -f of 18,000
+		// entries made 270 READDIRPLUS requests, and makes 38 READDIR and
+		// 92 READDIRPLUS with it, in a fifth of the time.
+		ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2 | fuse.CAP_DIRECT_IO_ALLOW_MMAP | fuse.CAP_NO_EXPORT_SUPPORT | fuse.CAP_READDIRPLUS_AUTO,
 		Logger:            newStdLogger(opts.Logger),
 	}
 	if root {

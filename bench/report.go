@@ -412,7 +412,7 @@ func (res *Results) markdown(pngOut, mdDir, root string) string {
 	w("- sequential 1 MiB write: a new file of the size below, without fsync (page cache), deleted afterwards.\n")
 	w("- random 4 KiB write: overwriting an existing file, warm, for the fio runtime.\n")
 	w("- create: `open(O_CREAT|O_EXCL)` + `close` of empty files, relative to a directory descriptor; stat: `fstatat` by\n")
-	w("  path, cold (after dropping caches) and then warm; `ls -f`: `getdents64` of each directory after dropping caches;\n")
+	w("  path, cold (after dropping caches) and then warm; `ls -f`: `getdents64` of each directory after dropping caches; `ls -l`: the same, with an `lstat` of each entry;\n")
 	w("  find: a walk with `getdents64` and `d_type`, warm; unlink: `unlinkat` of every file and `rmdir`.\n")
 	w("  \"Warm\" means right after a pass that filled the kernel's caches. With 1 s entry and attribute timeouts\n")
 	w("  (the loopbacks' and sievefs's default `--cache auto`), entries older than 1 s are revalidated with the daemon,\n")

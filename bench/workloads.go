@@ -54,6 +54,7 @@ var rows = []Row{
 	{Name: "stat-cold", Label: "stat, cold", Unit: "files/s", Target: Target{BeatPeer: true}},
 	{Name: "stat-warm", Label: "stat, warm", Unit: "files/s", Target: Target{MinNative: 1.0, BeatPeer: true}},
 	{Name: "ls-f", Label: "ls -f (readdir), cold", Unit: "entries/s", Target: Target{BeatPeer: true}},
+	{Name: "ls-l", Label: "ls -l (readdir + lstat), cold", Unit: "entries/s", Target: Target{BeatPeer: true}},
 	{Name: "find", Label: "find, warm", Unit: "entries/s", Target: Target{MinNative: 1.0, BeatPeer: true}},
 	{Name: "unlink", Label: "unlink files", Unit: "files/s", Target: Target{BeatPeer: true}},
 	{Name: "openclose", Label: "open+close", Unit: "ops/s", Target: Target{BeatPeer: true}},
@@ -89,7 +90,7 @@ var groups = []*Group{
 	{Name: "mmap", Rows: []string{"mmap-randread"}, Prepare: prepareReadFile, Run: runRandRead(1, "mmap", "mmap-randread")},
 	{Name: "seqwrite", Rows: []string{"seqwrite"}, Run: runSeqWrite},
 	{Name: "randwrite", Rows: []string{"randwrite"}, Prepare: prepareRandWriteFile, Run: runRandWrite},
-	{Name: "meta", Rows: []string{"create", "stat-cold", "stat-warm", "ls-f", "find", "unlink"}, Run: runMeta},
+	{Name: "meta", Rows: []string{"create", "stat-cold", "stat-warm", "ls-f", "ls-l", "find", "unlink"}, Run: runMeta},
 	{Name: "openclose", Rows: []string{"openclose"}, Prepare: prepareOpenClose, Run: runOpenClose},
 	{Name: "untar", Rows: []string{"untar", "rm-rf"}, Run: runUntar},
 	{Name: "find-cat", Rows: []string{"find-cat"}, Prepare: prepareSmallTree, Run: runFindCat},
@@ -454,19 +455,37 @@ func runMeta(r *Run) error {
 	if err := dropCaches(); err != nil {
 		return err
 	}
-	err = r.measure("ls-f", func() (float64, error) {
-		t0 := time.Now()
-		total := 0
-		for _, d := range append([]string{work}, dirs...) {
-			c, err := listDir(d, nil)
-			if err != nil {
-				return 0, err
+	// A listing that does not look at the entries (ls -f), and one that
+	// stats each (ls -l): the kernel may ask for attributes with the
+	// entries (READDIRPLUS) or not, and each row shows one side of that.
+	list := func(stat bool) func() (float64, error) {
+		return func() (float64, error) {
+			var st unix.Stat_t
+			t0 := time.Now()
+			total := 0
+			for _, d := range append([]string{work}, dirs...) {
+				var each func(string, uint8) error
+				if stat {
+					each = func(name string, _ uint8) error {
+						return unix.Fstatat(unix.AT_FDCWD, filepath.Join(d, name), &st, unix.AT_SYMLINK_NOFOLLOW)
+					}
+				}
+				c, err := listDir(d, each)
+				if err != nil {
+					return 0, err
+				}
+				total += c
 			}
-			total += c
+			return float64(total) / time.Since(t0).Seconds(), nil
 		}
-		return float64(total) / time.Since(t0).Seconds(), nil
-	})
-	if err != nil {
+	}
+	if err := r.measure("ls-f", list(false)); err != nil {
+		return err
+	}
+	if err := dropCaches(); err != nil {
+		return err
+	}
+	if err := r.measure("ls-l", list(true)); err != nil {
 		return err
 	}
 	walk := func() (float64, error) {
