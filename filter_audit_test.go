@@ -25,6 +25,8 @@ type auditLine struct {
 	PathB64    *string `json:"path_b64"`
 	NewPath    *string `json:"new_path"`
 	NewPathB64 *string `json:"new_path_b64"`
+	Access     string  `json:"access"`
+	Flags      string  `json:"flags"`
 	Uid        uint32  `json:"uid"`
 	Gid        uint32  `json:"gid"`
 	Pid        uint32  `json:"pid"`
