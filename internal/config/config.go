@@ -22,7 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -149,7 +151,11 @@ func (p *Policy) Build() ([]filter.Rule, io.Closer, error) {
 		f, err := r.build()
 		if err != nil {
 			cs.discard()
-			return nil, nil, Errors{{File: p.File, Line: r.Line, Col: r.Col, Msg: fmt.Sprintf("rule %d (%s): %v", r.Index, r.Kind, err)}}
+			hint := ""
+			if errors.Is(err, fs.ErrPermission) {
+				hint = "the log is opened as the user sievefs runs as: check as the user that mounts"
+			}
+			return nil, nil, Errors{{File: p.File, Line: r.Line, Col: r.Col, Msg: fmt.Sprintf("rule %d (%s): %v", r.Index, r.Kind, err), Hint: hint}}
 		}
 		if c, ok := f.(io.Closer); ok {
 			cs = append(cs, c)
@@ -213,9 +219,10 @@ func Discard(c io.Closer) {
 	c.Close()
 }
 
-// discard closes the filters and removes what making them created.
+// discard closes the filters and removes what making them created, the
+// last made first (a directory made for one log may hold the next).
 func (cs closers) discard() {
-	for _, c := range cs {
+	for _, c := range slices.Backward(cs) {
 		if d, ok := c.(interface{ Discard() error }); ok {
 			d.Discard()
 		} else {

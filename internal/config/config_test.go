@@ -375,7 +375,8 @@ func TestDiscard(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, err := Parse("d.yaml", []byte("rules:\n  - audit: {log: "+filepath.Join(dir, "a", "b", "new.jsonl")+"}\n"+
-		"  - audit: {log: "+kept+"}\n"))
+		"  - audit: {log: "+kept+"}\n"+
+		"  - audit: {log: "+filepath.Join(dir, "a", "b", "second.jsonl")+"}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +384,7 @@ func TestDiscard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rules) != 2 {
+	if len(rules) != 3 {
 		t.Fatalf("%d rules", len(rules))
 	}
 	if _, err := os.Stat(filepath.Join(dir, "a", "b", "new.jsonl")); err != nil {
