@@ -10,7 +10,13 @@ import (
 // separated by "/"; an element "**" matches zero or more path elements, any
 // other element is a path.Match pattern for exactly one (so "*" never
 // crosses a "/"). "secrets/**" matches secrets and everything beneath it;
-// "**/.env" matches a .env anywhere. No pattern matches the mount root.
+// "**/.env" matches a .env anywhere. A trailing "/" means the same as a
+// trailing "/**", as in gitignore and rsync: "archive/" matches archive and
+// everything beneath it. Unlike gitignore's, it matches a path whatever its
+// type, a file named archive as well as a directory: filters see paths, a
+// node's type is not known before the lower tree is asked, and the lower
+// tree may swap a directory for a file under the rule. No pattern matches
+// the mount root.
 type Pattern struct {
 	src   string
 	elems []string
@@ -20,7 +26,8 @@ type Pattern struct {
 }
 
 // ParsePattern parses a glob. It must be relative, without empty, "." or
-// ".." elements, and every element must be a valid path.Match pattern.
+// ".." elements (a single trailing "/" aside), and every element must be a
+// valid path.Match pattern.
 func ParsePattern(s string) (Pattern, error) {
 	if s == "" {
 		return Pattern{}, fmt.Errorf("empty glob")
@@ -47,6 +54,9 @@ func ParsePattern(s string) (Pattern, error) {
 		}
 		out = append(out, e)
 	}
+	if strings.HasSuffix(s, "/") && out[len(out)-1] != "**" {
+		out = append(out, "**") // "dir/" is "dir/**"
+	}
 	lit := make([]bool, len(out))
 	for i, e := range out {
 		lit[i] = !strings.ContainsAny(e, `*?[\\`)
@@ -66,6 +76,18 @@ func MustPattern(s string) Pattern {
 
 // String returns the glob as written.
 func (p Pattern) String() string { return p.src }
+
+// Literal reports whether the glob names one path, without glob syntax:
+// "archive" or "a/b", not "a/*", "a/**" or "a/". Such a glob matches a
+// directory itself and nothing inside it.
+func (p Pattern) Literal() bool {
+	for _, lit := range p.literal {
+		if !lit {
+			return false
+		}
+	}
+	return true
+}
 
 // Match reports whether the pattern matches p, a path relative to the mount
 // root ("" for the root, which nothing matches).

@@ -30,6 +30,7 @@ func FuzzGlob(f *testing.F) {
 		{"a/b/c", "/abs", "a/b", "c", "a/x"},
 		{"[", "a**", "..", "./b", "//"},
 		{"[a-]", "[!x]", "-", "a", "x"},
+		{"archive/", "**/.git/", "archive", "x/.git/config", "old"},
 	} {
 		f.Add(s[0], s[1], s[2], s[3], s[4])
 	}
@@ -92,12 +93,16 @@ func validGlob(s string) bool {
 
 // refMatch is the reference matcher: the glob's elements against the
 // path's, "**" standing for zero or more elements, any other element
-// matching one element by path.Match. The mount root ("") matches nothing.
+// matching one element by path.Match, a trailing "/" standing for "/**".
+// The mount root ("") matches nothing.
 func refMatch(glob, name string) bool {
 	if name == "" {
 		return false
 	}
-	return refMatchElems(strings.Split(strings.TrimSuffix(glob, "/"), "/"), strings.Split(name, "/"))
+	if strings.HasSuffix(glob, "/") {
+		glob += "**"
+	}
+	return refMatchElems(strings.Split(glob, "/"), strings.Split(name, "/"))
 }
 
 func refMatchElems(glob, name []string) bool {

@@ -44,7 +44,12 @@ func TestParsePatternValid(t *testing.T) {
 		elems []string
 	}{
 		{"a", []string{"a"}},
-		{"a/", []string{"a"}},
+		{"a/", []string{"a", "**"}},
+		{"a/b/", []string{"a", "b", "**"}},
+		{"a/**/", []string{"a", "**"}},
+		{"**/", []string{"**"}},
+		{"**/.git/", []string{"**", ".git", "**"}},
+		{"*.d/", []string{"*.d", "**"}},
 		{"a/b/c", []string{"a", "b", "c"}},
 		{"**", []string{"**"}},
 		{"**/**", []string{"**"}},
@@ -120,9 +125,20 @@ func TestMatch(t *testing.T) {
 		{`\*`,
 			[]string{"*"},
 			[]string{"a", "**"}},
+		// A trailing "/" is "/**": the path and everything beneath it,
+		// whatever its type.
 		{"a/",
-			[]string{"a"},
-			[]string{"a/b"}},
+			[]string{"a", "a/b", "a/b/c"},
+			[]string{"", "ab", "ab/c", "b/a", "x/a/b"}},
+		{"a/b/",
+			[]string{"a/b", "a/b/c"},
+			[]string{"a", "a/bc", "x/a/b"}},
+		{"**/.git/",
+			[]string{".git", ".git/config", "x/.git", "x/y/.git/objects/ab"},
+			[]string{"", ".gitx", "x/.gitx/y", "x"}},
+		{"*.d/",
+			[]string{"conf.d", "conf.d/a", "conf.d/a/b"},
+			[]string{"conf", "x/conf.d"}},
 		// Escapes and classes are glob syntax, not literal text.
 		{`a\b`,
 			[]string{"ab"},
@@ -181,6 +197,10 @@ func TestMatchBelow(t *testing.T) {
 		{"a/**/b", "c", false},
 		{"*/b", "anything", true},
 		{"*/b", "a/b", false},
+		{"a/", "", true},
+		{"a/", "a", true},
+		{"a/", "a/b", true},
+		{"a/", "b", false},
 	} {
 		if got := MustPattern(c.pat).MatchBelow(c.dir); got != c.want {
 			t.Errorf("%q.MatchBelow(%q) = %v, want %v", c.pat, c.dir, got, c.want)
@@ -209,7 +229,7 @@ func TestMatchBelowAgreesWithMatch(t *testing.T) {
 		}
 	}
 	grow("", 4)
-	for _, g := range []string{"a", "a/b", "a/**", "a/**/b", "**/.env", "*.txt", "*/x.txt", "**/b/**", "b/*/a", "**"} {
+	for _, g := range []string{"a", "a/b", "a/**", "a/**/b", "**/.env", "*.txt", "*/x.txt", "**/b/**", "b/*/a", "**", "a/", "**/b/"} {
 		p := MustPattern(g)
 		for _, path := range paths {
 			if !p.Match(path) {
@@ -247,9 +267,46 @@ func TestByName(t *testing.T) {
 		{"**/x/**", false},
 		{"a/**/b", false},
 		{"secrets/**", false},
+		{"**/.git/", false},
 	} {
 		if got := MustPattern(c.pat).ByName(); got != c.want {
 			t.Errorf("%q.ByName() = %v, want %v", c.pat, got, c.want)
+		}
+	}
+}
+
+// TestSlashMeansDoubleStar: "dir/" matches what "dir/**" matches, on a
+// small tree.
+func TestSlashMeansDoubleStar(t *testing.T) {
+	paths := []string{"a", "a/b", "a/b/c", "ab", "b", "b/a", "b/a/c", "a/a"}
+	for _, g := range []string{"a", "a/b", "*", "**/a", "a/*"} {
+		slash, stars := MustPattern(g+"/"), MustPattern(g+"/**")
+		for _, x := range paths {
+			if slash.Match(x) != stars.Match(x) || slash.MatchBelow(x) != stars.MatchBelow(x) {
+				t.Errorf("%q and %q differ on %q", g+"/", g+"/**", x)
+			}
+		}
+	}
+}
+
+func TestLiteral(t *testing.T) {
+	for _, c := range []struct {
+		pat  string
+		want bool
+	}{
+		{"archive", true},
+		{"a/b/c", true},
+		{".env", true},
+		{"archive/", false},
+		{"archive/**", false},
+		{"**/archive", false},
+		{"a/*", false},
+		{"a?", false},
+		{"[a]", false},
+		{`\a`, false},
+	} {
+		if got := MustPattern(c.pat).Literal(); got != c.want {
+			t.Errorf("%q.Literal() = %v, want %v", c.pat, got, c.want)
 		}
 	}
 }
@@ -304,6 +361,11 @@ func TestEscapes(t *testing.T) {
 		{[]string{"a/b"}, "a", "z", false, false}, // a file named a has nothing below
 		{[]string{"a/b/c"}, "a/b", "a/x", true, true},
 		{[]string{"x/*.txt"}, "x/d", "y/d", true, false},
+		// "dir/" is "dir/**".
+		{[]string{"archive/"}, "archive", "old", true, true},
+		{[]string{"archive/"}, "archive/2020", "2020", true, true},
+		{[]string{"archive/"}, "archive/a.tar", "a.tar", false, true},
+		{[]string{"archive/"}, "archive/a", "archive/b", true, false},
 		// By-name patterns move with the directory.
 		{[]string{"**/.env"}, "proj", "other/proj", true, false},
 		{[]string{"**/.env"}, "a/.env", "a/env", true, true},

@@ -2,7 +2,7 @@
 // going through the kernel's FUSE passthrough.
 //
 //	sievefs mount [flags] LOWER MOUNTPOINT
-//	sievefs check FILE...
+//	sievefs check [--lower DIR] FILE...
 //	sievefs status [--json] [MOUNTPOINT]
 //	sievefs umount [--lazy] [--timeout D] MOUNTPOINT
 //	sievefs install-helper [--prefix DIR]
@@ -95,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   sievefs mount [flags] LOWER MOUNTPOINT   mount a view of LOWER on MOUNTPOINT (foreground)
-  sievefs check FILE...                    check policy files and print their rules as understood
+  sievefs check [--lower DIR] FILE...      check policy files and print their rules as understood
   sievefs status [--json] [MOUNTPOINT]     show what the sievefs mounts are doing
   sievefs umount [--lazy] MOUNTPOINT       unmount and wait for the daemon to exit
   sievefs install-helper [--prefix DIR]    install mount.fuse.sievefs for mount(8) and fstab
@@ -400,7 +400,7 @@ func runMount(args []string, stderr io.Writer) int {
 	cfg.opts.Debug = cfg.debug
 	daemonProcs()
 	// A bad policy is a usage error, before anything is mounted.
-	pol, code, ok := loadPolicy(&cfg, ready.pipe != nil, stderr)
+	pol, code, ok := loadPolicy(&cfg, pos[0], ready.pipe != nil, stderr)
 	if !ok {
 		return code
 	}

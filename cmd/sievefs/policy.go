@@ -16,6 +16,7 @@ import (
 	"github.com/sievefs/sievefs"
 	"github.com/sievefs/sievefs/filter"
 	"github.com/sievefs/sievefs/internal/config"
+	"github.com/sievefs/sievefs/internal/lower"
 )
 
 // policyCloseDelay is how long the filters of a replaced policy stay open
@@ -38,10 +39,12 @@ type policy struct {
 }
 
 // loadPolicy loads cfg.policy, builds its filters into cfg.opts and applies
-// its passthrough mode unless the command line set one. helper says the
-// daemon was started by mount.fuse.sievefs (it runs in /). Without a policy
-// it returns nil; on failure it has printed why and returns the exit code.
-func loadPolicy(cfg *mountConfig, helper bool, stderr io.Writer) (*policy, int, bool) {
+// its passthrough mode unless the command line set one. It warns on stderr
+// about what the policy likely does not mean in the lower directory.
+// helper says the daemon was started by mount.fuse.sievefs (it runs in /).
+// Without a policy it returns nil; on failure it has printed why and
+// returns the exit code.
+func loadPolicy(cfg *mountConfig, lower string, helper bool, stderr io.Writer) (*policy, int, bool) {
 	if cfg.policy == "" {
 		return nil, 0, true
 	}
@@ -54,15 +57,14 @@ func loadPolicy(cfg *mountConfig, helper bool, stderr io.Writer) (*policy, int, 
 		fmt.Fprintf(stderr, "sievefs mount: policy: %v\n", err)
 		return nil, exitUsage, false
 	}
-	pol, err := config.Load(file)
+	// Named as given, so that its messages are those of sievefs check.
+	pol, rules, closer, err := buildPolicy(cfg.policy)
 	if err != nil {
-		printPolicyErrors(stderr, "sievefs mount", file, err)
+		printPolicyErrors(stderr, "sievefs mount", cfg.policy, err)
 		return nil, exitUsage, false
 	}
-	rules, closer, err := pol.Build()
-	if err != nil {
-		fmt.Fprintf(stderr, "sievefs mount: policy: %v\n", err)
-		return nil, exitFailure, false
+	for _, w := range policyWarnings(pol, lower) {
+		fmt.Fprintln(stderr, w.Error())
 	}
 	if pol.Passthrough != "" && !cfg.passthroughSet {
 		mode, err := sievefs.ParsePassthroughMode(pol.Passthrough)
@@ -79,6 +81,28 @@ func loadPolicy(cfg *mountConfig, helper bool, stderr io.Writer) (*policy, int, 
 		mode = string(sievefs.PassthroughAuto)
 	}
 	return &policy{file: file, passthrough: mode, fixed: cfg.passthroughSet, closer: closer, retired: map[uint64]io.Closer{}}, 0, true
+}
+
+// buildPolicy loads the policy file and builds its filters, opening (and
+// making) its audit logs: what mount does at start and on SIGHUP, and what
+// check does before it discards them, so that check refuses whatever mount
+// would, with the same FILE:LINE:COL messages (config.Errors).
+func buildPolicy(file string) (*config.Policy, []filter.Rule, io.Closer, error) {
+	pol, err := config.Load(file)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rules, closer, err := pol.Build()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return pol, rules, closer, nil
+}
+
+// policyWarnings returns the policy's warnings about the lower directory
+// (config.Policy.Warnings): none when it cannot be opened.
+func policyWarnings(pol *config.Policy, dir string) config.Errors {
+	return pol.Warnings(func(path string) bool { return lower.IsDirBeneath(dir, path) })
 }
 
 // printPolicyErrors prints the errors of a policy file, one per line as
@@ -100,7 +124,7 @@ func printPolicyErrors(w io.Writer, cmd, file string, err error) {
 // reload loads the policy file again and puts its filters in place. On
 // failure the filters in use stay, and the error is kept for status.
 func (p *policy) reload(m *sievefs.Mount, logger *slog.Logger) {
-	rules, closer, passthrough, err := p.build()
+	pol, rules, closer, err := buildPolicy(p.file)
 	if err == nil {
 		if err = m.SetRules(rules); err != nil {
 			closer.Close()
@@ -131,22 +155,12 @@ func (p *policy) reload(m *sievefs.Mount, logger *slog.Logger) {
 		}
 	})
 	logger.Info("policy reloaded", "policy", p.file, "rules", len(rules))
-	if passthrough != "" && passthrough != p.passthrough && !p.fixed {
-		logger.Warn("the policy's passthrough mode applies at the next mount", "policy", p.file, "passthrough", passthrough)
+	for _, w := range policyWarnings(pol, m.Lower) {
+		logger.Warn("policy", "warning", w.Error())
 	}
-}
-
-// build loads and builds the policy file.
-func (p *policy) build() ([]filter.Rule, io.Closer, string, error) {
-	pol, err := config.Load(p.file)
-	if err != nil {
-		return nil, nil, "", err
+	if pol.Passthrough != "" && pol.Passthrough != p.passthrough && !p.fixed {
+		logger.Warn("the policy's passthrough mode applies at the next mount", "policy", p.file, "passthrough", pol.Passthrough)
 	}
-	rules, closer, err := pol.Build()
-	if err != nil {
-		return nil, nil, "", err
-	}
-	return rules, closer, pol.Passthrough, nil
 }
 
 // status returns the policy file and the error of the last reload.

@@ -192,7 +192,7 @@ func TestMountPolicyBad(t *testing.T) {
 	requireFuse(t)
 	base, lower, mnt := policyDirs(t)
 	bad := writePolicy(t, base, "bad.yaml", "rules:\n  - hide: [a.txt]\n  - deny: {ops: [write], paths: [b.txt]}\n")
-	missingDir := writePolicy(t, base, "log.yaml", "rules:\n  - audit: {log: "+filepath.Join(base, "missing", "audit.jsonl")+"}\n")
+	notDir := writePolicy(t, base, "log.yaml", "rules:\n  - audit: {log: "+filepath.Join(lower, "a.txt", "audit.jsonl")+"}\n")
 	for _, c := range []struct {
 		name string
 		args []string
@@ -202,7 +202,7 @@ func TestMountPolicyBad(t *testing.T) {
 		{"Flag", []string{"mount", "--policy", bad, lower, mnt}, exitUsage, bad + `:3:18: rule 2 (deny): ops: operation "write" is not filtered`},
 		{"Option", []string{"mount", "-o", "ro,policy=" + bad, lower, mnt}, exitUsage, bad + ":3:18: "},
 		{"Missing", []string{"mount", "--policy", filepath.Join(base, "none.yaml"), lower, mnt}, exitUsage, "no such file or directory"},
-		{"AuditLogDir", []string{"mount", "--policy", missingDir, lower, mnt}, exitFailure, "rule 1 (audit)"},
+		{"AuditLogDir", []string{"mount", "--policy", notDir, lower, mnt}, exitUsage, notDir + ":2:5: rule 1 (audit): audit log"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runBinary(t, c.args...)

@@ -54,6 +54,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -97,8 +98,8 @@ var (
 	_ filter.DecisionCounter = (*Filter)(nil)
 )
 
-// New opens (creating it with mode 0600 if need be) the log of c and
-// returns the filter. Ops must be operations that go through the chain.
+// New opens the log of c and returns the filter. It creates the log with
+// mode 0600, and its missing directories with mode 0700, if need be. Ops must be operations that go through the chain.
 func New(c Config) (*Filter, error) {
 	if !filepath.IsAbs(c.Log) {
 		return nil, fmt.Errorf("audit log %q: want an absolute path", c.Log)
@@ -162,7 +163,19 @@ func (f *Filter) Close() error {
 	if f.closed.Swap(true) {
 		return nil
 	}
-	return f.log.release()
+	return f.log.release(false)
+}
+
+// Discard closes the filter as Close does and, when no other filter of the
+// process holds its log, removes what New created for it: the log file if
+// it is still at its path and empty, then the directories New made if they
+// are empty. It is for a filter made only to check that it can be (sievefs
+// check builds a policy as mount does, and leaves nothing behind).
+func (f *Filter) Discard() error {
+	if f.closed.Swap(true) {
+		return nil
+	}
+	return f.log.release(true)
 }
 
 // Post records the operation when it matches, and returns err unchanged.
@@ -405,7 +418,8 @@ type logFile struct {
 	key  fileKey
 	f    *os.File
 	raw  syscall.RawConn
-	refs int // guarded by registry.mu
+	made made // what opening it created
+	refs int  // guarded by registry.mu
 }
 
 type fileKey struct{ dev, ino uint64 }
@@ -416,22 +430,31 @@ var registry struct {
 }
 
 // openLog opens the log at path, or takes another reference to it when a
-// filter of the process already has it open.
+// filter of the process already has it open. It creates the log (mode
+// 0600) and its missing directories (mode 0700) if need be, and remembers
+// what it created for Discard.
 func openLog(path string) (*logFile, error) {
-	// O_NONBLOCK, which a regular file ignores, keeps the open of a FIFO
-	// from waiting for a reader.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NONBLOCK, 0o600)
+	dirs, err := makeDirs(filepath.Dir(path))
 	if err != nil {
+		return nil, fmt.Errorf("audit log %s: %w", path, err)
+	}
+	made := made{path: path, dirs: dirs}
+	f, created, err := openOrCreate(path)
+	if err != nil {
+		made.remove(fileKey{})
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
+	made.file = created
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
+		made.remove(fileKey{})
 		return nil, fmt.Errorf("audit log %s: %w", path, err)
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || !fi.Mode().IsRegular() && fi.Mode()&os.ModeCharDevice == 0 {
 		f.Close()
+		made.remove(fileKey{})
 		return nil, fmt.Errorf("audit log %s: not a regular file", path)
 	}
 	key := fileKey{uint64(st.Dev), st.Ino}
@@ -445,9 +468,10 @@ func openLog(path string) (*logFile, error) {
 	raw, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
+		made.remove(key)
 		return nil, fmt.Errorf("audit log %s: %w", path, err)
 	}
-	l := &logFile{key: key, f: f, raw: raw, refs: 1}
+	l := &logFile{key: key, f: f, raw: raw, made: made, refs: 1}
 	if registry.files == nil {
 		registry.files = map[fileKey]*logFile{}
 	}
@@ -455,8 +479,81 @@ func openLog(path string) (*logFile, error) {
 	return l, nil
 }
 
-// release drops a reference, closing the file with the last one.
-func (l *logFile) release() error {
+// openOrCreate opens the log at path for appending, creating it (mode
+// 0600) if it does not exist; created says this call made it. O_NONBLOCK,
+// which a regular file ignores, keeps the open of a FIFO from waiting for
+// a reader.
+func openOrCreate(path string) (f *os.File, created bool, err error) {
+	const flags = os.O_WRONLY | os.O_APPEND | syscall.O_NONBLOCK
+	f, err = os.OpenFile(path, flags, 0)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return f, false, err
+	}
+	f, err = os.OpenFile(path, flags|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Made meanwhile, or a dangling symlink (created at its target).
+		f, err = os.OpenFile(path, flags|os.O_CREATE, 0o600)
+		return f, false, err
+	}
+	return f, err == nil, err
+}
+
+// makeDirs makes the missing directories of the path dir, outermost
+// first, with mode 0700 (the log records who did what), and returns those
+// it made.
+func makeDirs(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		_, err := os.Stat(d)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || d == filepath.Dir(d) {
+			return nil, err
+		}
+		missing = append(missing, d)
+	}
+	var dirs []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		err := os.Mkdir(missing[i], 0o700)
+		if errors.Is(err, fs.ErrExist) {
+			continue // made meanwhile: not ours
+		}
+		if err != nil {
+			made{dirs: dirs}.remove(fileKey{})
+			return nil, err
+		}
+		dirs = append(dirs, missing[i])
+	}
+	return dirs, nil
+}
+
+// made is what opening a log created: the directories, outermost first,
+// and whether the file itself.
+type made struct {
+	path string
+	dirs []string
+	file bool
+}
+
+// remove removes what was made, as far as it is still as made: the file
+// if it is still the one with key and still empty, then each directory if
+// it is still empty (rmdir removes nothing else).
+func (m made) remove(key fileKey) {
+	if m.file {
+		var st unix.Stat_t
+		if unix.Lstat(m.path, &st) == nil && (fileKey{uint64(st.Dev), st.Ino}) == key && st.Size == 0 {
+			unix.Unlink(m.path)
+		}
+	}
+	for i := len(m.dirs) - 1; i >= 0; i-- {
+		unix.Rmdir(m.dirs[i])
+	}
+}
+
+// release drops a reference, closing the file with the last one; discard
+// then removes what opening the log created (Filter.Discard).
+func (l *logFile) release(discard bool) error {
 	registry.mu.Lock()
 	l.refs--
 	last := l.refs == 0
@@ -464,10 +561,13 @@ func (l *logFile) release() error {
 		delete(registry.files, l.key)
 	}
 	registry.mu.Unlock()
-	if last {
-		return l.f.Close()
+	if !last {
+		return nil
 	}
-	return nil
+	if discard {
+		l.made.remove(l.key)
+	}
+	return l.f.Close()
 }
 
 // write writes l's buffer with one write(2) and reports whether all of it

@@ -410,10 +410,15 @@ func TestEveryFilteredOp(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []Config{
 		{Log: "relative.jsonl"},
 		{Log: ""},
-		{Log: filepath.Join(dir, "missing", "audit.jsonl")},
+		{Log: filepath.Join(dir, "file", "audit.jsonl")},        // under a file
+		{Log: filepath.Join(dir, "file", "sub", "audit.jsonl")}, // below a file
+		{Log: filepath.Join(dir, "new", strings.Repeat("x", 300))},
 		{Log: dir}, // a directory
 		{Log: filepath.Join(dir, "ok.jsonl"), Ops: []filter.Op{filter.OpRead}},
 		{Log: filepath.Join(dir, "ok.jsonl"), Ops: []filter.Op{filter.NumOps}},
@@ -456,6 +461,136 @@ func TestNewErrors(t *testing.T) {
 	}
 	if n := openLogs(); n != 0 {
 		t.Errorf("%d logs left open by failed New calls", n)
+	}
+	// The directory made for the log whose name is too long is removed.
+	if names := dirNames(t, dir); !slices.Equal(names, []string{"fifo", "file"}) {
+		t.Errorf("failed New calls left %q behind", names)
+	}
+}
+
+// dirNames lists the names in dir.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestMissingDirsMade: New makes the log's missing directories, 0700,
+// and Close keeps them and the log.
+func TestMissingDirsMade(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "a", "b", "audit.jsonl")
+	f, err := New(Config{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Post(&filter.Request{Op: filter.OpUnlink, Path: "x"}, nil)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Join(dir, "a"), filepath.Join(dir, "a", "b")} {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v, %v; want a directory of mode 0700", d, fi, err)
+		}
+	}
+	if lines := readLines(t, log); len(lines) != 1 {
+		t.Errorf("%d lines in the log, want 1", len(lines))
+	}
+}
+
+// TestDiscard: Discard removes what New created, and only that: not a
+// log that existed, not a log with lines, not a log another filter
+// holds, not a directory with something else in it.
+func TestDiscard(t *testing.T) {
+	t.Run("Created", func(t *testing.T) {
+		dir := t.TempDir()
+		f, err := New(Config{Log: filepath.Join(dir, "a", "b", "audit.jsonl")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Discard(); err != nil {
+			t.Fatal(err)
+		}
+		if names := dirNames(t, dir); len(names) != 0 {
+			t.Errorf("Discard left %q", names)
+		}
+		if err := f.Close(); err != nil {
+			t.Errorf("Close after Discard: %v", err)
+		}
+	})
+	t.Run("Existed", func(t *testing.T) {
+		dir := t.TempDir()
+		log := filepath.Join(dir, "audit.jsonl")
+		if err := os.WriteFile(log, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := New(Config{Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Discard()
+		if _, err := os.Stat(log); err != nil {
+			t.Errorf("Discard removed a log it did not create: %v", err)
+		}
+	})
+	t.Run("Written", func(t *testing.T) {
+		dir := t.TempDir()
+		log := filepath.Join(dir, "a", "audit.jsonl")
+		f, err := New(Config{Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Post(&filter.Request{Op: filter.OpUnlink, Path: "x"}, nil)
+		f.Discard()
+		if lines := readLines(t, log); len(lines) != 1 {
+			t.Errorf("%d lines after Discard, want the 1 written", len(lines))
+		}
+	})
+	t.Run("Shared", func(t *testing.T) {
+		dir := t.TempDir()
+		log := filepath.Join(dir, "a", "audit.jsonl")
+		f1, err := New(Config{Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f2, err := New(Config{Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f1.Discard()
+		if _, err := os.Stat(log); err != nil {
+			t.Errorf("Discard removed a log another filter holds: %v", err)
+		}
+		f2.Discard()
+		if names := dirNames(t, dir); len(names) != 0 {
+			t.Errorf("the last Discard left %q", names)
+		}
+	})
+	t.Run("DirInUse", func(t *testing.T) {
+		dir := t.TempDir()
+		f, err := New(Config{Log: filepath.Join(dir, "a", "audit.jsonl")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := filepath.Join(dir, "a", "other")
+		if err := os.WriteFile(other, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f.Discard()
+		if names := dirNames(t, filepath.Join(dir, "a")); !slices.Equal(names, []string{"other"}) {
+			t.Errorf("after Discard the directory holds %q, want only other", names)
+		}
+	})
+	if n := openLogs(); n != 0 {
+		t.Errorf("%d logs left open", n)
 	}
 }
 

@@ -22,7 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -137,8 +139,10 @@ func Parse(file string, data []byte) (*Policy, error) {
 }
 
 // Build makes the policy's rules and checks that they make a chain, as a
-// mount would. It opens the audit logs; the Closer closes them once the
-// rules are no longer in use.
+// mount would. It opens the audit logs (making them and their directories
+// if need be); the Closer closes them once the rules are no longer in use.
+// A rule that cannot be built is an Errors at the rule's position; what
+// the rules before it made is removed again.
 func (p *Policy) Build() ([]filter.Rule, io.Closer, error) {
 	var cs closers
 	rules := make([]filter.Rule, 0, len(p.Rules))
@@ -146,8 +150,12 @@ func (p *Policy) Build() ([]filter.Rule, io.Closer, error) {
 		r := &p.Rules[i]
 		f, err := r.build()
 		if err != nil {
-			cs.Close()
-			return nil, nil, fmt.Errorf("%s: rule %d (%s): %w", p.File, r.Index, r.Kind, err)
+			cs.discard()
+			hint := ""
+			if errors.Is(err, fs.ErrPermission) {
+				hint = "the log is opened as the user sievefs runs as: check as the user that mounts"
+			}
+			return nil, nil, Errors{{File: p.File, Line: r.Line, Col: r.Col, Msg: fmt.Sprintf("rule %d (%s): %v", r.Index, r.Kind, err), Hint: hint}}
 		}
 		if c, ok := f.(io.Closer); ok {
 			cs = append(cs, c)
@@ -198,6 +206,29 @@ func (cs closers) Close() error {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// Discard closes what the Closer of Build closes and removes what building
+// the filters created, as far as it is unchanged (see
+// audit.Filter.Discard): for a policy built only to be checked.
+func Discard(c io.Closer) {
+	if cs, ok := c.(closers); ok {
+		cs.discard()
+		return
+	}
+	c.Close()
+}
+
+// discard closes the filters and removes what making them created, the
+// last made first (a directory made for one log may hold the next).
+func (cs closers) discard() {
+	for _, c := range slices.Backward(cs) {
+		if d, ok := c.(interface{ Discard() error }); ok {
+			d.Discard()
+		} else {
+			c.Close()
+		}
+	}
 }
 
 // filteredOps returns every operation a policy may name.

@@ -342,14 +342,90 @@ func TestBuild(t *testing.T) {
 	}
 }
 
+// TestBuildAuditError: a log that cannot be opened is an error at its
+// rule, as FILE:LINE:COL, and what the rules before it made is removed.
 func TestBuildAuditError(t *testing.T) {
 	dir := t.TempDir()
-	p, err := Parse("a.yaml", []byte("rules:\n  - audit: {log: "+filepath.Join(dir, "missing", "audit.jsonl")+"}\n"))
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Parse("a.yaml", []byte("rules:\n  - audit: {log: "+filepath.Join(dir, "new", "ok.jsonl")+"}\n"+
+		"  - hide: [x]\n  - audit:\n      log: "+filepath.Join(dir, "file", "audit.jsonl")+"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := p.Build(); err == nil || !strings.HasPrefix(err.Error(), "a.yaml: rule 1 (audit): ") {
-		t.Errorf("Build with a log in a missing directory: %v", err)
+	_, _, err = p.Build()
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 1 || es[0].Line != 4 || es[0].Col != 5 ||
+		!strings.HasPrefix(es[0].Error(), "a.yaml:4:5: rule 3 (audit): audit log") ||
+		!strings.Contains(es[0].Error(), filepath.Join(dir, "file", "audit.jsonl")+": not a directory") {
+		t.Fatalf("Build with a log under a file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); !os.IsNotExist(err) {
+		t.Errorf("the failed Build left the first rule's log directory: %v", err)
+	}
+}
+
+// TestDiscard: a policy built and discarded leaves nothing behind, and
+// keeps a log that was there.
+func TestDiscard(t *testing.T) {
+	dir := t.TempDir()
+	kept := filepath.Join(dir, "kept.jsonl")
+	if err := os.WriteFile(kept, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Parse("d.yaml", []byte("rules:\n  - audit: {log: "+filepath.Join(dir, "a", "b", "new.jsonl")+"}\n"+
+		"  - audit: {log: "+kept+"}\n"+
+		"  - audit: {log: "+filepath.Join(dir, "a", "b", "second.jsonl")+"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, closer, err := p.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rules) != 3 {
+		t.Fatalf("%d rules", len(rules))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a", "b", "new.jsonl")); err != nil {
+		t.Fatalf("Build did not make the log: %v", err)
+	}
+	Discard(closer)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "kept.jsonl" {
+		t.Errorf("after Discard the directory holds %v, want only kept.jsonl", ents)
+	}
+}
+
+// TestWarnings: a glob without glob syntax that names a directory is
+// warned about at its rule; other globs, and names of files, are not.
+func TestWarnings(t *testing.T) {
+	p, err := Parse("w.yaml", []byte(`rules:
+  - hide: ["secrets/**", archive]
+  - readonly: ["archive/", "archive/**", "a/b", "file", "*"]
+  - rename: {paths: [docs], from: .markdown, to: .md}
+  - audit: {log: /var/log/a.jsonl}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]bool{"secrets": true, "archive": true, "a/b": true, "docs": true, "*": true}
+	var asked []string
+	ws := p.Warnings(func(path string) bool {
+		asked = append(asked, path)
+		return dirs[path]
+	})
+	want := `w.yaml:2:5: warning: rule 1 (hide): "archive" matches only the directory itself (hint: write "archive/" or "archive/**" for what is inside)
+w.yaml:3:5: warning: rule 2 (readonly): "a/b" matches only the directory itself (hint: write "a/b/" or "a/b/**" for what is inside)
+w.yaml:4:5: warning: rule 3 (rename): "docs" matches only the directory itself (hint: write "docs/" or "docs/**" for what is inside)`
+	if ws.Error() != want {
+		t.Errorf("warnings:\n%v\nwant:\n%s", ws, want)
+	}
+	if !reflect.DeepEqual(asked, []string{"archive", "a/b", "file", "docs"}) {
+		t.Errorf("asked about %q, want only the globs without glob syntax", asked)
 	}
 }
 

@@ -275,7 +275,7 @@ func (p *parser) globs(n *yaml.Node, what string) ([]string, bool) {
 			continue
 		}
 		if _, err := filter.ParsePattern(s); err != nil {
-			p.errorf(it, `globs are relative to the mount root; * matches within one name, ** any number of directories`, "%s: bad %v", what, err)
+			p.errorf(it, `globs are relative to the mount root; * matches within one name, ** any number of directories, a trailing / the directory and all beneath it`, "%s: bad %v", what, err)
 			ok = false
 			continue
 		}
