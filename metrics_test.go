@@ -40,8 +40,8 @@ func gather(t *testing.T, m *sievefs.Mount) map[string]map[string]*dto.Metric {
 // TestMetrics checks that requests, errors, latencies and opens are counted.
 func TestMetrics(t *testing.T) {
 	v := fusetest.Mount(t, sievefs.Options{})
-	writeFile(t, v.LowerPath("f"), randomBytes(t, 1<<16))
-	if got := readFile(t, v.Path("f")); len(got) != 1<<16 {
+	fusetest.WriteFile(t, v.LowerPath("f"), fusetest.RandomBytes(t, 1<<16))
+	if got := fusetest.ReadFile(t, v.Path("f")); len(got) != 1<<16 {
 		t.Fatalf("read %d bytes", len(got))
 	}
 	if _, err := os.Stat(v.Path("missing")); !os.IsNotExist(err) {
@@ -50,7 +50,7 @@ func TestMetrics(t *testing.T) {
 	if err := os.Mkdir(v.Path("d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, v.Path("d/g"), []byte("x"))
+	fusetest.WriteFile(t, v.Path("d/g"), []byte("x"))
 	if err := os.Remove(v.Path("d")); err == nil {
 		t.Fatal("rmdir of a non-empty directory succeeded")
 	}
@@ -90,9 +90,9 @@ func TestMetricsFilterDecisions(t *testing.T) {
 		{Filter: readonly.New(filter.Patterns{filter.MustPattern("frozen")})},
 	}
 	v := fusetest.Mount(t, sievefs.Options{Rules: rules})
-	writeFile(t, v.LowerPath("secret"), []byte("s"))
-	writeFile(t, v.LowerPath("frozen"), []byte("f"))
-	writeFile(t, v.LowerPath("plain"), []byte("p"))
+	fusetest.WriteFile(t, v.LowerPath("secret"), []byte("s"))
+	fusetest.WriteFile(t, v.LowerPath("frozen"), []byte("f"))
+	fusetest.WriteFile(t, v.LowerPath("plain"), []byte("p"))
 	if _, err := os.ReadDir(v.Mnt); err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,9 @@
-package sievefs_test
+package fusetest
 
-// Helpers shared by the tests of this package: files and data, waiting,
-// the sievefs binary run as a separate daemon, mount table checks, snapshots
-// of directory trees and a counter of FUSE requests read from the kernel's
-// fuse:fuse_request_send tracepoint.
+// Helpers shared by the tests of several packages: helper processes (the
+// test binary started again to run one function), files and data,
+// waiting, the sievefs binary run as a separate daemon, and snapshots of
+// directory trees.
 
 import (
 	"bytes"
@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,52 +24,83 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sievefs/sievefs"
-	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
-// TestMain runs a helper when the test binary is started as one (see
-// runHelper); otherwise it runs the tests and removes the sievefs binary
-// built for them.
-func TestMain(m *testing.M) {
-	if name := os.Getenv(helperEnv); name != "" {
-		if err := helpers[name](os.Args[1:]); err != nil {
+// Main is what a test package's TestMain calls. When the test binary was
+// started as a helper process (see RunHelper), it runs only that helper;
+// otherwise it runs the tests and removes the sievefs binary built for
+// them. It never returns.
+func Main(m *testing.M) {
+	if name := os.Getenv(HelperEnv); name != "" {
+		fn, ok := helpers[name]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "no helper %q in this test binary\n", name)
+			os.Exit(2)
+		}
+		if err := fn(os.Args[1:]); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 			os.Exit(1)
 		}
 		os.Exit(0)
 	}
+	mainRuns = true
 	code := m.Run()
-	fusetest.RemoveBinary()
+	RemoveBinary()
 	os.Exit(code)
 }
 
-// helperEnv names the helper a re-executed test binary runs.
-const helperEnv = "SIEVEFS_TEST_HELPER"
+// HelperEnv names the helper a re-executed test binary runs.
+const HelperEnv = "SIEVEFS_TEST_HELPER"
 
-// helpers are what a child process of a test can run.
+// helpers are what a child process of a test can run: those of this
+// package and those the test package registered with Helper.
 var helpers = map[string]func(args []string) error{
-	"mmap":   mmapHelper,
-	"mwrite": mwriteHelper,
-	"beside": besideHelper,
+	"beside":    besideHelper,
+	"filter-as": filterAsHelper,
 }
 
-// beside changes the lower tree from another process, as a program beside
+// mainRuns is set when Main runs the tests: only then can the test binary
+// be started again as a helper.
+var mainRuns bool
+
+// Helper registers fn as the helper process name, which RunHelper (or a
+// command with HelperEnv=name in its environment) runs with the arguments
+// the test binary was started with. Call it from an init function of the
+// test package, whose TestMain must call Main.
+func Helper(name string, fn func(args []string) error) {
+	if _, ok := helpers[name]; ok {
+		panic("fusetest: helper " + name + " registered twice")
+	}
+	helpers[name] = fn
+}
+
+// helperCommand returns the test binary started as helper name with args.
+func helperCommand(t testing.TB, ctx context.Context, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	if !mainRuns {
+		t.Fatalf("helper %s: the test package's TestMain must call fusetest.Main", name)
+	}
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), HelperEnv+"="+name)
+	return cmd
+}
+
+// Beside changes the lower tree from another process, as a program beside
 // the mount does: the daemon's watch ignores its own process, which an
 // in-process test mount shares with the test. op is one of rename OLD NEW,
 // exchange A B, symlink TARGET LINK, append PATH TEXT, chmod PATH OCTAL,
 // mkdir PATH, remove PATH, and append-hold PATH TEXT DURATION: append and
 // keep the file open for DURATION.
-func beside(t testing.TB, op string, args ...string) {
+func Beside(t testing.TB, op string, args ...string) {
 	t.Helper()
-	runHelper(t, "beside", append([]string{op}, args...)...)
+	RunHelper(t, "beside", append([]string{op}, args...)...)
 }
 
-// startBeside starts beside's op in another process and returns it
+// StartBeside starts Beside's op in another process and returns it
 // running; the test waits for it (a test that fails first, at its end).
-func startBeside(t testing.TB, op string, args ...string) *exec.Cmd {
+func StartBeside(t testing.TB, op string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{op}, args...)...)
-	cmd.Env = append(os.Environ(), helperEnv+"=beside")
+	cmd := helperCommand(t, context.Background(), "beside", append([]string{op}, args...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -128,15 +158,14 @@ func besideHelper(args []string) error {
 	return fmt.Errorf("unknown op %q", args[0])
 }
 
-// runHelper runs helper name with args in a child process (this test
+// RunHelper runs helper name with args in a child process (this test
 // binary again) and returns its standard output; the test fails if the
 // child fails or runs for more than 30 seconds.
-func runHelper(t testing.TB, name string, args ...string) string {
+func RunHelper(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), helperEnv+"="+name)
+	cmd := helperCommand(t, ctx, name, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -146,8 +175,8 @@ func runHelper(t testing.TB, name string, args ...string) string {
 	return string(out)
 }
 
-// randomBytes returns n random bytes.
-func randomBytes(t testing.TB, n int) []byte {
+// RandomBytes returns n random bytes.
+func RandomBytes(t testing.TB, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -156,16 +185,16 @@ func randomBytes(t testing.TB, n int) []byte {
 	return b
 }
 
-// writeFile writes data to path, failing the test on error.
-func writeFile(t testing.TB, path string, data []byte) {
+// WriteFile writes data to path, failing the test on error.
+func WriteFile(t testing.TB, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// readFile reads path, failing the test on error.
-func readFile(t testing.TB, path string) []byte {
+// ReadFile reads path, failing the test on error.
+func ReadFile(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -174,9 +203,9 @@ func readFile(t testing.TB, path string) []byte {
 	return b
 }
 
-// eventually polls cond every 10ms until it holds or timeout passes, and
+// Eventually polls cond every 10ms until it holds or timeout passes, and
 // fails the test with what otherwise.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -187,77 +216,35 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// requirePassthrough skips the test unless the mount uses passthrough.
-func requirePassthrough(t testing.TB, m *sievefs.Mount) {
+// RequirePassthrough skips the test unless the mount uses passthrough.
+func RequirePassthrough(t testing.TB, m *sievefs.Mount) {
 	t.Helper()
 	if st := m.Status(); !st.Passthrough.Active {
 		t.Skipf("passthrough is not active: %s", st.Passthrough.Reason)
 	}
 }
 
-// backingFor returns the backing file of the lower path, or nil.
-func backingFor(st sievefs.Status, lowerPath string) *sievefs.BackingFile {
-	for i, b := range st.BackingFiles {
-		if b.Path == lowerPath {
-			return &st.BackingFiles[i]
-		}
-	}
-	return nil
-}
-
-// sievefsMounted reports whether a fuse.sievefs filesystem is mounted on mnt.
-func sievefsMounted(mnt string) bool { return fusetest.SievefsMounted(mnt) }
-
-// openFDs counts the descriptors this process holds.
-func openFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
-// sievefsBinary builds ./cmd/sievefs once per test run and returns its path.
-func sievefsBinary(t testing.TB) string { return fusetest.Binary(t) }
-
-// daemon is a sievefs process serving a mount.
-type daemon = fusetest.Daemon
-
-// startDaemon runs `sievefs mount [flags] lower mnt` and waits until the
-// mount appears. Cleanup always resumes, terminates and reaps the process,
-// and detaches the mount if it is still there.
-func startDaemon(t *testing.T, lower, mnt string, flags ...string) *daemon {
+// StartMount runs `sievefs mount [flags] lower mnt` (the binary Binary
+// builds) and waits until the mount appears. Cleanup always resumes,
+// terminates and reaps the process, and detaches the mount if it is still
+// there.
+func StartMount(t *testing.T, lower, mnt string, flags ...string) *Daemon {
 	t.Helper()
 	args := append(append([]string{"mount"}, flags...), lower, mnt)
-	return fusetest.StartDaemon(t, exec.Command(sievefsBinary(t), args...), mnt,
-		func() bool { return sievefsMounted(mnt) },
+	return StartDaemon(t, exec.Command(Binary(t), args...), mnt,
+		func() bool { return SievefsMounted(mnt) },
 		func(t testing.TB) {
-			if sievefsMounted(mnt) {
+			if SievefsMounted(mnt) {
 				t.Errorf("%s still mounted after the daemon exited; detaching it", mnt)
 				unix.Unmount(mnt, unix.MNT_DETACH)
 			}
 		})
 }
 
-// processState returns the state letter of /proc/PID/stat (R, S, T…).
-func processState(pid int) string {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return ""
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return ""
-	}
-	return s[i+2 : i+3]
-}
-
-// snapshot describes every entry under dir (type, mode, owner, size, mtime,
+// Snapshot describes every entry under dir (type, mode, owner, size, mtime,
 // content digest, symlink target, extended attributes), to tell whether
 // anything there changed.
-func snapshot(t testing.TB, dir string) map[string]string {
+func Snapshot(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
@@ -284,7 +271,7 @@ func snapshot(t testing.TB, dir string) map[string]string {
 			}
 			desc += " target=" + target
 		}
-		desc += " xattrs=" + xattrs(path)
+		desc += " xattrs=" + Xattrs(path)
 		rel, _ := filepath.Rel(dir, path)
 		out[rel] = desc
 		return nil
@@ -295,9 +282,9 @@ func snapshot(t testing.TB, dir string) map[string]string {
 	return out
 }
 
-// xattrs lists path's extended attributes and values, without following a
+// Xattrs lists path's extended attributes and values, without following a
 // symlink.
-func xattrs(path string) string {
+func Xattrs(path string) string {
 	buf := make([]byte, 64<<10)
 	n, err := unix.Llistxattr(path, buf)
 	if err != nil || n == 0 {
@@ -314,8 +301,8 @@ func xattrs(path string) string {
 	return b.String()
 }
 
-// sameSnapshot fails the test with the differences between two snapshots.
-func sameSnapshot(t testing.TB, what string, before, after map[string]string) {
+// SameSnapshot fails the test with the differences between two snapshots.
+func SameSnapshot(t testing.TB, what string, before, after map[string]string) {
 	t.Helper()
 	for k, v := range before {
 		if w, ok := after[k]; !ok {
@@ -329,118 +316,4 @@ func sameSnapshot(t testing.TB, what string, before, after map[string]string) {
 			t.Errorf("%s: %s appeared (%s)", what, k, w)
 		}
 	}
-}
-
-// fuseTrace counts the requests the kernel sends to one FUSE mount, with
-// the fuse:fuse_request_send tracepoint in a private tracefs instance.
-type fuseTrace struct {
-	inst string
-}
-
-// FUSE opcodes, from include/uapi/linux/fuse.h.
-const (
-	opOpen  = 14
-	opRead  = 15
-	opWrite = 16
-)
-
-// newFuseTrace starts counting the requests sent to the mount on mnt. It
-// returns nil, after logging why, when tracing is unavailable. Cleanup
-// removes the instance and unmounts tracefs.
-func newFuseTrace(t *testing.T, mnt string) *fuseTrace {
-	t.Helper()
-	// Not t.TempDir: its removal must never walk into a tracefs that is
-	// still mounted.
-	dir, err := os.MkdirTemp("", "sievefs-tracefs-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("nodev", dir, "tracefs", 0, ""); err != nil {
-		os.Remove(dir)
-		t.Logf("no tracepoint check: mount tracefs: %v", err)
-		return nil
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount tracefs %s: %v", dir, err)
-			return
-		}
-		os.Remove(dir)
-	})
-	if _, err := os.Stat(filepath.Join(dir, "events/fuse/fuse_request_send/format")); err != nil {
-		t.Logf("no tracepoint check: %v", err)
-		return nil
-	}
-	inst := filepath.Join(dir, "instances", fmt.Sprintf("sievefs-test-%d-%d", os.Getpid(), time.Now().UnixNano()))
-	if err := os.Mkdir(inst, 0o755); err != nil {
-		t.Logf("no tracepoint check: tracefs instance: %v", err)
-		return nil
-	}
-	t.Cleanup(func() {
-		os.WriteFile(filepath.Join(inst, "events/fuse/fuse_request_send/enable"), []byte("0"), 0)
-		if err := os.Remove(inst); err != nil {
-			t.Errorf("remove tracefs instance: %v", err)
-		}
-	})
-	var st unix.Stat_t
-	if err := unix.Stat(mnt, &st); err != nil {
-		t.Fatal(err)
-	}
-	// The event records the kernel's dev_t of the connection, MKDEV(major, minor).
-	conn := uint64(unix.Major(st.Dev))<<20 | uint64(unix.Minor(st.Dev))
-	ev := filepath.Join(inst, "events/fuse/fuse_request_send")
-	for _, w := range []struct{ file, val string }{
-		{"filter", fmt.Sprintf("connection == %d", conn)},
-		{"enable", "1"},
-	} {
-		if err := os.WriteFile(filepath.Join(ev, w.file), []byte(w.val), 0); err != nil {
-			t.Logf("no tracepoint check: write %s: %v", w.file, err)
-			return nil
-		}
-	}
-	return &fuseTrace{inst: inst}
-}
-
-// reset forgets the requests counted so far.
-func (tr *fuseTrace) reset(t testing.TB) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(tr.inst, "trace"), nil, 0); err != nil {
-		t.Fatal(err)
-	}
-}
-
-var opcodeRE = regexp.MustCompile(`fuse_request_send: .* opcode (\d+) `)
-
-// counts returns the requests sent since the last reset, by opcode.
-func (tr *fuseTrace) counts(t testing.TB) map[int]int {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(tr.inst, "trace"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[int]int{}
-	for _, line := range strings.Split(string(data), "\n") {
-		if m := opcodeRE.FindStringSubmatch(line); m != nil {
-			op, _ := strconv.Atoi(m[1])
-			out[op]++
-		}
-	}
-	return out
-}
-
-// testSize is how big a test runs: the environment variable name when set,
-// else normal, or underRace under the race detector (which slows the daemon
-// several times).
-func testSize(t *testing.T, name string, normal, underRace int) int {
-	if s := os.Getenv(name); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			t.Fatalf("%s=%q: want a positive number", name, s)
-		}
-		return n
-	}
-	if raceEnabled {
-		return underRace
-	}
-	return normal
 }

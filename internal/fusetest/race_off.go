@@ -1,6 +1,6 @@
 //go:build !race
 
-package sievefs_test
+package fusetest
 
-// raceEnabled reports whether the tests run with the race detector.
-const raceEnabled = false
+// RaceEnabled reports whether the tests run with the race detector.
+const RaceEnabled = false

@@ -1,6 +1,6 @@
 //go:build race
 
-package sievefs_test
+package fusetest
 
-// raceEnabled reports whether the tests run with the race detector.
-const raceEnabled = true
+// RaceEnabled reports whether the tests run with the race detector.
+const RaceEnabled = true
