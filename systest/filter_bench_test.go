@@ -20,7 +20,7 @@ import (
 // the daemon's own time per lookup, getattr and readdirplus request, where
 // the chain's cost shows.
 //
-//	go test -run XXX -bench FilterRules -benchtime 1000x .
+//	go test -run XXX -bench FilterRules -benchtime 1000x ./systest/
 func BenchmarkFilterRules(b *testing.B) {
 	ten, err := os.ReadFile("../bench/policy10.yaml")
 	if err != nil {
