@@ -8,8 +8,9 @@ import (
 )
 
 // PolicyRules builds the rules of a policy file's text (name is the file
-// it is reported as), and closes them when tb ends. The benchmarks of
-// this package and of sievefs_test mount with it.
+// it is reported as), and closes them when tb ends. BenchmarkDispatch
+// mounts with it: an internal test cannot import internal/fusetest (which
+// imports this package), whose PolicyRules the other tests use.
 func PolicyRules(tb testing.TB, name string, yaml []byte) []filter.Rule {
 	tb.Helper()
 	pol, err := config.Parse(name, yaml)

@@ -41,7 +41,7 @@ func checkFlags(t testing.TB, mnt string, want, absent []string) {
 	}
 }
 
-func init() { helpers["exec"] = execHelper }
+func init() { fusetest.Helper("exec", execHelper) }
 
 // runProgram executes path with args from a child process and returns its
 // output, or the name of the errno that executing it failed with. The test
@@ -50,7 +50,7 @@ func init() { helpers["exec"] = execHelper }
 // daemon to answer, and both would hang.
 func runProgram(t testing.TB, path string, args ...string) (out, errno string) {
 	t.Helper()
-	res := runHelper(t, "exec", append([]string{path}, args...)...)
+	res := fusetest.RunHelper(t, "exec", append([]string{path}, args...)...)
 	if e, ok := strings.CutPrefix(res, "error "); ok {
 		return "", e
 	}
@@ -64,7 +64,7 @@ func execHelper(args []string) error {
 	cmd := &exec.Cmd{Path: args[0], Args: args}
 	out, err := cmd.Output()
 	if err != nil {
-		fmt.Print("error ", errnoName(err))
+		fmt.Print("error ", fusetest.ErrnoName(err))
 		return nil
 	}
 	fmt.Print("ok ", string(out))
@@ -91,7 +91,7 @@ func TestMountNoExec(t *testing.T) {
 			t.Errorf("script on a noexec view: %q, %q; want EACCES", out, errno)
 		}
 		// Still readable: only execution is refused.
-		if b := readFile(t, v.Path("s.sh")); string(b) != script {
+		if b := fusetest.ReadFile(t, v.Path("s.sh")); string(b) != script {
 			t.Errorf("read %q", b)
 		}
 	})
@@ -109,7 +109,7 @@ func TestMountSuidDev(t *testing.T) {
 	if err != nil {
 		t.Skip("no id program")
 	}
-	writeFile(t, filepath.Join(low, "id"), readFile(t, idBin))
+	fusetest.WriteFile(t, filepath.Join(low, "id"), fusetest.ReadFile(t, idBin))
 	if err := os.Chown(filepath.Join(low, "id"), 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestMountSuidDev(t *testing.T) {
 func TestMountAtimeFlags(t *testing.T) {
 	fusetest.RequireFuse(t)
 	low := t.TempDir()
-	writeFile(t, filepath.Join(low, "f"), []byte("data"))
+	fusetest.WriteFile(t, filepath.Join(low, "f"), []byte("data"))
 	if err := os.Symlink("f", filepath.Join(low, "link")); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestMountBadAtime(t *testing.T) {
 	if !errors.Is(err, sievefs.ErrMountOption) || !strings.Contains(err.Error(), `"sometimes"`) {
 		t.Errorf("error %v; want ErrMountOption naming the mode", err)
 	}
-	if sievefsMounted(mnt) {
+	if fusetest.SievefsMounted(mnt) {
 		t.Error("mounted after the error")
 	}
 }

@@ -30,8 +30,8 @@ import (
 func TestDaemonServedReadSize(t *testing.T) {
 	v := fusetest.Mount(t, sievefs.Options{Passthrough: sievefs.PassthroughOff})
 	const size, request = 16 << 20, 1 << 20
-	data := randomBytes(t, size)
-	writeFile(t, v.LowerPath("big"), data)
+	data := fusetest.RandomBytes(t, size)
+	fusetest.WriteFile(t, v.LowerPath("big"), data)
 	before := v.Mount.Status().Counters.DaemonReads
 	f, err := os.Open(v.Path("big"))
 	if err != nil {
@@ -59,16 +59,16 @@ func TestDaemonServedReadSize(t *testing.T) {
 // gone after close.
 func TestPassthroughEngaged(t *testing.T) {
 	v := fusetest.Mount(t, sievefs.Options{})
-	requirePassthrough(t, v.Mount)
+	fusetest.RequirePassthrough(t, v.Mount)
 
 	const size = 8 << 20
-	data := randomBytes(t, size)
-	writeFile(t, v.LowerPath("big"), data)
+	data := fusetest.RandomBytes(t, size)
+	fusetest.WriteFile(t, v.LowerPath("big"), data)
 	lowerPath := filepath.Join(v.Mount.Lower, "big")
 
-	tr := newFuseTrace(t, v.Mnt)
+	tr := fusetest.NewFuseTrace(t, v.Mnt)
 	if tr != nil {
-		tr.reset(t)
+		tr.Reset(t)
 	}
 	before := v.Mount.Status().Counters
 
@@ -94,7 +94,7 @@ func TestPassthroughEngaged(t *testing.T) {
 		t.Fatalf("read %d bytes that differ from the lower file", len(got))
 	}
 	const off = 3<<20 + 123
-	patch := randomBytes(t, 1<<20)
+	patch := fusetest.RandomBytes(t, 1<<20)
 	if _, err := f.WriteAt(patch, off); err != nil {
 		t.Fatal(err)
 	}
@@ -113,23 +113,23 @@ func TestPassthroughEngaged(t *testing.T) {
 			before.DaemonReads, after.DaemonReads, before.DaemonWrites, after.DaemonWrites)
 	}
 	if tr != nil {
-		c := tr.counts(t)
+		c := tr.Counts(t)
 		t.Logf("FUSE requests sent during open+read+write: %v", c)
-		if c[opOpen] == 0 {
+		if c[fusetest.OpOpen] == 0 {
 			t.Errorf("tracepoint saw no OPEN: the trace does not work (%v)", c)
 		}
-		if c[opRead] != 0 || c[opWrite] != 0 {
-			t.Errorf("kernel sent %d READ and %d WRITE requests, want none", c[opRead], c[opWrite])
+		if c[fusetest.OpRead] != 0 || c[fusetest.OpWrite] != 0 {
+			t.Errorf("kernel sent %d READ and %d WRITE requests, want none", c[fusetest.OpRead], c[fusetest.OpWrite])
 		}
 	}
 
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the backing file to be closed after the last close", func() bool {
+	fusetest.Eventually(t, 5*time.Second, "the backing file to be closed after the last close", func() bool {
 		return len(v.Mount.Status().BackingFiles) == 0
 	})
-	if !bytes.Equal(readFile(t, v.LowerPath("big")), data) {
+	if !bytes.Equal(fusetest.ReadFile(t, v.LowerPath("big")), data) {
 		t.Error("lower file differs from what was written through the mount")
 	}
 }
@@ -147,11 +147,11 @@ func TestPassthroughSurvivesSIGSTOP(t *testing.T) {
 		}
 	}
 	const size = 4 << 20
-	data := randomBytes(t, size)
-	writeFile(t, filepath.Join(lower, "file"), data)
+	data := fusetest.RandomBytes(t, size)
+	fusetest.WriteFile(t, filepath.Join(lower, "file"), data)
 
-	d := startDaemon(t, lower, mnt)
-	eventually(t, 5*time.Second, "the daemon's 'mounted' log line", func() bool {
+	d := fusetest.StartMount(t, lower, mnt)
+	fusetest.Eventually(t, 5*time.Second, "the daemon's 'mounted' log line", func() bool {
 		return bytes.Contains([]byte(d.Stderr.String()), []byte("msg=mounted"))
 	})
 	if !bytes.Contains([]byte(d.Stderr.String()), []byte("passthrough=true")) {
@@ -176,7 +176,7 @@ func TestPassthroughSurvivesSIGSTOP(t *testing.T) {
 
 	pid := d.Cmd.Process.Pid
 	d.Signal(t, syscall.SIGSTOP)
-	eventually(t, 5*time.Second, "the daemon to stop", func() bool { return processState(pid) == "T" })
+	fusetest.Eventually(t, 5*time.Second, "the daemon to stop", func() bool { return processState(pid) == "T" })
 
 	// Each step runs in a goroutine: if it blocks on the stopped daemon,
 	// the test resumes the daemon, waits for the step and fails.
@@ -203,7 +203,7 @@ func TestPassthroughSurvivesSIGSTOP(t *testing.T) {
 		return err
 	})
 	const off = 1<<20 + 7
-	patch := randomBytes(t, 64<<10)
+	patch := fusetest.RandomBytes(t, 64<<10)
 	step("pwrite", func() error {
 		_, err := f.WriteAt(patch, off)
 		return err
@@ -222,14 +222,14 @@ func TestPassthroughSurvivesSIGSTOP(t *testing.T) {
 		t.Fatal(err)
 	}
 	copy(data[off:], patch)
-	if !bytes.Equal(readFile(t, filepath.Join(lower, "file")), data) {
+	if !bytes.Equal(fusetest.ReadFile(t, filepath.Join(lower, "file")), data) {
 		t.Error("lower file differs from what was written through the mount")
 	}
 	d.Signal(t, syscall.SIGTERM)
 	if code := d.Wait(t, 10*time.Second); code != 0 {
 		t.Errorf("exit code %d on SIGTERM, want 0; stderr:\n%s", code, d.Stderr)
 	}
-	if sievefsMounted(mnt) {
+	if fusetest.SievefsMounted(mnt) {
 		t.Error("still mounted after the daemon exited")
 	}
 }
@@ -241,7 +241,7 @@ var errDiffer = errors.New("data differs from what was expected")
 // r and from the lower file.
 func crossCheck(t *testing.T, w, r *os.File, off int64, lowerPath string) {
 	t.Helper()
-	pat := randomBytes(t, 8192)
+	pat := fusetest.RandomBytes(t, 8192)
 	if _, err := w.WriteAt(pat, off); err != nil {
 		t.Fatalf("write through %s: %v", w.Name(), err)
 	}
@@ -252,7 +252,7 @@ func crossCheck(t *testing.T, w, r *os.File, off int64, lowerPath string) {
 	if !bytes.Equal(got, pat) {
 		t.Errorf("the other descriptor reads other bytes at %d than were written", off)
 	}
-	low := readFile(t, lowerPath)
+	low := fusetest.ReadFile(t, lowerPath)
 	if int64(len(low)) < off+int64(len(pat)) || !bytes.Equal(low[off:off+int64(len(pat))], pat) {
 		t.Errorf("the lower file holds other bytes at %d than were written", off)
 	}
@@ -275,20 +275,20 @@ func TestMixedOpens(t *testing.T) {
 	setup := func(t *testing.T, opts sievefs.Options) *fusetest.View {
 		v := fusetest.Mount(t, opts)
 		for _, name := range []string{"A", "B"} {
-			writeFile(t, v.LowerPath(name), randomBytes(t, 1<<20))
+			fusetest.WriteFile(t, v.LowerPath(name), fusetest.RandomBytes(t, 1<<20))
 		}
 		return v
 	}
 	noBacking := func(t *testing.T, v *fusetest.View) {
 		t.Helper()
-		eventually(t, 5*time.Second, "all backing files to be closed", func() bool {
+		fusetest.Eventually(t, 5*time.Second, "all backing files to be closed", func() bool {
 			return len(v.Mount.Status().BackingFiles) == 0
 		})
 	}
 
 	t.Run("OverBudgetThenPassthrough", func(t *testing.T) {
 		v := setup(t, sievefs.Options{MaxBacking: 1})
-		requirePassthrough(t, v.Mount)
+		fusetest.RequirePassthrough(t, v.Mount)
 		lowerB := filepath.Join(v.Mount.Lower, "B")
 
 		fa := openRW(t, v.Path("A"))
@@ -335,7 +335,7 @@ func TestMixedOpens(t *testing.T) {
 		// sees what they wrote.
 		fb1.Close()
 		fb2.Close()
-		eventually(t, 5*time.Second, "B's daemon-served opens to be released", func() bool {
+		fusetest.Eventually(t, 5*time.Second, "B's daemon-served opens to be released", func() bool {
 			return v.Mount.Status().OpenFiles.DaemonServed == 0
 		})
 		fb3 := openRW(t, v.Path("B"))
@@ -343,7 +343,7 @@ func TestMixedOpens(t *testing.T) {
 		if b := backingFor(st, lowerB); b == nil || b.Opens != 1 {
 			t.Fatalf("open of B after the daemon-served ones closed: backing files %+v, want B with 1 open", st.BackingFiles)
 		}
-		want := readFile(t, lowerB)
+		want := fusetest.ReadFile(t, lowerB)
 		got := make([]byte, len(want))
 		if _, err := fb3.ReadAt(got, 0); err != nil {
 			t.Fatal(err)
@@ -355,7 +355,7 @@ func TestMixedOpens(t *testing.T) {
 
 	t.Run("SharedBacking", func(t *testing.T) {
 		v := setup(t, sievefs.Options{MaxBacking: 1})
-		requirePassthrough(t, v.Mount)
+		fusetest.RequirePassthrough(t, v.Mount)
 		lowerB := filepath.Join(v.Mount.Lower, "B")
 		shared := v.Mount.Status().Counters.BackingShared
 
@@ -375,7 +375,7 @@ func TestMixedOpens(t *testing.T) {
 		crossCheck(t, fb2, fb1, 300000, lowerB)
 
 		fb1.Close()
-		eventually(t, 5*time.Second, "B's backing file to drop to 1 open", func() bool {
+		fusetest.Eventually(t, 5*time.Second, "B's backing file to drop to 1 open", func() bool {
 			b := backingFor(v.Mount.Status(), lowerB)
 			return b != nil && b.Opens == 1
 		})
@@ -408,7 +408,7 @@ func TestMixedOpens(t *testing.T) {
 
 	t.Run("MmapPassthrough", func(t *testing.T) {
 		v := setup(t, sievefs.Options{})
-		requirePassthrough(t, v.Mount)
+		fusetest.RequirePassthrough(t, v.Mount)
 		f := openRW(t, v.Path("B"))
 		if st := v.Mount.Status(); st.OpenFiles.Passthrough != 1 {
 			t.Fatalf("open files %+v, want 1 passthrough", st.OpenFiles)
@@ -423,7 +423,7 @@ func TestMixedOpens(t *testing.T) {
 
 	t.Run("MmapOverBudget", func(t *testing.T) {
 		v := setup(t, sievefs.Options{MaxBacking: 1})
-		requirePassthrough(t, v.Mount)
+		fusetest.RequirePassthrough(t, v.Mount)
 		openRW(t, v.Path("A"))
 		f := openRW(t, v.Path("B"))
 		if st := v.Mount.Status(); st.OpenFiles.DaemonServed != 1 {
@@ -446,14 +446,14 @@ func TestMixedOpens(t *testing.T) {
 // in the same process.
 func mmapCheck(t *testing.T, f *os.File, path, lowerPath string) {
 	t.Helper()
-	pat := randomBytes(t, 10000)
+	pat := fusetest.RandomBytes(t, 10000)
 	const off = 12345
-	want := fmt.Sprintf("%x", sha256.Sum256(readFile(t, lowerPath)))
-	out := runHelper(t, "mmap", path, strconv.Itoa(off), hex.EncodeToString(pat))
+	want := fmt.Sprintf("%x", sha256.Sum256(fusetest.ReadFile(t, lowerPath)))
+	out := fusetest.RunHelper(t, "mmap", path, strconv.Itoa(off), hex.EncodeToString(pat))
 	if got := strings.TrimSpace(out); got != want {
 		t.Errorf("mapping has sha256 %s, lower file %s", got, want)
 	}
-	if low := readFile(t, lowerPath); !bytes.Equal(low[off:off+len(pat)], pat) {
+	if low := fusetest.ReadFile(t, lowerPath); !bytes.Equal(low[off:off+len(pat)], pat) {
 		t.Error("lower file does not hold what was written through the mapping")
 	}
 	got := make([]byte, len(pat))
@@ -531,7 +531,7 @@ func mwriteHelper(args []string) error {
 // 215 check (xfs_io maps, writes and exits, then stat).
 func TestPassthroughMmapTimes(t *testing.T) {
 	low, mnt := t.TempDir(), t.TempDir()
-	d := startDaemon(t, low, mnt, "--cache", "always", "--passthrough", "require")
+	d := fusetest.StartMount(t, low, mnt, "--cache", "always", "--passthrough", "require")
 	defer d.Stop(t)
 	v := &fusetest.View{Lower: low, Mnt: mnt}
 	// As xfs_io -f -c "truncate 1m": made and sized through the mount.
@@ -551,8 +551,8 @@ func TestPassthroughMmapTimes(t *testing.T) {
 		}
 		return time.Unix(stx.Mtime.Sec, int64(stx.Mtime.Nsec))
 	}
-	old := mtime(v.Path("f"))           // cached for a day now
-	runHelper(t, "mwrite", v.Path("f")) // in a child: maps, writes, exits
+	old := mtime(v.Path("f"))                    // cached for a day now
+	fusetest.RunHelper(t, "mwrite", v.Path("f")) // in a child: maps, writes, exits
 	lower := mtime(v.LowerPath("f"))
 	if lower.Equal(old) {
 		t.Fatal("the mapped write did not move the lower file's mtime")
@@ -562,4 +562,33 @@ func TestPassthroughMmapTimes(t *testing.T) {
 	if got := mtime(v.Path("f")); !got.Equal(lower) {
 		t.Errorf("mtime through the mount after a mapped write: %v, want the lower %v", got, lower)
 	}
+}
+
+func init() {
+	fusetest.Helper("mmap", mmapHelper)
+	fusetest.Helper("mwrite", mwriteHelper)
+}
+
+// backingFor returns the backing file of the lower path, or nil.
+func backingFor(st sievefs.Status, lowerPath string) *sievefs.BackingFile {
+	for i, b := range st.BackingFiles {
+		if b.Path == lowerPath {
+			return &st.BackingFiles[i]
+		}
+	}
+	return nil
+}
+
+// processState returns the state letter of /proc/PID/stat (R, S, T…).
+func processState(pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
 }

@@ -1,6 +1,15 @@
 // Package fusetest mounts real sievefs views for tests. Every mount lives in
 // the test's temporary directory and is unmounted by t.Cleanup, also when the
 // test fails.
+//
+// It also holds the helpers the tests of several packages share (the root
+// package's, systest's and each built-in filter's in filter/<name>): the
+// sievefs binary run as a daemon, helper processes, lower trees, rules on a
+// mount, callers acting as other users, snapshots and a FUSE request
+// counter. A test package that starts helper processes (RunHelper, Beside,
+// RunAs) or the sievefs binary has
+//
+//	func TestMain(m *testing.M) { fusetest.Main(m) }
 package fusetest
 
 import (

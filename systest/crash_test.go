@@ -1,9 +1,9 @@
-package sievefs_test
+package systest
 
 // What a client saw acknowledged survives the daemon's death: SIGKILL in the
 // middle of a write loop, and SIGTERM (unmount) in the middle of heavy use.
-// The daemon runs as a separate process (startDaemon): the test process is the
-// client, and nothing here maps a file of the mount.
+// The daemon runs as a separate process (fusetest.StartMount): the test
+// process is the client, and nothing here maps a file of the mount.
 
 import (
 	"bytes"
@@ -55,9 +55,9 @@ func crashDirs(t *testing.T) (lower, mnt string) {
 
 // daemonUsesPassthrough waits for the daemon's "mounted" log line and
 // returns whether it says passthrough=true.
-func daemonUsesPassthrough(t *testing.T, d *daemon) bool {
+func daemonUsesPassthrough(t *testing.T, d *fusetest.Daemon) bool {
 	t.Helper()
-	eventually(t, 5*time.Second, "the daemon's 'mounted' log line", func() bool {
+	fusetest.Eventually(t, 5*time.Second, "the daemon's 'mounted' log line", func() bool {
 		return strings.Contains(d.Stderr.String(), "msg=mounted")
 	})
 	return strings.Contains(d.Stderr.String(), "passthrough=true")
@@ -65,11 +65,11 @@ func daemonUsesPassthrough(t *testing.T, d *daemon) bool {
 
 // detachDeadMount makes sure nothing stays mounted on mnt once the test ends,
 // also when it fails before unmounting the dead mount itself. It must be
-// registered after startDaemon, so that it runs before the daemon's cleanup
-// (which reports a mount left behind).
+// registered after fusetest.StartMount, so that it runs before the daemon's
+// cleanup (which reports a mount left behind).
 func detachDeadMount(t *testing.T, mnt string) {
 	t.Cleanup(func() {
-		if !sievefsMounted(mnt) {
+		if !fusetest.SievefsMounted(mnt) {
 			return
 		}
 		if err := unix.Unmount(mnt, 0); err != nil {
@@ -343,7 +343,7 @@ const crashRounds = 3
 // crashWriteLoop is one round of TestCrashSIGKILLWriteLoop.
 func crashWriteLoop(t *testing.T, flags []string, wantPassthrough *bool, fsync bool) {
 	lower, mnt := crashDirs(t)
-	d := startDaemon(t, lower, mnt, flags...)
+	d := fusetest.StartMount(t, lower, mnt, flags...)
 	detachDeadMount(t, mnt)
 	pt := daemonUsesPassthrough(t, d)
 	if wantPassthrough != nil && pt != *wantPassthrough {
@@ -359,7 +359,7 @@ func crashWriteLoop(t *testing.T, flags []string, wantPassthrough *bool, fsync b
 		w.run(stop)
 	}()
 	// Let the loop run, then kill at a random moment.
-	eventually(t, 10*time.Second, "the writer to get going", func() bool {
+	fusetest.Eventually(t, 10*time.Second, "the writer to get going", func() bool {
 		select {
 		case <-done:
 			return true
@@ -411,7 +411,7 @@ func crashWriteLoop(t *testing.T, flags []string, wantPassthrough *bool, fsync b
 	if err := unix.Unmount(mnt, 0); err != nil {
 		t.Errorf("umount of the dead mount: %v", err)
 	}
-	if sievefsMounted(mnt) {
+	if fusetest.SievefsMounted(mnt) {
 		t.Errorf("%s still mounted after umount", mnt)
 	}
 }
@@ -642,7 +642,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				lower, mnt := crashDirs(t)
-				d := startDaemon(t, lower, mnt, mode.flags...)
+				d := fusetest.StartMount(t, lower, mnt, mode.flags...)
 				detachDeadMount(t, mnt)
 				pt := daemonUsesPassthrough(t, d)
 				if mode.passthrough != nil && pt != *mode.passthrough {
@@ -741,7 +741,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 					t.Errorf("the daemon aborted the connection although every file was closed %v after SIGTERM; stderr:\n%s",
 						stopped.Round(time.Millisecond), d.Stderr)
 				}
-				if sievefsMounted(mnt) {
+				if fusetest.SievefsMounted(mnt) {
 					t.Errorf("%s still mounted after the daemon exited", mnt)
 				}
 				for _, w := range ws {
@@ -752,7 +752,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 				}
 				// Nothing was written into the bare mountpoint once the
 				// mount was detached.
-				if !sievefsMounted(mnt) {
+				if !fusetest.SievefsMounted(mnt) {
 					if ents, err := os.ReadDir(mnt); err != nil {
 						t.Errorf("read the bare mountpoint: %v", err)
 					} else if len(ents) > 0 {

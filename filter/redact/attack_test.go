@@ -1,4 +1,4 @@
-package sievefs_test
+package redact_test
 
 // Attacks on the redact filter by an unprivileged caller it covers (uid
 // 1000, through an allow_other mount), with a process beside the mount
@@ -29,7 +29,7 @@ import (
 )
 
 func init() {
-	helpers["redact-writer"] = redactWriter
+	fusetest.Helper("redact-writer", redactWriter)
 }
 
 // redactWriter rewrites a lower file in place, from a process beside the
@@ -86,8 +86,8 @@ func redactWriter(args []string) error {
 func putBeside(t *testing.T, path string, data []byte) {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), "src")
-	writeFile(t, src, data)
-	runHelper(t, "redact-writer", "put", path, src)
+	fusetest.WriteFile(t, src, data)
+	fusetest.RunHelper(t, "redact-writer", "put", path, src)
 }
 
 // slotJPEG returns a JPEG of fixed size whose GPS IFD keeps its
@@ -168,12 +168,12 @@ func leaks(data []byte, rs []redact.Range) []redact.Range {
 // root, reachable by uid 1000 (allow_other).
 func redactView(t *testing.T, low string) (*fusetest.View, *redact.Filter) {
 	t.Helper()
-	rd, err := redact.New(globs("photos/**"), []string{"gps"})
+	rd, err := redact.New(fusetest.Globs("photos/**"), []string{"gps"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain := rulesOf(t, filter.Rule{Name: "redact", Filter: rd, When: filter.Condition{Unless: &filter.Callers{Uids: []uint32{0}}}})
-	return mountFiltered(t, low, chain, true), rd
+	chain := fusetest.RulesOf(t, filter.Rule{Name: "redact", Filter: rd, When: filter.Condition{Unless: &filter.Callers{Uids: []uint32{0}}}})
+	return fusetest.MountFiltered(t, low, chain, true), rd
 }
 
 // photos lays out low/photos, owned by uid 1000, with files of the given
@@ -189,7 +189,7 @@ func photos(t *testing.T, low string, files map[string][]byte) {
 	}
 	for name, data := range files {
 		p := filepath.Join(dir, name)
-		writeFile(t, p, data)
+		fusetest.WriteFile(t, p, data)
 		if err := os.Chown(p, 1000, 1000); err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +219,7 @@ func readAt(f *os.File, n int) readOutcome {
 // the GPS bytes; an Exif header whose sixth byte changed is still
 // redacted; restored, the file reads redacted again.
 func TestFilterRedactBrokenHeader(t *testing.T) {
-	low := newLower(t)
+	low := fusetest.NewLower(t)
 	img, ranges := slotJPEG(t, 0)
 	photos(t, low, map[string][]byte{"geo.jpg": img})
 	v, _ := redactView(t, low)
@@ -247,9 +247,9 @@ func TestFilterRedactBrokenHeader(t *testing.T) {
 	got := make([]readOutcome, len(steps))
 	fresh := make([]readOutcome, len(steps))
 	lower := make([][]byte, len(steps)) // the lower file at each step
-	c := startCaller(t, 1000, 1000)
+	c := fusetest.StartCaller(t, 1000, 1000)
 	var held *os.File
-	c.run(t, func() { held, openErr = os.Open(path) })
+	c.Run(t, func() { held, openErr = os.Open(path) })
 	if openErr != nil {
 		t.Fatalf("uid 1000 open: %v", openErr)
 	}
@@ -258,12 +258,12 @@ func TestFilterRedactBrokenHeader(t *testing.T) {
 		if err := st.write(lowerFile); err != nil {
 			t.Fatalf("%s: write beside the mount: %v", st.name, err)
 		}
-		c.run(t, func() {
+		c.Run(t, func() {
 			got[i] = readAt(held, len(img))
 			b, err := os.ReadFile(path)
 			fresh[i] = readOutcome{b, err}
 		})
-		lower[i] = readFile(t, v.LowerPath("photos/geo.jpg"))
+		lower[i] = fusetest.ReadFile(t, v.LowerPath("photos/geo.jpg"))
 	}
 	for i, st := range steps {
 		for _, o := range []struct {
@@ -275,11 +275,11 @@ func TestFilterRedactBrokenHeader(t *testing.T) {
 				t.Errorf("%s: GPS bytes at %v", what, l)
 			}
 			if st.eio {
-				wantErr(t, what, o.err, syscall.EIO)
+				fusetest.WantErr(t, what, o.err, syscall.EIO)
 				continue
 			}
-			wantErr(t, what, o.err, 0)
-			if o.err == nil && !bytes.Equal(o.data, redacted(lower[i], ranges)) {
+			fusetest.WantErr(t, what, o.err, 0)
+			if o.err == nil && !bytes.Equal(o.data, fusetest.Redacted(lower[i], ranges)) {
 				t.Errorf("%s: not the lower file with its GPS values zeroed", what)
 			}
 		}
@@ -294,7 +294,7 @@ func TestFilterRedactBrokenHeader(t *testing.T) {
 // to the image data after the start of scan, appends, and truncation to 0
 // go through.
 func TestFilterRedactCoveredWriter(t *testing.T) {
-	low := newLower(t)
+	low := fusetest.NewLower(t)
 	img, ranges := slotJPEG(t, 0)
 	photos(t, low, map[string][]byte{"geo.jpg": img})
 	v, _ := redactView(t, low)
@@ -306,7 +306,7 @@ func TestFilterRedactCoveredWriter(t *testing.T) {
 	var relabel, soi, cut, body, appended, zero error
 	var after readOutcome
 	var data []byte
-	asCaller(t, 1000, 1000, func() {
+	fusetest.AsCaller(t, 1000, 1000, func() {
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
 			relabel = err
@@ -322,37 +322,37 @@ func TestFilterRedactCoveredWriter(t *testing.T) {
 		data, _ = os.ReadFile(path)
 		zero = f.Truncate(0)
 	})
-	wantErr(t, "uid 1000 relabels the GPS pointer", relabel, syscall.EPERM)
-	wantErr(t, "uid 1000 breaks the SOI", soi, syscall.EPERM)
-	wantErr(t, "uid 1000 truncates before the GPS IFD", cut, syscall.EPERM)
-	wantErr(t, "uid 1000 read after the refused writes", after.err, 0)
+	fusetest.WantErr(t, "uid 1000 relabels the GPS pointer", relabel, syscall.EPERM)
+	fusetest.WantErr(t, "uid 1000 breaks the SOI", soi, syscall.EPERM)
+	fusetest.WantErr(t, "uid 1000 truncates before the GPS IFD", cut, syscall.EPERM)
+	fusetest.WantErr(t, "uid 1000 read after the refused writes", after.err, 0)
 	if l := leaks(after.data, ranges); len(l) > 0 || len(after.data) != len(img) {
 		t.Errorf("uid 1000 read after the refused writes: %d bytes, GPS bytes at %v", len(after.data), l)
 	}
-	wantErr(t, "uid 1000 writes the image data", body, 0)
-	wantErr(t, "uid 1000 appends", appended, 0)
+	fusetest.WantErr(t, "uid 1000 writes the image data", body, 0)
+	fusetest.WantErr(t, "uid 1000 appends", appended, 0)
 	if l := leaks(data, ranges); len(l) > 0 || !bytes.HasSuffix(data, []byte("tail")) {
 		t.Errorf("uid 1000 read after its writes: GPS bytes at %v, appended tail there: %v", l, bytes.HasSuffix(data, []byte("tail")))
 	}
-	wantErr(t, "uid 1000 truncates to 0", zero, 0)
+	fusetest.WantErr(t, "uid 1000 truncates to 0", zero, 0)
 }
 
 // TestFilterRedactHeldOpen opens an empty file and a text file as uid
 // 1000 and keeps them open; a process beside the mount then writes a GPS
 // JPEG into each lower file. Reads through the held opens are redacted.
 func TestFilterRedactHeldOpen(t *testing.T) {
-	low := newLower(t)
+	low := fusetest.NewLower(t)
 	img, ranges := slotJPEG(t, 1)
 	notes := []byte("not an image, not yet\n")
 	photos(t, low, map[string][]byte{"empty.jpg": nil, "notes.txt": notes})
 	v, _ := redactView(t, low)
 
 	names := []string{"empty.jpg", "notes.txt"}
-	c := startCaller(t, 1000, 1000)
+	c := fusetest.StartCaller(t, 1000, 1000)
 	files := map[string]*os.File{}
 	before := map[string]readOutcome{}
 	var openErr error
-	c.run(t, func() {
+	c.Run(t, func() {
 		for _, name := range names {
 			f, err := os.Open(v.Path("photos/" + name))
 			if err != nil {
@@ -374,13 +374,13 @@ func TestFilterRedactHeldOpen(t *testing.T) {
 	if o := before["empty.jpg"]; o.err != nil || len(o.data) != 0 {
 		t.Errorf("uid 1000 read of the empty file: %d bytes, %v; want none", len(o.data), o.err)
 	}
-	wantErr(t, "uid 1000 read of the text file", before["notes.txt"].err, syscall.EIO)
+	fusetest.WantErr(t, "uid 1000 read of the text file", before["notes.txt"].err, syscall.EIO)
 
 	for _, name := range names {
 		putBeside(t, v.LowerPath("photos/"+name), img)
 	}
 	after := map[string]readOutcome{}
-	c.run(t, func() {
+	c.Run(t, func() {
 		for _, name := range names {
 			after[name] = readAt(files[name], len(img))
 		}
@@ -390,7 +390,7 @@ func TestFilterRedactHeldOpen(t *testing.T) {
 		if l := leaks(o.data, ranges); len(l) > 0 {
 			t.Errorf("%s: uid 1000 read through the held open shows GPS bytes at %v", name, l)
 		}
-		if o.err != nil || !bytes.Equal(o.data, redacted(img, ranges)) {
+		if o.err != nil || !bytes.Equal(o.data, fusetest.Redacted(img, ranges)) {
 			t.Errorf("%s: uid 1000 read through the held open: %d bytes, %v; want the image redacted", name, len(o.data), o.err)
 		}
 	}
@@ -402,7 +402,7 @@ func TestFilterRedactHeldOpen(t *testing.T) {
 // reads the file meanwhile, through one open and through new ones: every
 // read fails with EIO or has zeros at every GPS offset of both layouts.
 func TestFilterRedactRewriteRace(t *testing.T) {
-	low := newLower(t)
+	low := fusetest.NewLower(t)
 	a, ra := slotJPEG(t, 0)
 	b, rb := slotJPEG(t, 1)
 	broken := slices.Clone(b)
@@ -410,7 +410,7 @@ func TestFilterRedactRewriteRace(t *testing.T) {
 	photos(t, low, map[string][]byte{"race.jpg": a})
 	v, _ := redactView(t, low)
 	gps := append(slices.Clone(ra), rb...)
-	if len(leaks(redacted(a, ra), gps)) > 0 || len(leaks(redacted(b, rb), gps)) > 0 {
+	if len(leaks(fusetest.Redacted(a, ra), gps)) > 0 || len(leaks(fusetest.Redacted(b, rb), gps)) > 0 {
 		t.Fatal("a layout has non-zero bytes where the other keeps GPS values")
 	}
 
@@ -418,10 +418,10 @@ func TestFilterRedactRewriteRace(t *testing.T) {
 	var srcs []string
 	for i, data := range [][]byte{a, b, broken} {
 		srcs = append(srcs, filepath.Join(dir, strconv.Itoa(i)))
-		writeFile(t, srcs[i], data)
+		fusetest.WriteFile(t, srcs[i], data)
 	}
 	writer := exec.Command(os.Args[0], append([]string{"flip", v.LowerPath("photos/race.jpg")}, srcs...)...)
-	writer.Env = append(os.Environ(), helperEnv+"=redact-writer")
+	writer.Env = append(os.Environ(), fusetest.HelperEnv+"=redact-writer")
 	stdin, err := writer.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -452,7 +452,7 @@ func TestFilterRedactRewriteRace(t *testing.T) {
 		}
 	}
 	path := v.Path("photos/race.jpg")
-	asCaller(t, 1000, 1000, func() {
+	fusetest.AsCaller(t, 1000, 1000, func() {
 		f, err := os.Open(path)
 		if err != nil {
 			others = append(others, err)
@@ -484,9 +484,9 @@ func TestFilterRedactRewriteRace(t *testing.T) {
 		t.Errorf("the writer made %d writes; no race was tried", writes)
 	}
 	// The writer ended with layout a.
-	got, err := readAs(t, 1000, 1000, path)
-	if err != nil || !bytes.Equal(got, redacted(a, ra)) {
-		t.Errorf("uid 1000 read after the writer stopped: %v, equal to a redacted: %v", err, bytes.Equal(got, redacted(a, ra)))
+	got, err := fusetest.ReadAs(t, 1000, 1000, path)
+	if err != nil || !bytes.Equal(got, fusetest.Redacted(a, ra)) {
+		t.Errorf("uid 1000 read after the writer stopped: %v, equal to a redacted: %v", err, bytes.Equal(got, fusetest.Redacted(a, ra)))
 	}
 }
 
@@ -495,7 +495,7 @@ func TestFilterRedactRewriteRace(t *testing.T) {
 // 65535 entries) as uid 1000: they fail with EIO, and opening them many
 // times parses each once and keeps the filter's cache bounded.
 func TestFilterRedactHostile(t *testing.T) {
-	low := newLower(t)
+	low := fusetest.NewLower(t)
 	tiff := make([]byte, 1<<20)
 	copy(tiff, "II*\x00\x08\x00\x00\x00\xFF\xFF")
 	photos(t, low, map[string][]byte{"hostile.jpg": exiftest.HostileJPEG(8 << 20), "hostile.tif": tiff})
@@ -503,8 +503,8 @@ func TestFilterRedactHostile(t *testing.T) {
 	before := rd.Stats()
 	const opens = 50
 	var errs []error
-	c := startCaller(t, 1000, 1000)
-	c.run(t, func() {
+	c := fusetest.StartCaller(t, 1000, 1000)
+	c.Run(t, func() {
 		for range opens {
 			for _, name := range []string{"hostile.jpg", "hostile.tif"} {
 				f, err := os.Open(v.Path("photos/" + name))

@@ -1,4 +1,4 @@
-package sievefs_test
+package rename_test
 
 import (
 	"fmt"
@@ -12,19 +12,20 @@ import (
 	"github.com/sievefs/sievefs/filter"
 	"github.com/sievefs/sievefs/filter/hide"
 	"github.com/sievefs/sievefs/filter/rename"
+	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
 // TestFilterRename checks that lookups, listings, creation, symlinks,
 // links and renames use mapped names with the lower names mapped back,
 // symlink targets unchanged, and the collision rules.
 func TestFilterRename(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "docs/a.markdown", "docs/x.md", "docs/plain.txt", "docs/sub/deep.markdown", "top.markdown", "top.md")
-	ren, err := rename.New(globs("docs/**"), ".markdown", ".md")
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "docs/a.markdown", "docs/x.md", "docs/plain.txt", "docs/sub/deep.markdown", "top.markdown", "top.md")
+	ren, err := rename.New(fusetest.Globs("docs/**"), ".markdown", ".md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := mountFiltered(t, low, rulesOf(t, filter.Rule{Name: "ren", Filter: ren}), false)
+	v := fusetest.MountFiltered(t, low, fusetest.RulesOf(t, filter.Rule{Name: "ren", Filter: ren}), false)
 	p := v.Path
 	lowerHas := func(name string) bool {
 		_, err := os.Lstat(filepath.Join(low, name))
@@ -41,7 +42,7 @@ func TestFilterRename(t *testing.T) {
 		// paths does not exist in the view; a lower .md there is not shown.
 		for _, name := range []string{"docs/a.markdown", "docs/x.md", "docs/sub/deep.markdown", "docs/y.markdown"} {
 			_, err := os.Stat(p(name))
-			wantErr(t, "stat "+name, err, syscall.ENOENT)
+			fusetest.WantErr(t, "stat "+name, err, syscall.ENOENT)
 		}
 		// Outside the paths nothing is mapped.
 		for _, name := range []string{"top.markdown", "top.md"} {
@@ -57,17 +58,17 @@ func TestFilterRename(t *testing.T) {
 			"docs/sub": "[deep.md]",
 			".":        "[docs top.markdown top.md]",
 		} {
-			if got := fmt.Sprint(listDir(t, p(dir))); got != want {
+			if got := fmt.Sprint(fusetest.ListDir(t, p(dir))); got != want {
 				t.Errorf("ls -l %s: %s, want %s", dir, got, want)
 			}
-			if got := fmt.Sprint(getdentsSmall(t, p(dir))); got != want {
+			if got := fmt.Sprint(fusetest.GetdentsSmall(t, p(dir))); got != want {
 				t.Errorf("getdents %s: %s, want %s", dir, got, want)
 			}
 		}
 	})
 
 	t.Run("Create", func(t *testing.T) {
-		writeFile(t, p("docs/n.md"), []byte("new"))
+		fusetest.WriteFile(t, p("docs/n.md"), []byte("new"))
 		if b, err := os.ReadFile(filepath.Join(low, "docs/n.markdown")); err != nil || string(b) != "new" {
 			t.Errorf("lower docs/n.markdown: %q %v", b, err)
 		}
@@ -87,15 +88,15 @@ func TestFilterRename(t *testing.T) {
 			t.Error("lower docs/fifo.markdown missing")
 		}
 		// A view name ending in .markdown under the paths cannot exist.
-		wantErr(t, "create docs/y.markdown", os.WriteFile(p("docs/y.markdown"), []byte("y"), 0o644), syscall.ENOENT)
-		wantErr(t, "mkdir docs/z.markdown", os.Mkdir(p("docs/z.markdown"), 0o755), syscall.ENOENT)
-		wantErr(t, "symlink docs/s.markdown", os.Symlink("a.md", p("docs/s.markdown")), syscall.ENOENT)
+		fusetest.WantErr(t, "create docs/y.markdown", os.WriteFile(p("docs/y.markdown"), []byte("y"), 0o644), syscall.ENOENT)
+		fusetest.WantErr(t, "mkdir docs/z.markdown", os.Mkdir(p("docs/z.markdown"), 0o755), syscall.ENOENT)
+		fusetest.WantErr(t, "symlink docs/s.markdown", os.Symlink("a.md", p("docs/s.markdown")), syscall.ENOENT)
 		for _, name := range []string{"docs/y.markdown", "docs/z.markdown", "docs/s.markdown"} {
 			if lowerHas(name) {
 				t.Errorf("lower %s exists", name)
 			}
 		}
-		if got := fmt.Sprint(listDir(t, p("docs"))); got != "[a.md d.md fifo.md n.md plain.txt sub]" {
+		if got := fmt.Sprint(fusetest.ListDir(t, p("docs"))); got != "[a.md d.md fifo.md n.md plain.txt sub]" {
 			t.Errorf("ls docs after creating: %s", got)
 		}
 	})
@@ -130,7 +131,7 @@ func TestFilterRename(t *testing.T) {
 		if a.Ino != b.Ino || a.Nlink != 2 {
 			t.Errorf("lower a.markdown and b.markdown: inodes %d %d, nlink %d", a.Ino, b.Ino, a.Nlink)
 		}
-		wantErr(t, "link onto docs/c.markdown", os.Link(p("docs/a.md"), p("docs/c.markdown")), syscall.ENOENT)
+		fusetest.WantErr(t, "link onto docs/c.markdown", os.Link(p("docs/a.md"), p("docs/c.markdown")), syscall.ENOENT)
 		if err := os.Remove(p("docs/b.md")); err != nil {
 			t.Fatal(err)
 		}
@@ -166,17 +167,17 @@ func TestFilterRename(t *testing.T) {
 		if !lowerHas("docs/sub/back.markdown") {
 			t.Error("rename m.md docs/sub/back.md: lower docs/sub/back.markdown missing")
 		}
-		wantErr(t, "rename onto docs/q.markdown", os.Rename(p("docs/p.md"), p("docs/q.markdown")), syscall.ENOENT)
-		wantErr(t, "rename docs/x.md (a hidden lower .md)", os.Rename(p("docs/x.md"), p("docs/xx.md")), syscall.ENOENT)
+		fusetest.WantErr(t, "rename onto docs/q.markdown", os.Rename(p("docs/p.md"), p("docs/q.markdown")), syscall.ENOENT)
+		fusetest.WantErr(t, "rename docs/x.md (a hidden lower .md)", os.Rename(p("docs/x.md"), p("docs/xx.md")), syscall.ENOENT)
 		if b, err := os.ReadFile(filepath.Join(low, "docs/x.md")); err != nil || string(b) != "docs/x.md" {
 			t.Errorf("lower docs/x.md: %q %v", b, err)
 		}
-		if got := fmt.Sprint(listDir(t, p("docs/sub"))); got != "[back.md deep.md]" {
+		if got := fmt.Sprint(fusetest.ListDir(t, p("docs/sub"))); got != "[back.md deep.md]" {
 			t.Errorf("ls docs/sub: %s", got)
 		}
 	})
 
-	if d := ruleDecisions(v, "ren"); d[filter.DecisionRename] == 0 || d[filter.DecisionDrop] == 0 {
+	if d := fusetest.RuleDecisions(v, "ren"); d[filter.DecisionRename] == 0 || d[filter.DecisionDrop] == 0 {
 		t.Errorf("rule ren decisions %v, want renames and drops", d)
 	}
 }
@@ -185,22 +186,22 @@ func TestFilterRename(t *testing.T) {
 // on the mapped name hides the lower file under both names, whatever the
 // order of the rules.
 func TestFilterRenameThenHide(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "docs/s.markdown", "docs/ok.markdown")
-	ren, err := rename.New(globs("docs/**"), ".markdown", ".md")
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "docs/s.markdown", "docs/ok.markdown")
+	ren, err := rename.New(fusetest.Globs("docs/**"), ".markdown", ".md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hideS := hide.New(globs("docs/s.md"))
+	hideS := hide.New(fusetest.Globs("docs/s.md"))
 	for _, order := range [][]filter.Rule{{{Filter: ren}, {Filter: hideS}}, {{Filter: hideS}, {Filter: ren}}} {
-		v := mountFiltered(t, low, rulesOf(t, order...), false)
+		v := fusetest.MountFiltered(t, low, fusetest.RulesOf(t, order...), false)
 		for _, name := range []string{"docs/s.md", "docs/s.markdown"} {
 			_, err := os.Stat(v.Path(name))
-			wantErr(t, "stat "+name, err, syscall.ENOENT)
+			fusetest.WantErr(t, "stat "+name, err, syscall.ENOENT)
 		}
-		if got := fmt.Sprint(listDir(t, v.Path("docs"))); got != "[ok.md]" {
+		if got := fmt.Sprint(fusetest.ListDir(t, v.Path("docs"))); got != "[ok.md]" {
 			t.Errorf("ls docs: %s, want [ok.md]", got)
 		}
-		wantErr(t, "create docs/s.md", os.WriteFile(v.Path("docs/s.md"), nil, 0o644), syscall.EACCES)
+		fusetest.WantErr(t, "create docs/s.md", os.WriteFile(v.Path("docs/s.md"), nil, 0o644), syscall.EACCES)
 	}
 }

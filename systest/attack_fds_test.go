@@ -1,4 +1,4 @@
-package sievefs_test
+package systest
 
 import (
 	"bufio"
@@ -10,10 +10,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
 func init() {
-	helpers["hold"] = holdHelper
+	fusetest.Helper("hold", holdHelper)
 }
 
 // holdHelper is a greedy caller: as UID:GID it opens the files f0…fN-1
@@ -44,7 +46,7 @@ func holdHelper(args []string) error {
 				_, err = f.Readdirnames(-1)
 			}
 			if err != nil {
-				return i, errnoName(err)
+				return i, fusetest.ErrnoName(err)
 			}
 			held = append(held, f)
 		}
@@ -77,26 +79,26 @@ func dropTo(uid, gid int) error {
 // descriptors gets EMFILE for its own opens, while the daemon stays within
 // its budget and another user's opens and listings keep working.
 func TestAttackDescriptorExhaustion(t *testing.T) {
-	low := newLower(t)
+	low := fusetest.NewLower(t)
 	const files, dirs = 300, 300
 	for i := range files {
-		writeFile(t, filepath.Join(low, "f"+strconv.Itoa(i)), []byte("x"))
+		fusetest.WriteFile(t, filepath.Join(low, "f"+strconv.Itoa(i)), []byte("x"))
 	}
 	for i := range dirs {
-		layTree(t, low, fmt.Sprintf("d%d/a", i))
+		fusetest.LayTree(t, low, fmt.Sprintf("d%d/a", i))
 	}
 	mnt := filepath.Join(t.TempDir(), "mnt")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	openUp(t, mnt)
+	fusetest.OpenUp(t, mnt)
 	// A budget of 1000 descriptors: 82 held opens per user (see
 	// sievefs status), 46 directory descriptors.
-	d := startDaemon(t, low, mnt, "--passthrough", "off", "--max-fds", "1000", "-o", "allow_other")
+	d := fusetest.StartMount(t, low, mnt, "--passthrough", "off", "--max-fds", "1000", "-o", "allow_other")
 	defer d.Stop(t)
 
 	cmd := exec.Command(os.Args[0], "1000", "1000", mnt, strconv.Itoa(files), strconv.Itoa(dirs))
-	cmd.Env = append(os.Environ(), helperEnv+"=hold")
+	cmd.Env = append(os.Environ(), fusetest.HelperEnv+"=hold")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +141,7 @@ func TestAttackDescriptorExhaustion(t *testing.T) {
 	}
 	// Another user still opens, reads and lists.
 	var otherErr error
-	asCaller(t, 1001, 1001, func() {
+	fusetest.AsCaller(t, 1001, 1001, func() {
 		for i := range 20 {
 			b, err := os.ReadFile(filepath.Join(mnt, "f"+strconv.Itoa(i)))
 			if err != nil || string(b) != "x" {
@@ -152,8 +154,8 @@ func TestAttackDescriptorExhaustion(t *testing.T) {
 			}
 		}
 	})
-	wantErr(t, "another user's opens while one user holds its share", otherErr, 0)
-	status, err := exec.Command(sievefsBinary(t), "status", mnt).CombinedOutput()
+	fusetest.WantErr(t, "another user's opens while one user holds its share", otherErr, 0)
+	status, err := exec.Command(fusetest.Binary(t), "status", mnt).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sievefs status: %v\n%s", err, status)
 	}

@@ -1,4 +1,4 @@
-package sievefs_test
+package systest
 
 // Tests from the attacker's seat: an unprivileged caller (uid 1000) through
 // an allow_other mount tries the routes around a rule that docs/security.md
@@ -34,31 +34,31 @@ var everyoneButRoot = filter.Condition{Unless: &filter.Callers{Uids: []uint32{0}
 func TestAttackDataRoutes(t *testing.T) {
 	for _, mode := range []sievefs.PassthroughMode{sievefs.PassthroughAuto, sievefs.PassthroughOff} {
 		t.Run(string(mode), func(t *testing.T) {
-			low := newLower(t)
-			img, ranges := gpsJPEG(t)
-			want := redacted(img, ranges)
-			layTree(t, low, "photos/", "out/")
+			low := fusetest.NewLower(t)
+			img, ranges := fusetest.GPSJPEG(t)
+			want := fusetest.Redacted(img, ranges)
+			fusetest.LayTree(t, low, "photos/", "out/")
 			// A hole after the image: the lower file's data map says
 			// where it is.
 			const size = 1 << 20
-			writeFile(t, filepath.Join(low, "photos/geo.jpg"), img)
+			fusetest.WriteFile(t, filepath.Join(low, "photos/geo.jpg"), img)
 			if err := os.Truncate(filepath.Join(low, "photos/geo.jpg"), size); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.Chown(filepath.Join(low, "out"), 1000, 1000); err != nil {
 				t.Fatal(err)
 			}
-			rd, err := redact.New(globs("photos/**"), []string{"gps"})
+			rd, err := redact.New(fusetest.Globs("photos/**"), []string{"gps"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			chain := rulesOf(t, filter.Rule{Name: "redact", Filter: rd, When: everyoneButRoot})
+			chain := fusetest.RulesOf(t, filter.Rule{Name: "redact", Filter: rd, When: everyoneButRoot})
 			v := fusetest.MountLower(t, low, sievefs.Options{Rules: chain, AllowOther: true, Passthrough: mode})
-			openUp(t, filepath.Dir(v.Mnt))
+			fusetest.OpenUp(t, filepath.Dir(v.Mnt))
 
 			var copyErr, seekErr, fallocErr, cloneErr error
 			var hole int64
-			asCaller(t, 1000, 1000, func() {
+			fusetest.AsCaller(t, 1000, 1000, func() {
 				src, err := os.Open(v.Path("photos/geo.jpg"))
 				if err != nil {
 					copyErr = err
@@ -85,18 +85,18 @@ func TestAttackDataRoutes(t *testing.T) {
 			if cloneErr == nil {
 				t.Error("FICLONE from a claimed file succeeded")
 			}
-			wantErr(t, "uid 1000 copy_file_range", copyErr, 0)
-			got := readFile(t, filepath.Join(low, "out/copy.jpg"))
+			fusetest.WantErr(t, "uid 1000 copy_file_range", copyErr, 0)
+			got := fusetest.ReadFile(t, filepath.Join(low, "out/copy.jpg"))
 			if !bytes.Equal(got, want) {
 				t.Errorf("copy_file_range by a covered caller copied %d bytes, equal to the raw file: %v, to the redacted one: %v",
 					len(got), bytes.Equal(got, img), bytes.Equal(got, want))
 
 			}
-			wantErr(t, "uid 1000 SEEK_HOLE", seekErr, 0)
+			fusetest.WantErr(t, "uid 1000 SEEK_HOLE", seekErr, 0)
 			if hole != size {
 				t.Errorf("SEEK_HOLE on a claimed file: %d, want the size %d (all data)", hole, size)
 			}
-			asCaller(t, 1000, 1000, func() {
+			fusetest.AsCaller(t, 1000, 1000, func() {
 				f, err := os.OpenFile(v.Path("photos/geo.jpg"), os.O_RDWR, 0)
 				if err != nil {
 					fallocErr = err
@@ -117,20 +117,20 @@ func TestAttackDataRoutes(t *testing.T) {
 // TestAttackFallocateClaimed (class 1): fallocate on an open a data rule
 // serves is refused, so that it cannot change data around the stream.
 func TestAttackFallocateClaimed(t *testing.T) {
-	low := newLower(t)
-	img, _ := gpsJPEG(t)
-	layTree(t, low, "photos/")
-	writeFile(t, filepath.Join(low, "photos/geo.jpg"), img)
+	low := fusetest.NewLower(t)
+	img, _ := fusetest.GPSJPEG(t)
+	fusetest.LayTree(t, low, "photos/")
+	fusetest.WriteFile(t, filepath.Join(low, "photos/geo.jpg"), img)
 	if err := os.Chown(filepath.Join(low, "photos/geo.jpg"), 1000, 1000); err != nil {
 		t.Fatal(err)
 	}
-	rd, err := redact.New(globs("photos/**"), []string{"gps"})
+	rd, err := redact.New(fusetest.Globs("photos/**"), []string{"gps"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := mountFiltered(t, low, rulesOf(t, filter.Rule{Filter: rd, When: everyoneButRoot}), true)
+	v := fusetest.MountFiltered(t, low, fusetest.RulesOf(t, filter.Rule{Filter: rd, When: everyoneButRoot}), true)
 	var ferr error
-	asCaller(t, 1000, 1000, func() {
+	fusetest.AsCaller(t, 1000, 1000, func() {
 		f, err := os.OpenFile(v.Path("photos/geo.jpg"), os.O_RDWR, 0)
 		if err != nil {
 			ferr = err
@@ -139,8 +139,8 @@ func TestAttackFallocateClaimed(t *testing.T) {
 		defer f.Close()
 		ferr = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, 0, 16)
 	})
-	wantErr(t, "uid 1000 fallocate of a claimed file", ferr, syscall.EOPNOTSUPP)
-	if got := readFile(t, filepath.Join(low, "photos/geo.jpg")); !bytes.Equal(got, img) {
+	fusetest.WantErr(t, "uid 1000 fallocate of a claimed file", ferr, syscall.EOPNOTSUPP)
+	if got := fusetest.ReadFile(t, filepath.Join(low, "photos/geo.jpg")); !bytes.Equal(got, img) {
 		t.Error("the lower file changed")
 	}
 }
@@ -165,14 +165,14 @@ func posixACL() []byte {
 // change the lower file's or directory's (default) ACLs through the mount,
 // as it cannot chmod.
 func TestAttackRemapACL(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "shared/f", "shared/sub/")
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "shared/f", "shared/sub/")
 	uid, gid, fileMode, dirMode := uint32(1000), uint32(1000), uint32(0o640), uint32(0o755)
-	chain := rulesOf(t, filter.Rule{Filter: remap.New(remap.Config{
-		Paths: globs("shared/**"), Uid: &uid, Gid: &gid, FileMode: &fileMode, DirMode: &dirMode,
+	chain := fusetest.RulesOf(t, filter.Rule{Filter: remap.New(remap.Config{
+		Paths: fusetest.Globs("shared/**"), Uid: &uid, Gid: &gid, FileMode: &fileMode, DirMode: &dirMode,
 	})})
-	v := mountFiltered(t, low, chain, true)
-	before := snapshot(t, low)
+	v := fusetest.MountFiltered(t, low, chain, true)
+	before := fusetest.Snapshot(t, low)
 	acl := posixACL()
 	for _, c := range []struct{ path, name string }{
 		{"shared/f", "system.posix_acl_access"},
@@ -180,18 +180,18 @@ func TestAttackRemapACL(t *testing.T) {
 		{"shared/sub", "system.posix_acl_default"},
 	} {
 		var err error
-		asCaller(t, 1000, 1000, func() { err = unix.Setxattr(v.Path(c.path), c.name, acl, 0) })
-		wantErr(t, "presented owner sets "+c.name+" on "+c.path, err, syscall.EPERM)
-		asCaller(t, 1000, 1000, func() { err = unix.Removexattr(v.Path(c.path), c.name) })
+		fusetest.AsCaller(t, 1000, 1000, func() { err = unix.Setxattr(v.Path(c.path), c.name, acl, 0) })
+		fusetest.WantErr(t, "presented owner sets "+c.name+" on "+c.path, err, syscall.EPERM)
+		fusetest.AsCaller(t, 1000, 1000, func() { err = unix.Removexattr(v.Path(c.path), c.name) })
 		if err == nil {
 			t.Errorf("presented owner removed %s of %s", c.name, c.path)
 		}
 	}
-	sameSnapshot(t, "lower tree after ACL attempts", before, snapshot(t, low))
+	fusetest.SameSnapshot(t, "lower tree after ACL attempts", before, fusetest.Snapshot(t, low))
 	// Other xattrs are not mode changes.
 	var err error
-	asCaller(t, 1000, 1000, func() { err = unix.Setxattr(v.Path("shared/f"), "user.note", []byte("x"), 0) })
-	wantErr(t, "presented owner sets a user xattr", err, 0)
+	fusetest.AsCaller(t, 1000, 1000, func() { err = unix.Setxattr(v.Path("shared/f"), "user.note", []byte("x"), 0) })
+	fusetest.WantErr(t, "presented owner sets a user xattr", err, 0)
 }
 
 // TestAttackMovedOutDirectory (class 7): a directory moved out of the
@@ -201,7 +201,7 @@ func TestAttackMovedOutDirectory(t *testing.T) {
 	fusetest.RequireFuse(t)
 	base := t.TempDir()
 	low, outside := filepath.Join(base, "lower"), filepath.Join(base, "outside")
-	layTree(t, low, "d/f")
+	fusetest.LayTree(t, low, "d/f")
 	if err := os.Mkdir(outside, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -214,8 +214,8 @@ func TestAttackMovedOutDirectory(t *testing.T) {
 	}
 	defer dir.Close()
 	fd := int(dir.Fd())
-	beside(t, "rename", filepath.Join(low, "d"), filepath.Join(outside, "d"))
-	before := snapshot(t, outside)
+	fusetest.Beside(t, "rename", filepath.Join(low, "d"), filepath.Join(outside, "d"))
+	before := fusetest.Snapshot(t, outside)
 	for what, err := range map[string]error{
 		"fchmod":    unix.Fchmod(fd, 0o777),
 		"fchown":    unix.Fchown(fd, 1234, 1234),
@@ -228,15 +228,15 @@ func TestAttackMovedOutDirectory(t *testing.T) {
 			t.Errorf("%s through a descriptor of a directory moved out of the tree succeeded", what)
 		}
 	}
-	sameSnapshot(t, "the directory moved out", before, snapshot(t, outside))
+	fusetest.SameSnapshot(t, "the directory moved out", before, fusetest.Snapshot(t, outside))
 }
 
 // TestAttackHiddenLinkCount (class 9): a directory's link count does not
 // tell how many subdirectories a rule hides.
 func TestAttackHiddenLinkCount(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "d/a/", "d/secret/", "d/also-secret/", "plain/a/", "plain/b/")
-	v := mountFiltered(t, low, rulesOf(t, filter.Rule{Filter: hide.New(globs("d/*secret*"))}), true)
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "d/a/", "d/secret/", "d/also-secret/", "plain/a/", "plain/b/")
+	v := fusetest.MountFiltered(t, low, fusetest.RulesOf(t, filter.Rule{Filter: hide.New(fusetest.Globs("d/*secret*"))}), true)
 	nlink := func(path string) uint64 {
 		var st unix.Stat_t
 		if err := unix.Lstat(path, &st); err != nil {
@@ -265,9 +265,9 @@ func TestAttackHiddenLinkCount(t *testing.T) {
 // answered as absent by the kernel, so that whether a lookup reaches the
 // daemon (and how long it takes) does not tell them apart.
 func TestAttackHiddenOrAbsent(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "d/secret", "d/visible")
-	v := fusetest.MountLower(t, low, sievefs.Options{Rules: rulesOf(t, filter.Rule{Filter: hide.New(globs("d/secret"))}), Cache: sievefs.CacheAlways})
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "d/secret", "d/visible")
+	v := fusetest.MountLower(t, low, sievefs.Options{Rules: fusetest.RulesOf(t, filter.Rule{Filter: hide.New(fusetest.Globs("d/secret"))}), Cache: sievefs.CacheAlways})
 	lookups := func(name string) uint64 {
 		before := v.Mount.Requests("lookup")
 		for range 3 {
@@ -285,7 +285,7 @@ func TestAttackHiddenOrAbsent(t *testing.T) {
 		t.Errorf("3 stats of a hidden name reached the daemon %d times, of an absent name %d times", hidden, absent)
 	}
 	// A reload that shows the name drops the cached absence.
-	if err := v.Mount.SetRules(rulesOf(t)); err != nil {
+	if err := v.Mount.SetRules(fusetest.RulesOf(t)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(v.Path("d/secret")); err != nil {
@@ -314,19 +314,19 @@ func (bySize) DependsOnCaller(string) bool { return true }
 // attributes in Post(lookup) is asked about every node the kernel learns
 // of: readdirplus entries, and a create or link that finds the file.
 func TestAttackAttrJudge(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "dir/")
-	writeFile(t, filepath.Join(low, "dir/small"), []byte("s"))
-	writeFile(t, filepath.Join(low, "dir/big"), bytes.Repeat([]byte("b"), 1000))
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "dir/")
+	fusetest.WriteFile(t, filepath.Join(low, "dir/small"), []byte("s"))
+	fusetest.WriteFile(t, filepath.Join(low, "dir/big"), bytes.Repeat([]byte("b"), 1000))
 	for _, p := range []string{"dir", "dir/small", "dir/big"} {
 		if err := os.Chmod(filepath.Join(low, p), 0o777); err != nil {
 			t.Fatal(err)
 		}
 	}
-	v := mountFiltered(t, low, rulesOf(t, filter.Rule{Filter: bySize{limit: 100}}), true)
+	v := fusetest.MountFiltered(t, low, fusetest.RulesOf(t, filter.Rule{Filter: bySize{limit: 100}}), true)
 	var names []string
 	var listErr, statErr, createErr, linkErr error
-	asCaller(t, 1000, 1000, func() {
+	fusetest.AsCaller(t, 1000, 1000, func() {
 		// A listing first: readdirplus hands the kernel nodes.
 		ents, err := os.ReadDir(v.Path("dir"))
 		listErr = err
@@ -341,18 +341,18 @@ func TestAttackAttrJudge(t *testing.T) {
 		createErr = err
 		linkErr = os.Link(v.Path("dir/big"), v.Path("dir/big2"))
 	})
-	wantErr(t, "uid 1000 list", listErr, 0)
+	fusetest.WantErr(t, "uid 1000 list", listErr, 0)
 	if slices.Contains(names, "big") || !slices.Contains(names, "small") {
 		t.Errorf("uid 1000 lists %q, want small without big", names)
 	}
-	wantErr(t, "uid 1000 stat of the hidden file after a listing", statErr, syscall.ENOENT)
+	fusetest.WantErr(t, "uid 1000 stat of the hidden file after a listing", statErr, syscall.ENOENT)
 	if createErr == nil {
 		t.Error("uid 1000 opened the hidden file with O_CREAT")
 	}
 	if linkErr == nil {
 		t.Error("uid 1000 linked the hidden file")
 	}
-	if got := readFile(t, filepath.Join(low, "dir/big")); len(got) != 1000 {
+	if got := fusetest.ReadFile(t, filepath.Join(low, "dir/big")); len(got) != 1000 {
 		t.Errorf("the hidden file changed: %d bytes", len(got))
 	}
 	if _, err := os.Stat(v.Path("dir/big")); err != nil {
@@ -364,9 +364,9 @@ func TestAttackAttrJudge(t *testing.T) {
 // clears set-ID bits whatever way its open got passthrough: sharing a
 // backing file root opened, or opened before the bits were set.
 func TestAttackSetIDPassthrough(t *testing.T) {
-	low := newLower(t)
-	v := mountFiltered(t, low, rulesOf(t), true)
-	requirePassthrough(t, v.Mount)
+	low := fusetest.NewLower(t)
+	v := fusetest.MountFiltered(t, low, fusetest.RulesOf(t), true)
+	fusetest.RequirePassthrough(t, v.Mount)
 	mode := func(name string) uint32 {
 		var st unix.Stat_t
 		if err := unix.Stat(filepath.Join(low, name), &st); err != nil {
@@ -375,16 +375,16 @@ func TestAttackSetIDPassthrough(t *testing.T) {
 		return st.Mode & 07777
 	}
 	write := func(f *os.File) (err error) {
-		asCaller(t, 1000, 1000, func() { _, err = f.WriteAt([]byte("evil"), 0) })
+		fusetest.AsCaller(t, 1000, 1000, func() { _, err = f.WriteAt([]byte("evil"), 0) })
 		return err
 	}
 	openAs := func(name string) (f *os.File, err error) {
-		asCaller(t, 1000, 1000, func() { f, err = os.OpenFile(v.Path(name), os.O_WRONLY, 0) })
+		fusetest.AsCaller(t, 1000, 1000, func() { f, err = os.OpenFile(v.Path(name), os.O_WRONLY, 0) })
 		return f, err
 	}
 
 	// Shared backing file: root holds the file open first.
-	writeFile(t, filepath.Join(low, "shared"), []byte("program"))
+	fusetest.WriteFile(t, filepath.Join(low, "shared"), []byte("program"))
 	if err := unix.Chmod(filepath.Join(low, "shared"), 0o4777); err != nil {
 		t.Fatal(err)
 	}
@@ -397,14 +397,14 @@ func TestAttackSetIDPassthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "uid 1000 write to a set-user-ID file", write(f), 0)
+	fusetest.WantErr(t, "uid 1000 write to a set-user-ID file", write(f), 0)
 	f.Close()
 	if m := mode("shared"); m&unix.S_ISUID != 0 {
 		t.Errorf("after uid 1000 wrote through a shared backing file, mode %o keeps set-user-ID", m)
 	}
 
 	// Bits set after the unprivileged writer opened the file.
-	writeFile(t, filepath.Join(low, "late"), []byte("program"))
+	fusetest.WriteFile(t, filepath.Join(low, "late"), []byte("program"))
 	if err := os.Chmod(filepath.Join(low, "late"), 0o777); err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +416,7 @@ func TestAttackSetIDPassthrough(t *testing.T) {
 	if err := unix.Chmod(filepath.Join(low, "late"), 0o6777); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "uid 1000 write after the bits were set", write(f), 0)
+	fusetest.WantErr(t, "uid 1000 write after the bits were set", write(f), 0)
 	if m := mode("late"); m&(unix.S_ISUID|unix.S_ISGID) != 0 {
 		t.Errorf("after uid 1000 wrote, mode %o keeps set-ID bits set after its open", m)
 	}
@@ -448,27 +448,27 @@ func (answering) Pre(r *filter.Request) error {
 // TestErrAnswered checks that every operation the table marks answerable
 // takes a filter's answer, leaving the lower tree alone.
 func TestErrAnswered(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "answered/f", "answered/g")
-	v := fusetest.MountLower(t, low, sievefs.Options{Rules: rulesOf(t, filter.Rule{Filter: answering{}}), Cache: sievefs.CacheNever})
-	before := snapshot(t, low)
-	wantErr(t, "answered rename", os.Rename(v.Path("answered/f"), v.Path("answered/h")), 0)
-	wantErr(t, "answered unlink", os.Remove(v.Path("answered/g")), 0)
-	wantErr(t, "answered setxattr", unix.Setxattr(v.Path("answered/f"), "user.x", []byte("1"), 0), 0)
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "answered/f", "answered/g")
+	v := fusetest.MountLower(t, low, sievefs.Options{Rules: fusetest.RulesOf(t, filter.Rule{Filter: answering{}}), Cache: sievefs.CacheNever})
+	before := fusetest.Snapshot(t, low)
+	fusetest.WantErr(t, "answered rename", os.Rename(v.Path("answered/f"), v.Path("answered/h")), 0)
+	fusetest.WantErr(t, "answered unlink", os.Remove(v.Path("answered/g")), 0)
+	fusetest.WantErr(t, "answered setxattr", unix.Setxattr(v.Path("answered/f"), "user.x", []byte("1"), 0), 0)
 	buf := make([]byte, 256)
 	n, err := unix.Listxattr(v.Path("answered/f"), buf)
-	wantErr(t, "answered listxattr", err, 0)
+	fusetest.WantErr(t, "answered listxattr", err, 0)
 	if got := string(buf[:max(n, 0)]); got != "user.one\x00user.two\x00" {
 		t.Errorf("answered listxattr: %q", got)
 	}
 	n, err = unix.Getxattr(v.Path("answered/f"), "user.any", buf)
-	if wantErr(t, "answered getxattr", err, 0); string(buf[:max(n, 0)]) != "answer" {
+	if fusetest.WantErr(t, "answered getxattr", err, 0); string(buf[:max(n, 0)]) != "answer" {
 		t.Errorf("answered getxattr: %q", buf[:max(n, 0)])
 	}
 	var stx unix.Statx_t
 	err = unix.Statx(unix.AT_FDCWD, v.Path("answered/f"), unix.AT_STATX_FORCE_SYNC, unix.STATX_BASIC_STATS|unix.STATX_BTIME, &stx)
-	if wantErr(t, "answered statx", err, 0); stx.Size != 42 {
+	if fusetest.WantErr(t, "answered statx", err, 0); stx.Size != 42 {
 		t.Errorf("answered statx: size %d, want 42", stx.Size)
 	}
-	sameSnapshot(t, "lower tree after answered operations", before, snapshot(t, low))
+	fusetest.SameSnapshot(t, "lower tree after answered operations", before, fusetest.Snapshot(t, low))
 }

@@ -1,9 +1,9 @@
-package sievefs_test
+package fusetest
 
-// Helpers of the filter tests (filter_*_test.go): chains, errno checks,
-// lower trees, and running code as another caller, in this process on a
-// thread of its own (asCaller) or in a child process (the "filter-as"
-// helper).
+// Helpers of the tests of rules on a mount (filter/<name>/mount_test.go,
+// systest): rules, errno checks, lower trees, and running code as another
+// caller, in this process on a thread of its own (AsCaller) or in a child
+// process (RunAs, the "filter-as" helper).
 
 import (
 	"encoding/hex"
@@ -23,15 +23,11 @@ import (
 
 	"github.com/sievefs/sievefs"
 	"github.com/sievefs/sievefs/filter"
-	"github.com/sievefs/sievefs/internal/fusetest"
+	"github.com/sievefs/sievefs/internal/config"
 )
 
-func init() {
-	helpers["filter-as"] = filterAsHelper
-}
-
-// globs parses globs, which must be valid.
-func globs(gs ...string) filter.Patterns {
+// Globs parses globs, which must be valid.
+func Globs(gs ...string) filter.Patterns {
 	ps := make(filter.Patterns, len(gs))
 	for i, g := range gs {
 		ps[i] = filter.MustPattern(g)
@@ -39,14 +35,31 @@ func globs(gs ...string) filter.Patterns {
 	return ps
 }
 
-// rulesOf returns rules as Options.Rules takes them: never nil, so that
+// RulesOf returns rules as Options.Rules takes them: never nil, so that
 // a mount with no rules may still be given some (Mount.SetRules).
-func rulesOf(t testing.TB, rules ...filter.Rule) []filter.Rule {
+func RulesOf(t testing.TB, rules ...filter.Rule) []filter.Rule {
 	return append([]filter.Rule{}, rules...)
 }
 
-// errnoName names err's errno ("ENOENT"), "ok" for nil, or err itself.
-func errnoName(err error) string {
+// PolicyRules builds the rules of a policy file's text (name is the file
+// it is reported as) as the sievefs command does, and closes them when tb
+// ends.
+func PolicyRules(tb testing.TB, name string, yaml []byte) []filter.Rule {
+	tb.Helper()
+	pol, err := config.Parse(name, yaml)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rules, closer, err := pol.Build()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { closer.Close() })
+	return rules
+}
+
+// ErrnoName names err's errno ("ENOENT"), "ok" for nil, or err itself.
+func ErrnoName(err error) string {
 	if err == nil {
 		return "ok"
 	}
@@ -60,8 +73,8 @@ func errnoName(err error) string {
 	return err.Error()
 }
 
-// wantErr fails the test unless err carries the errno want (0: no error).
-func wantErr(t testing.TB, what string, err error, want syscall.Errno) {
+// WantErr fails the test unless err carries the errno want (0: no error).
+func WantErr(t testing.TB, what string, err error, want syscall.Errno) {
 	t.Helper()
 	if want == 0 {
 		if err != nil {
@@ -70,13 +83,13 @@ func wantErr(t testing.TB, what string, err error, want syscall.Errno) {
 		return
 	}
 	if !errors.Is(err, want) {
-		t.Errorf("%s: %v (%s), want %s", what, err, errnoName(err), unix.ErrnoName(want))
+		t.Errorf("%s: %v (%s), want %s", what, err, ErrnoName(err), unix.ErrnoName(want))
 	}
 }
 
-// layTree makes files (content = their name unless given) and directories
+// LayTree makes files (content = their name unless given) and directories
 // (names ending in "/") under dir, with modes 0755 and 0644.
-func layTree(t testing.TB, dir string, entries ...string) {
+func LayTree(t testing.TB, dir string, entries ...string) {
 	t.Helper()
 	for _, e := range entries {
 		p := filepath.Join(dir, e)
@@ -95,21 +108,21 @@ func layTree(t testing.TB, dir string, entries ...string) {
 	}
 }
 
-// newLower returns a new lower directory searchable by everyone.
-func newLower(t testing.TB) string {
+// NewLower returns a new lower directory searchable by everyone.
+func NewLower(t testing.TB) string {
 	t.Helper()
 	low := filepath.Join(t.TempDir(), "lower")
 	if err := os.Mkdir(low, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	openUp(t, low)
+	OpenUp(t, low)
 	return low
 }
 
-// openUp makes path and its parents up to (not including) /tmp searchable
+// OpenUp makes path and its parents up to (not including) /tmp searchable
 // by everyone, so that other users reach a lower tree or a mountpoint in a
 // test's temporary directories.
-func openUp(t testing.TB, path string) {
+func OpenUp(t testing.TB, path string) {
 	t.Helper()
 	for d := path; d != "/" && d != os.TempDir() && d != "."; d = filepath.Dir(d) {
 		fi, err := os.Stat(d)
@@ -124,20 +137,20 @@ func openUp(t testing.TB, path string) {
 	}
 }
 
-// mountFiltered mounts a view of low with rules, reachable by other users
+// MountFiltered mounts a view of low with rules, reachable by other users
 // when allowOther is set.
-func mountFiltered(t testing.TB, low string, rules []filter.Rule, allowOther bool) *fusetest.View {
+func MountFiltered(t testing.TB, low string, rules []filter.Rule, allowOther bool) *View {
 	t.Helper()
-	v := fusetest.MountLower(t, low, sievefs.Options{Rules: rules, AllowOther: allowOther})
+	v := MountLower(t, low, sievefs.Options{Rules: rules, AllowOther: allowOther})
 	if allowOther {
-		openUp(t, filepath.Dir(v.Mnt))
+		OpenUp(t, filepath.Dir(v.Mnt))
 	}
 	return v
 }
 
-// listDir lists dir the way ls -l does (getdents, then lstat of every
+// ListDir lists dir the way ls -l does (getdents, then lstat of every
 // entry) and returns the sorted names; entries it cannot lstat are errors.
-func listDir(t testing.TB, dir string) []string {
+func ListDir(t testing.TB, dir string) []string {
 	t.Helper()
 	es, err := os.ReadDir(dir)
 	if err != nil {
@@ -154,12 +167,12 @@ func listDir(t testing.TB, dir string) []string {
 	return out
 }
 
-// getdentsSmall lists dir with many small getdents calls, so that the
+// GetdentsSmall lists dir with many small getdents calls, so that the
 // kernel asks the daemon several times, at offsets past 0, and returns
 // the sorted names without "." and "..". (The mount negotiates
 // READDIRPLUS_AUTO: the kernel asks for attributes with the first
 // request, and with the next ones only once the lister stats entries.)
-func getdentsSmall(t testing.TB, dir string) []string {
+func GetdentsSmall(t testing.TB, dir string) []string {
 	t.Helper()
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
@@ -182,26 +195,26 @@ func getdentsSmall(t testing.TB, dir string) []string {
 	return names
 }
 
-// hasName reports whether names holds name.
-func hasName(names []string, name string) bool { return slices.Contains(names, name) }
+// HasName reports whether names holds name.
+func HasName(names []string, name string) bool { return slices.Contains(names, name) }
 
-// callerThread is an operating system thread of its own whose filesystem
+// CallerThread is an operating system thread of its own whose filesystem
 // uid and gid (setfsuid, setfsgid) are another caller's, without
 // supplementary groups: the kernel checks permissions as that user (the
 // change from fsuid 0 drops the thread's file capabilities) and FUSE
 // requests carry that caller, with the thread's id as pid. The thread is
 // never given back to the Go scheduler: it exits when the caller is
 // stopped.
-type callerThread struct {
+type CallerThread struct {
 	tid  int
 	work chan func()
 	done chan any // what fn panicked with, or nil
 }
 
-// startCaller starts a thread acting as uid:gid; Cleanup stops it.
-func startCaller(t testing.TB, uid, gid uint32) *callerThread {
+// StartCaller starts a thread acting as uid:gid; Cleanup stops it.
+func StartCaller(t testing.TB, uid, gid uint32) *CallerThread {
 	t.Helper()
-	c := &callerThread{work: make(chan func()), done: make(chan any)}
+	c := &CallerThread{work: make(chan func()), done: make(chan any)}
 	ready := make(chan error)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with us
@@ -229,7 +242,7 @@ func startCaller(t testing.TB, uid, gid uint32) *callerThread {
 	if err := <-ready; err != nil {
 		t.Fatalf("as uid %d gid %d: %v", uid, gid, err)
 	}
-	t.Cleanup(c.stop)
+	t.Cleanup(c.Stop)
 	return c
 }
 
@@ -239,9 +252,9 @@ func runRecover(fn func()) (p any) {
 	return nil
 }
 
-// run runs fn on the thread and waits for it. fn must not call t.Fatal
+// Run runs fn on the thread and waits for it. fn must not call t.Fatal
 // (it runs on another goroutine than the test's).
-func (c *callerThread) run(t testing.TB, fn func()) {
+func (c *CallerThread) Run(t testing.TB, fn func()) {
 	t.Helper()
 	c.work <- fn
 	if p := <-c.done; p != nil {
@@ -249,49 +262,42 @@ func (c *callerThread) run(t testing.TB, fn func()) {
 	}
 }
 
-// stop ends the thread; it may be called more than once.
-func (c *callerThread) stop() {
+// Stop ends the thread; it may be called more than once.
+func (c *CallerThread) Stop() {
 	if c.work != nil {
 		close(c.work)
 		c.work = nil
 	}
 }
 
-// asCaller runs fn on a new callerThread of uid:gid and returns the
+// AsCaller runs fn on a new CallerThread of uid:gid and returns the
 // thread's id, the pid FUSE requests carry. fn must not call t.Fatal.
-func asCaller(t testing.TB, uid, gid uint32, fn func()) (tid int) {
+func AsCaller(t testing.TB, uid, gid uint32, fn func()) (tid int) {
 	t.Helper()
-	c := startCaller(t, uid, gid)
-	defer c.stop()
-	c.run(t, fn)
+	c := StartCaller(t, uid, gid)
+	defer c.Stop()
+	c.Run(t, fn)
 	return c.tid
 }
 
-// statErr stats path as uid:gid (asCaller) and returns the error.
-func statErr(t testing.TB, uid, gid uint32, path string) (err error) {
+// ReadAs reads path as uid:gid (AsCaller).
+func ReadAs(t testing.TB, uid, gid uint32, path string) (data []byte, err error) {
 	t.Helper()
-	asCaller(t, uid, gid, func() { _, err = os.Stat(path) })
-	return err
-}
-
-// readAs reads path as uid:gid (asCaller).
-func readAs(t testing.TB, uid, gid uint32, path string) (data []byte, err error) {
-	t.Helper()
-	asCaller(t, uid, gid, func() { data, err = os.ReadFile(path) })
+	AsCaller(t, uid, gid, func() { data, err = os.ReadFile(path) })
 	return data, err
 }
 
-// runAs runs the "filter-as" helper in a child process that drops to
+// RunAs runs the "filter-as" helper in a child process that drops to
 // uid:gid (real, effective and saved ids, no supplementary groups) before
 // doing op on path: "read" prints the hex of the file's contents, "mmap"
 // the hex of a read-only shared mapping of it. Either prints "ERR NAME" when
 // it fails with an errno.
-func runAs(t testing.TB, uid, gid uint32, op, path string) string {
+func RunAs(t testing.TB, uid, gid uint32, op, path string) string {
 	t.Helper()
-	return strings.TrimSpace(runHelper(t, "filter-as", strconv.Itoa(int(uid)), strconv.Itoa(int(gid)), op, path))
+	return strings.TrimSpace(RunHelper(t, "filter-as", strconv.Itoa(int(uid)), strconv.Itoa(int(gid)), op, path))
 }
 
-// filterAsHelper is the child of runAs.
+// filterAsHelper is the child of RunAs.
 func filterAsHelper(args []string) error {
 	if len(args) != 4 {
 		return fmt.Errorf("want UID GID OP PATH, got %q", args)
@@ -327,7 +333,7 @@ func filterAsHelper(args []string) error {
 		return fmt.Errorf("unknown op %q", op)
 	}
 	if err != nil {
-		fmt.Println("ERR", errnoName(err))
+		fmt.Println("ERR", ErrnoName(err))
 		return nil
 	}
 	fmt.Println(hex.EncodeToString(data))
@@ -335,7 +341,7 @@ func filterAsHelper(args []string) error {
 }
 
 // mmapRead maps the file at path read-only and shared and returns a copy
-// of the mapping. Only for a child process (see mmapCheck).
+// of the mapping. Only for a child process (see RunAs).
 func mmapRead(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -354,8 +360,8 @@ func mmapRead(path string) ([]byte, error) {
 	return append([]byte(nil), m...), nil
 }
 
-// parseAs decodes the output of runAs: the data, or the errno name.
-func parseAs(t testing.TB, out string) ([]byte, string) {
+// ParseAs decodes the output of RunAs: the data, or the errno name.
+func ParseAs(t testing.TB, out string) ([]byte, string) {
 	t.Helper()
 	if name, ok := strings.CutPrefix(out, "ERR "); ok {
 		return nil, name
@@ -367,14 +373,14 @@ func parseAs(t testing.TB, out string) ([]byte, string) {
 	return b, "ok"
 }
 
-// daemonIO returns the mount's daemon READ and WRITE counts.
-func daemonIO(v *fusetest.View) (reads, writes uint64) {
+// DaemonIO returns the mount's daemon READ and WRITE counts.
+func DaemonIO(v *View) (reads, writes uint64) {
 	c := v.Mount.Status().Counters
 	return c.DaemonReads, c.DaemonWrites
 }
 
-// ruleDecisions returns the decision counts of the rule named name.
-func ruleDecisions(v *fusetest.View, name string) map[filter.Decision]uint64 {
+// RuleDecisions returns the decision counts of the rule named name.
+func RuleDecisions(v *View, name string) map[filter.Decision]uint64 {
 	for _, r := range v.Mount.Status().Filters {
 		if r.Rule == name {
 			return r.Decisions

@@ -1,4 +1,4 @@
-package sievefs_test
+package systest
 
 import (
 	"bytes"
@@ -30,18 +30,18 @@ func TestOperations(t *testing.T) {
 }
 
 func testRename2(t *testing.T, v *fusetest.View) {
-	writeFile(t, v.Path("a"), []byte("A"))
-	writeFile(t, v.Path("b"), []byte("B"))
+	fusetest.WriteFile(t, v.Path("a"), []byte("A"))
+	fusetest.WriteFile(t, v.Path("b"), []byte("B"))
 	if err := unix.Renameat2(unix.AT_FDCWD, v.Path("a"), unix.AT_FDCWD, v.Path("b"), unix.RENAME_NOREPLACE); err != unix.EEXIST {
 		t.Errorf("RENAME_NOREPLACE onto an existing name: %v, want EEXIST", err)
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, v.Path("a"), unix.AT_FDCWD, v.Path("b"), unix.RENAME_EXCHANGE); err != nil {
 		t.Fatalf("RENAME_EXCHANGE: %v", err)
 	}
-	if got := string(readFile(t, v.LowerPath("a"))); got != "B" {
+	if got := string(fusetest.ReadFile(t, v.LowerPath("a"))); got != "B" {
 		t.Errorf("after exchange, lower a holds %q, want B", got)
 	}
-	if got := string(readFile(t, v.Path("b"))); got != "A" {
+	if got := string(fusetest.ReadFile(t, v.Path("b"))); got != "A" {
 		t.Errorf("after exchange, b through the mount holds %q, want A", got)
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, v.Path("a"), unix.AT_FDCWD, v.Path("c"), unix.RENAME_NOREPLACE); err != nil {
@@ -61,7 +61,7 @@ func testTmpfile(t *testing.T, v *fusetest.View) {
 	if err := unix.Linkat(fd, "", unix.AT_FDCWD, v.Path("linked"), unix.AT_EMPTY_PATH); err != nil {
 		t.Fatalf("linking the O_TMPFILE file in: %v", err)
 	}
-	if got := string(readFile(t, v.LowerPath("linked"))); got != "tmp" {
+	if got := string(fusetest.ReadFile(t, v.LowerPath("linked"))); got != "tmp" {
 		t.Errorf("linked O_TMPFILE file holds %q on the lower tree, want tmp", got)
 	}
 }
@@ -93,8 +93,8 @@ func testSeekHoles(t *testing.T, v *fusetest.View) {
 }
 
 func testCopyFileRange(t *testing.T, v *fusetest.View) {
-	want := randomBytes(t, 300000)
-	writeFile(t, v.Path("src"), want)
+	want := fusetest.RandomBytes(t, 300000)
+	fusetest.WriteFile(t, v.Path("src"), want)
 	src, err := os.Open(v.Path("src"))
 	if err != nil {
 		t.Fatal(err)
@@ -115,13 +115,13 @@ func testCopyFileRange(t *testing.T, v *fusetest.View) {
 			break
 		}
 	}
-	if got := readFile(t, v.LowerPath("dst")); !bytes.Equal(got, want) {
+	if got := fusetest.ReadFile(t, v.LowerPath("dst")); !bytes.Equal(got, want) {
 		t.Errorf("copy_file_range copied %d bytes that differ from the source", len(got))
 	}
 }
 
 func testStatxAndFsyncDir(t *testing.T, v *fusetest.View) {
-	writeFile(t, v.Path("x"), []byte("x"))
+	fusetest.WriteFile(t, v.Path("x"), []byte("x"))
 	var mnt, low unix.Statx_t
 	if err := unix.Statx(unix.AT_FDCWD, v.Path("x"), 0, unix.STATX_ALL, &mnt); err != nil {
 		t.Fatal(err)
@@ -148,9 +148,9 @@ func testStatxAndFsyncDir(t *testing.T, v *fusetest.View) {
 // handle for identification only (AT_HANDLE_FID, as fanotify uses) works.
 func TestNoFileHandles(t *testing.T) {
 	v := fusetest.Mount(t, sievefs.Options{})
-	writeFile(t, v.Path("f"), []byte("x"))
+	fusetest.WriteFile(t, v.Path("f"), []byte("x"))
 	_, _, err := unix.NameToHandleAt(unix.AT_FDCWD, v.Path("f"), 0)
-	wantErr(t, "name_to_handle_at on the mount", err, syscall.EOPNOTSUPP)
+	fusetest.WantErr(t, "name_to_handle_at on the mount", err, syscall.EOPNOTSUPP)
 	const atHandleFID = 0x200
 	if _, _, err := unix.NameToHandleAt(unix.AT_FDCWD, v.Path("f"), atHandleFID); err != nil {
 		t.Errorf("name_to_handle_at with AT_HANDLE_FID: %v", err)

@@ -1,4 +1,4 @@
-package sievefs_test
+package systest
 
 import (
 	"fmt"
@@ -104,7 +104,7 @@ func TestMemoryPerCachedInode(t *testing.T) {
 	growth := int64(heap1) - int64(heap0)
 	perInode := float64(growth) / float64(added)
 	t.Logf("heap %d -> %d bytes: %.1f bytes per cached inode (%d inodes; race detector %v); a million cached inodes: %.0f MB",
-		heap0, heap1, perInode, added, raceEnabled, perInode)
+		heap0, heap1, perInode, added, fusetest.RaceEnabled, perInode)
 	if perInode >= maxBytesPerInode {
 		t.Errorf("%.1f bytes of heap per cached inode, want < %d (a million cached inodes in 300 MB)", perInode, maxBytesPerInode)
 	}
@@ -123,7 +123,7 @@ func TestMemoryPerCachedInode(t *testing.T) {
 		t.Logf("not checking that forgotten inodes are released: %v", err)
 		return
 	}
-	eventually(t, 30*time.Second, "the inode table to shrink after drop_caches", func() bool {
+	fusetest.Eventually(t, 30*time.Second, "the inode table to shrink after drop_caches", func() bool {
 		return counters().Inodes <= ino0+n/10
 	})
 	// FORGETs may still be arriving: wait until the table stops shrinking.
@@ -254,7 +254,7 @@ func TestMemoryDaemonRSS(t *testing.T) {
 		}
 		return err
 	})
-	d := startDaemon(t, lower, mnt, "--max-backing", "100")
+	d := fusetest.StartMount(t, lower, mnt, "--max-backing", "100")
 	pid := d.Cmd.Process.Pid
 	// Warm up the server as TestMemoryPerCachedInode does.
 	forEach(t, 0, min(n, 2000), func(i int) error {

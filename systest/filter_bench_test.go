@@ -1,4 +1,4 @@
-package sievefs_test
+package systest
 
 import (
 	"fmt"
@@ -20,9 +20,9 @@ import (
 // the daemon's own time per lookup, getattr and readdirplus request, where
 // the chain's cost shows.
 //
-//	go test -run XXX -bench FilterRules -benchtime 1000x .
+//	go test -run XXX -bench FilterRules -benchtime 1000x ./systest/
 func BenchmarkFilterRules(b *testing.B) {
-	ten, err := os.ReadFile("bench/policy10.yaml")
+	ten, err := os.ReadFile("../bench/policy10.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func BenchmarkFilterRules(b *testing.B) {
 	for _, p := range policies {
 		opts := sievefs.Options{Cache: sievefs.CacheNever}
 		if p.yaml != "" {
-			opts.Rules = sievefs.PolicyRules(b, p.name, []byte(p.yaml))
+			opts.Rules = fusetest.PolicyRules(b, p.name, []byte(p.yaml))
 		}
 		v := fusetest.MountLower(b, low, opts)
 		b.Run(p.name+"/stat", func(b *testing.B) {

@@ -1,4 +1,4 @@
-package sievefs_test
+package remap_test
 
 import (
 	"os"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/sievefs/sievefs/filter"
 	"github.com/sievefs/sievefs/filter/remap"
+	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
 // TestFilterRemap checks the presented owner and modes (files and
@@ -17,8 +18,8 @@ import (
 // permissions against them for other users, and that chmod and chown
 // through the mount succeed only to the presented values.
 func TestFilterRemap(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "shared/f", "shared/sub/g", "own")
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "shared/f", "shared/sub/g", "own")
 	// The lower tree: root's, 0600 files in a 0700 directory.
 	for name, mode := range map[string]os.FileMode{"shared": 0o700, "shared/sub": 0o700, "shared/f": 0o600, "shared/sub/g": 0o600, "own": 0o600} {
 		if err := os.Chmod(filepath.Join(low, name), mode); err != nil {
@@ -29,10 +30,10 @@ func TestFilterRemap(t *testing.T) {
 		t.Fatal(err)
 	}
 	uid, gid, fileMode, dirMode := uint32(1000), uint32(1000), uint32(0o640), uint32(0o755)
-	chain := rulesOf(t, filter.Rule{Name: "remap", Filter: remap.New(remap.Config{
-		Paths: globs("shared/**"), Uid: &uid, Gid: &gid, FileMode: &fileMode, DirMode: &dirMode,
+	chain := fusetest.RulesOf(t, filter.Rule{Name: "remap", Filter: remap.New(remap.Config{
+		Paths: fusetest.Globs("shared/**"), Uid: &uid, Gid: &gid, FileMode: &fileMode, DirMode: &dirMode,
 	})})
-	v := mountFiltered(t, low, chain, true)
+	v := fusetest.MountFiltered(t, low, chain, true)
 	p := v.Path
 
 	t.Run("Stat", func(t *testing.T) {
@@ -91,24 +92,24 @@ func TestFilterRemap(t *testing.T) {
 
 	t.Run("Permissions", func(t *testing.T) {
 		// uid 1000 owns the presented 0640 file; root owns the lower 0600.
-		if b, err := readAs(t, 1000, 1000, p("shared/f")); err != nil || string(b) != "shared/f" {
+		if b, err := fusetest.ReadAs(t, 1000, 1000, p("shared/f")); err != nil || string(b) != "shared/f" {
 			t.Errorf("uid 1000 read shared/f: %q %v", b, err)
 		}
-		if b, err := readAs(t, 1000, 1000, p("shared/sub/g")); err != nil || string(b) != "shared/sub/g" {
+		if b, err := fusetest.ReadAs(t, 1000, 1000, p("shared/sub/g")); err != nil || string(b) != "shared/sub/g" {
 			t.Errorf("uid 1000 read shared/sub/g: %q %v", b, err)
 		}
-		_, err := readAs(t, 2000, 2000, p("shared/f"))
-		wantErr(t, "uid 2000 read shared/f", err, syscall.EACCES)
+		_, err := fusetest.ReadAs(t, 2000, 2000, p("shared/f"))
+		fusetest.WantErr(t, "uid 2000 read shared/f", err, syscall.EACCES)
 		// Group 1000 may read (0640).
-		if b, err := readAs(t, 2000, 1000, p("shared/f")); err != nil || string(b) != "shared/f" {
+		if b, err := fusetest.ReadAs(t, 2000, 1000, p("shared/f")); err != nil || string(b) != "shared/f" {
 			t.Errorf("uid 2000 gid 1000 read shared/f: %q %v", b, err)
 		}
 		// The lower mode holds outside the paths.
-		_, err = readAs(t, 1000, 1000, p("own"))
-		wantErr(t, "uid 1000 read own (root 0600)", err, syscall.EACCES)
+		_, err = fusetest.ReadAs(t, 1000, 1000, p("own"))
+		fusetest.WantErr(t, "uid 1000 read own (root 0600)", err, syscall.EACCES)
 		// uid 1000 may write what it is shown to own.
 		var werr error
-		asCaller(t, 1000, 1000, func() { werr = os.WriteFile(p("shared/sub/g"), []byte("by 1000"), 0) })
+		fusetest.AsCaller(t, 1000, 1000, func() { werr = os.WriteFile(p("shared/sub/g"), []byte("by 1000"), 0) })
 		if werr != nil {
 			t.Errorf("uid 1000 write shared/sub/g: %v", werr)
 		}
@@ -116,40 +117,40 @@ func TestFilterRemap(t *testing.T) {
 			t.Errorf("lower shared/sub/g: %q", b)
 		}
 		// What uid 1000 creates there is its own in the lower tree.
-		asCaller(t, 1000, 1000, func() { werr = os.WriteFile(p("shared/made"), []byte("made"), 0o600) })
+		fusetest.AsCaller(t, 1000, 1000, func() { werr = os.WriteFile(p("shared/made"), []byte("made"), 0o600) })
 		if werr != nil {
 			t.Errorf("uid 1000 create shared/made: %v", werr)
 		} else if fi, err := os.Stat(filepath.Join(low, "shared/made")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 1000 || fi.Sys().(*syscall.Stat_t).Gid != 1000 {
 			t.Errorf("lower shared/made: %v, want owned by 1000:1000", err)
 		}
 		// uid 2000 is shown a 0755 directory it does not own.
-		asCaller(t, 2000, 2000, func() { werr = os.WriteFile(p("shared/by2000"), []byte("x"), 0o600) })
-		wantErr(t, "uid 2000 create shared/by2000", werr, syscall.EACCES)
+		fusetest.AsCaller(t, 2000, 2000, func() { werr = os.WriteFile(p("shared/by2000"), []byte("x"), 0o600) })
+		fusetest.WantErr(t, "uid 2000 create shared/by2000", werr, syscall.EACCES)
 		// The same checks by child processes with those credentials.
-		if b, name := parseAs(t, runAs(t, 1000, 1000, "read", p("shared/f"))); name != "ok" || string(b) != "shared/f" {
+		if b, name := fusetest.ParseAs(t, fusetest.RunAs(t, 1000, 1000, "read", p("shared/f"))); name != "ok" || string(b) != "shared/f" {
 			t.Errorf("child process as uid 1000 reading shared/f: %q %s", b, name)
 		}
-		if _, name := parseAs(t, runAs(t, 2000, 2000, "read", p("shared/f"))); name != "EACCES" {
+		if _, name := fusetest.ParseAs(t, fusetest.RunAs(t, 2000, 2000, "read", p("shared/f"))); name != "EACCES" {
 			t.Errorf("child process as uid 2000 reading shared/f: %s, want EACCES", name)
 		}
 	})
 
 	t.Run("Chmod", func(t *testing.T) {
-		wantErr(t, "chmod shared/f 0600", os.Chmod(p("shared/f"), 0o600), syscall.EPERM)
-		wantErr(t, "chmod shared/f 0644", os.Chmod(p("shared/f"), 0o644), syscall.EPERM)
-		wantErr(t, "chmod shared 0700", os.Chmod(p("shared"), 0o700), syscall.EPERM)
-		wantErr(t, "chown shared/f 2000", os.Chown(p("shared/f"), 2000, -1), syscall.EPERM)
-		wantErr(t, "chgrp shared/f 2000", os.Chown(p("shared/f"), -1, 2000), syscall.EPERM)
+		fusetest.WantErr(t, "chmod shared/f 0600", os.Chmod(p("shared/f"), 0o600), syscall.EPERM)
+		fusetest.WantErr(t, "chmod shared/f 0644", os.Chmod(p("shared/f"), 0o644), syscall.EPERM)
+		fusetest.WantErr(t, "chmod shared 0700", os.Chmod(p("shared"), 0o700), syscall.EPERM)
+		fusetest.WantErr(t, "chown shared/f 2000", os.Chown(p("shared/f"), 2000, -1), syscall.EPERM)
+		fusetest.WantErr(t, "chgrp shared/f 2000", os.Chown(p("shared/f"), -1, 2000), syscall.EPERM)
 		// To the presented values: success, and the lower file is left
 		// alone.
-		wantErr(t, "chmod shared/f 0640", os.Chmod(p("shared/f"), 0o640), 0)
-		wantErr(t, "chmod shared 0755", os.Chmod(p("shared"), 0o755), 0)
-		wantErr(t, "chown shared/f 1000:1000", os.Chown(p("shared/f"), 1000, 1000), 0)
+		fusetest.WantErr(t, "chmod shared/f 0640", os.Chmod(p("shared/f"), 0o640), 0)
+		fusetest.WantErr(t, "chmod shared 0755", os.Chmod(p("shared"), 0o755), 0)
+		fusetest.WantErr(t, "chown shared/f 1000:1000", os.Chown(p("shared/f"), 1000, 1000), 0)
 		var err error
-		asCaller(t, 1000, 1000, func() { err = os.Chmod(p("shared/f"), 0o640) })
-		wantErr(t, "uid 1000 chmod shared/f 0640", err, 0)
-		asCaller(t, 1000, 1000, func() { err = os.Chmod(p("shared/f"), 0o666) })
-		wantErr(t, "uid 1000 chmod shared/f 0666", err, syscall.EPERM)
+		fusetest.AsCaller(t, 1000, 1000, func() { err = os.Chmod(p("shared/f"), 0o640) })
+		fusetest.WantErr(t, "uid 1000 chmod shared/f 0640", err, 0)
+		fusetest.AsCaller(t, 1000, 1000, func() { err = os.Chmod(p("shared/f"), 0o666) })
+		fusetest.WantErr(t, "uid 1000 chmod shared/f 0666", err, syscall.EPERM)
 		for name, want := range map[string]os.FileMode{"shared": os.ModeDir | 0o700, "shared/f": 0o600} {
 			fi, err := os.Stat(filepath.Join(low, name))
 			if err != nil {
@@ -163,7 +164,7 @@ func TestFilterRemap(t *testing.T) {
 			t.Errorf("shared/f after the chmods: %v, want 0640", err)
 		}
 		// Outside the paths chmod works as usual.
-		wantErr(t, "chmod own", os.Chmod(p("own"), 0o644), 0)
+		fusetest.WantErr(t, "chmod own", os.Chmod(p("own"), 0o644), 0)
 		if fi, err := os.Stat(filepath.Join(low, "own")); err != nil || fi.Mode() != 0o644 {
 			t.Errorf("lower own: %v, want mode 0644", err)
 		}

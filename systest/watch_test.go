@@ -1,4 +1,4 @@
-package sievefs_test
+package systest
 
 import (
 	"fmt"
@@ -79,8 +79,8 @@ func newRequests(m *sievefs.Mount, before map[string]uint64) string {
 func TestWatch(t *testing.T) {
 	v := fusetest.Mount(t, sievefs.Options{Cache: sievefs.CacheWatch})
 	requireWatch(t, v.Mount)
-	layTree(t, v.Lower, "f", "d/x", "d/z")
-	writeFile(t, filepath.Join(v.Lower, "f"), []byte("one"))
+	fusetest.LayTree(t, v.Lower, "f", "d/x", "d/z")
+	fusetest.WriteFile(t, filepath.Join(v.Lower, "f"), []byte("one"))
 	held, err := os.Open(v.Path("f"))
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestWatch(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		listDir(t, v.Path("d"))
+		fusetest.ListDir(t, v.Path("d"))
 	}
 	look()
 	before := metadataRequests(v.Mount)
@@ -105,16 +105,16 @@ func TestWatch(t *testing.T) {
 		t.Errorf("requests after 1.5 s: %s; want none (the kernel caches for the watch timeout)", got)
 	}
 
-	beside(t, "append", filepath.Join(v.Lower, "f"), "two")
-	eventually(t, 5*time.Second, "the new size through the path", func() bool {
+	fusetest.Beside(t, "append", filepath.Join(v.Lower, "f"), "two")
+	fusetest.Eventually(t, 5*time.Second, "the new size through the path", func() bool {
 		fi, err := os.Stat(v.Path("f"))
 		return err == nil && fi.Size() == 6
 	})
-	eventually(t, 5*time.Second, "the new size through a descriptor held open", func() bool {
+	fusetest.Eventually(t, 5*time.Second, "the new size through a descriptor held open", func() bool {
 		fi, err := held.Stat()
 		return err == nil && fi.Size() == 6
 	})
-	if got := string(readFile(t, v.Path("f"))); got != "onetwo" {
+	if got := string(fusetest.ReadFile(t, v.Path("f"))); got != "onetwo" {
 		t.Errorf("f reads %q, want onetwo", got)
 	}
 	// A directory looked up but never searched: its own attributes.
@@ -124,29 +124,29 @@ func TestWatch(t *testing.T) {
 	if _, err := os.Lstat(v.Path("e")); err != nil {
 		t.Fatal(err)
 	}
-	beside(t, "chmod", filepath.Join(v.Lower, "e"), "700")
-	eventually(t, 5*time.Second, "the new mode of a directory never searched", func() bool {
+	fusetest.Beside(t, "chmod", filepath.Join(v.Lower, "e"), "700")
+	fusetest.Eventually(t, 5*time.Second, "the new mode of a directory never searched", func() bool {
 		fi, err := os.Lstat(v.Path("e"))
 		return err == nil && fi.Mode().Perm() == 0o700
 	})
-	beside(t, "chmod", filepath.Join(v.Lower, "f"), "600")
-	eventually(t, 5*time.Second, "the new mode", func() bool {
+	fusetest.Beside(t, "chmod", filepath.Join(v.Lower, "f"), "600")
+	fusetest.Eventually(t, 5*time.Second, "the new mode", func() bool {
 		fi, err := os.Stat(v.Path("f"))
 		return err == nil && fi.Mode().Perm() == 0o600
 	})
 	if _, err := os.Lstat(v.Path("d/absent")); !os.IsNotExist(err) {
 		t.Fatalf("d/absent: %v, want ENOENT", err)
 	}
-	beside(t, "append", filepath.Join(v.Lower, "d", "absent"), "")
-	beside(t, "mkdir", filepath.Join(v.Lower, "d", "sub"))
-	beside(t, "rename", filepath.Join(v.Lower, "d", "x"), filepath.Join(v.Lower, "d", "y"))
-	beside(t, "remove", filepath.Join(v.Lower, "d", "z"))
+	fusetest.Beside(t, "append", filepath.Join(v.Lower, "d", "absent"), "")
+	fusetest.Beside(t, "mkdir", filepath.Join(v.Lower, "d", "sub"))
+	fusetest.Beside(t, "rename", filepath.Join(v.Lower, "d", "x"), filepath.Join(v.Lower, "d", "y"))
+	fusetest.Beside(t, "remove", filepath.Join(v.Lower, "d", "z"))
 	want := "absent sub y"
-	eventually(t, 5*time.Second, "the listing of d to become "+want, func() bool {
-		return strings.Join(listDir(t, v.Path("d")), " ") == want
+	fusetest.Eventually(t, 5*time.Second, "the listing of d to become "+want, func() bool {
+		return strings.Join(fusetest.ListDir(t, v.Path("d")), " ") == want
 	})
 	for p, exists := range map[string]bool{"d/absent": true, "d/sub": true, "d/y": true, "d/x": false, "d/z": false} {
-		eventually(t, 5*time.Second, fmt.Sprintf("%s to exist: %v", p, exists), func() bool {
+		fusetest.Eventually(t, 5*time.Second, fmt.Sprintf("%s to exist: %v", p, exists), func() bool {
 			_, err := os.Lstat(v.Path(p))
 			return (err == nil) == exists
 		})
@@ -161,15 +161,15 @@ func TestWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	size := fi.Size()
-	through := startBeside(t, "append-hold", v.Path("d/y"), "through", "1s")
+	through := fusetest.StartBeside(t, "append-hold", v.Path("d/y"), "through", "1s")
 	time.Sleep(300 * time.Millisecond) // the watch has seen its write
 	// Its attributes are still watched while it is written through the mount
 	// (after a stat that takes in the write's new size and time).
 	if _, err := os.Stat(v.Path("d/y")); err != nil {
 		t.Fatal(err)
 	}
-	beside(t, "chmod", filepath.Join(v.Lower, "d", "y"), "640")
-	eventually(t, 600*time.Millisecond, "the new mode of d/y while it is written through the mount", func() bool {
+	fusetest.Beside(t, "chmod", filepath.Join(v.Lower, "d", "y"), "640")
+	fusetest.Eventually(t, 600*time.Millisecond, "the new mode of d/y while it is written through the mount", func() bool {
 		fi, err := os.Stat(v.Path("d/y"))
 		return err == nil && fi.Mode().Perm() == 0o640
 	})
@@ -180,8 +180,8 @@ func TestWatch(t *testing.T) {
 	if fi, err := os.Stat(v.Path("d/y")); err != nil || fi.Size() != size+7 {
 		t.Fatalf("d/y after a write through the mount: %v %v, want %d bytes", fi, err, size+7)
 	}
-	holder := startBeside(t, "append-hold", filepath.Join(v.Lower, "d", "y"), "beside", "3s")
-	eventually(t, 2500*time.Millisecond, "the size of d/y after a write beside the mount, its writer still there", func() bool {
+	holder := fusetest.StartBeside(t, "append-hold", filepath.Join(v.Lower, "d", "y"), "beside", "3s")
+	fusetest.Eventually(t, 2500*time.Millisecond, "the size of d/y after a write beside the mount, its writer still there", func() bool {
 		fi, err := os.Stat(v.Path("d/y"))
 		return err == nil && fi.Size() == size+13
 	})
@@ -193,10 +193,10 @@ func TestWatch(t *testing.T) {
 	// the watch must not make the kernel ask again.
 	open := func() int { o := v.Mount.Status().OpenFiles; return o.Passthrough + o.DaemonServed }
 	opened := open()
-	writeFile(t, v.Path("d/mine"), []byte("x"))
+	fusetest.WriteFile(t, v.Path("d/mine"), []byte("x"))
 	// The kernel sends RELEASE after close returns; the last writable
 	// passthrough open's release drops the attributes (see ptWriters).
-	eventually(t, 5*time.Second, "the release of d/mine", func() bool { return open() == opened })
+	fusetest.Eventually(t, 5*time.Second, "the release of d/mine", func() bool { return open() == opened })
 	if err := os.Chmod(v.Path("d/mine"), 0o640); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestWatchAfterReclaim(t *testing.T) {
 	for i := range 200 {
 		many = append(many, fmt.Sprintf("many/%d", i))
 	}
-	layTree(t, v.Lower, append(many, "d/g")...)
+	fusetest.LayTree(t, v.Lower, append(many, "d/g")...)
 	for _, p := range append(many, "d/g") {
 		if _, err := os.Lstat(v.Path(p)); err != nil {
 			t.Fatal(err)
@@ -247,9 +247,9 @@ func TestWatchAfterReclaim(t *testing.T) {
 	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0); err != nil {
 		t.Fatal(err)
 	}
-	beside(t, "chmod", filepath.Join(v.Lower, "d", "g"), "600")
-	beside(t, "append", filepath.Join(v.Lower, "d", "g"), "more")
-	eventually(t, 5*time.Second, "the new mode and size of d/g", func() bool {
+	fusetest.Beside(t, "chmod", filepath.Join(v.Lower, "d", "g"), "600")
+	fusetest.Beside(t, "append", filepath.Join(v.Lower, "d", "g"), "more")
+	fusetest.Eventually(t, 5*time.Second, "the new mode and size of d/g", func() bool {
 		fi, err := os.Lstat(v.Path("d/g"))
 		return err == nil && fi.Mode().Perm() == 0o600 && fi.Size() == int64(len("d/gmore"))
 	})
@@ -260,11 +260,11 @@ func TestWatchAfterReclaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	pinNames(t, again)
-	eventually(t, 5*time.Second, "the marks of the files the kernel forgot to go", func() bool {
+	fusetest.Eventually(t, 5*time.Second, "the marks of the files the kernel forgot to go", func() bool {
 		return watchMarks(t) < len(many)/2
 	})
-	beside(t, "chmod", filepath.Join(v.Lower, many[0]), "600")
-	eventually(t, 5*time.Second, "the new mode of "+many[0]+", forgotten and found again", func() bool {
+	fusetest.Beside(t, "chmod", filepath.Join(v.Lower, many[0]), "600")
+	fusetest.Eventually(t, 5*time.Second, "the new mode of "+many[0]+", forgotten and found again", func() bool {
 		fi, err := os.Lstat(again)
 		return err == nil && fi.Mode().Perm() == 0o600
 	})

@@ -1,4 +1,4 @@
-package sievefs_test
+package hide_test
 
 import (
 	"bytes"
@@ -38,17 +38,17 @@ var hiddenPaths = []string{
 // and mounts it with a hide rule.
 func newHideView(t *testing.T) (low string, v *fusetest.View) {
 	t.Helper()
-	low = newLower(t)
-	layTree(t, low, hideTree...)
+	low = fusetest.NewLower(t)
+	fusetest.LayTree(t, low, hideTree...)
 	for i := range 60 {
 		name := fmt.Sprintf("many/f%03d", i)
 		if i%3 == 0 {
 			name += ".key"
 		}
-		layTree(t, low, name)
+		fusetest.LayTree(t, low, name)
 	}
-	chain := rulesOf(t, filter.Rule{Name: "hide", Filter: hide.New(globs(hideGlobs...))})
-	return low, mountFiltered(t, low, chain, false)
+	chain := fusetest.RulesOf(t, filter.Rule{Name: "hide", Filter: hide.New(fusetest.Globs(hideGlobs...))})
+	return low, fusetest.MountFiltered(t, low, chain, false)
 }
 
 // TestFilterHide checks every way to reach, make or move a hidden path:
@@ -62,14 +62,14 @@ func TestFilterHide(t *testing.T) {
 	t.Run("Lookup", func(t *testing.T) {
 		for _, name := range hiddenPaths {
 			_, err := os.Stat(p(name))
-			wantErr(t, "stat "+name, err, syscall.ENOENT)
+			fusetest.WantErr(t, "stat "+name, err, syscall.ENOENT)
 			_, err = os.Lstat(p(name))
-			wantErr(t, "lstat "+name, err, syscall.ENOENT)
+			fusetest.WantErr(t, "lstat "+name, err, syscall.ENOENT)
 			var stx unix.Statx_t
 			err = unix.Statx(unix.AT_FDCWD, p(name), unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_FORCE_SYNC, unix.STATX_ALL, &stx)
-			wantErr(t, "statx "+name, err, syscall.ENOENT)
+			fusetest.WantErr(t, "statx "+name, err, syscall.ENOENT)
 			_, err = os.ReadFile(p(name))
-			wantErr(t, "read "+name, err, syscall.ENOENT)
+			fusetest.WantErr(t, "read "+name, err, syscall.ENOENT)
 		}
 		for _, name := range []string{"pub", "docs/readme", "proj/visible", "many/f001", "docs", "proj"} {
 			if _, err := os.Stat(p(name)); err != nil {
@@ -79,19 +79,19 @@ func TestFilterHide(t *testing.T) {
 	})
 
 	t.Run("Readdir", func(t *testing.T) {
-		tr := newFuseTrace(t, v.Mnt)
+		tr := fusetest.NewFuseTrace(t, v.Mnt)
 		if tr != nil {
-			tr.reset(t)
+			tr.Reset(t)
 		}
 		for dir, want := range map[string][]string{
 			".":    {"docs", "many", "proj", "pub"},
 			"docs": {"readme"},
 			"proj": {"visible"},
 		} {
-			if got := listDir(t, p(dir)); fmt.Sprint(got) != fmt.Sprint(want) {
+			if got := fusetest.ListDir(t, p(dir)); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("ls -l %s: %v, want %v", dir, got, want)
 			}
-			if got := getdentsSmall(t, p(dir)); fmt.Sprint(got) != fmt.Sprint(want) {
+			if got := fusetest.GetdentsSmall(t, p(dir)); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("getdents %s: %v, want %v", dir, got, want)
 			}
 		}
@@ -101,7 +101,7 @@ func TestFilterHide(t *testing.T) {
 		// one that does not gets them without (READDIR): both are
 		// filtered.
 		plain := v.Mount.Requests("readdir")
-		for _, names := range [][]string{listDir(t, p("many")), getdentsSmall(t, p("many"))} {
+		for _, names := range [][]string{fusetest.ListDir(t, p("many")), fusetest.GetdentsSmall(t, p("many"))} {
 			visible := 0
 			for _, n := range names {
 				if filepath.Ext(n) == ".key" {
@@ -117,7 +117,7 @@ func TestFilterHide(t *testing.T) {
 			t.Error("no READDIR without attributes reached the daemon: the plain listing path went untested")
 		}
 		if tr != nil {
-			c := tr.counts(t)
+			c := tr.Counts(t)
 			t.Logf("requests: READDIR %d, READDIRPLUS %d", c[28], c[44])
 			if c[28]+c[44] < 8 {
 				t.Errorf("only %d READDIR/READDIRPLUS requests: the listings did not reach the daemon", c[28]+c[44])
@@ -126,75 +126,75 @@ func TestFilterHide(t *testing.T) {
 	})
 
 	t.Run("Create", func(t *testing.T) {
-		before := snapshot(t, low)
+		before := fusetest.Snapshot(t, low)
 		for _, name := range []string{".env", "docs/.env", "proj/.env", "many/new.key"} {
 			err := os.WriteFile(p(name), []byte("x"), 0o644)
-			wantErr(t, "create "+name, err, syscall.EACCES)
+			fusetest.WantErr(t, "create "+name, err, syscall.EACCES)
 			f, err := os.OpenFile(p(name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 			if err == nil {
 				f.Close()
 			}
-			wantErr(t, "create O_EXCL "+name, err, syscall.EACCES)
+			fusetest.WantErr(t, "create O_EXCL "+name, err, syscall.EACCES)
 		}
 		for _, name := range []string{"secrets", "proj/secrets", "docs/.env", "many/d.key"} {
-			wantErr(t, "mkdir "+name, os.Mkdir(p(name), 0o755), syscall.EACCES)
+			fusetest.WantErr(t, "mkdir "+name, os.Mkdir(p(name), 0o755), syscall.EACCES)
 		}
-		wantErr(t, "mknod fifo .env", unix.Mknod(p("proj/.env"), unix.S_IFIFO|0o644, 0), syscall.EACCES)
-		wantErr(t, "mknod file secrets", unix.Mknod(p("secrets"), unix.S_IFREG|0o644, 0), syscall.EACCES)
-		wantErr(t, "symlink named .env", os.Symlink("pub", p("docs/.env")), syscall.EACCES)
-		wantErr(t, "symlink named secrets", os.Symlink("pub", p("secrets")), syscall.EACCES)
+		fusetest.WantErr(t, "mknod fifo .env", unix.Mknod(p("proj/.env"), unix.S_IFIFO|0o644, 0), syscall.EACCES)
+		fusetest.WantErr(t, "mknod file secrets", unix.Mknod(p("secrets"), unix.S_IFREG|0o644, 0), syscall.EACCES)
+		fusetest.WantErr(t, "symlink named .env", os.Symlink("pub", p("docs/.env")), syscall.EACCES)
+		fusetest.WantErr(t, "symlink named secrets", os.Symlink("pub", p("secrets")), syscall.EACCES)
 		// Inside a hidden directory: its name does not resolve.
-		wantErr(t, "create in secrets", os.WriteFile(p("secrets/new"), nil, 0o644), syscall.ENOENT)
-		wantErr(t, "mkdir in secrets", os.Mkdir(p("secrets/newdir"), 0o755), syscall.ENOENT)
-		sameSnapshot(t, "lower after create attempts", before, snapshot(t, low))
+		fusetest.WantErr(t, "create in secrets", os.WriteFile(p("secrets/new"), nil, 0o644), syscall.ENOENT)
+		fusetest.WantErr(t, "mkdir in secrets", os.Mkdir(p("secrets/newdir"), 0o755), syscall.ENOENT)
+		fusetest.SameSnapshot(t, "lower after create attempts", before, fusetest.Snapshot(t, low))
 	})
 
 	t.Run("Link", func(t *testing.T) {
-		before := snapshot(t, low)
-		wantErr(t, "link onto .env", os.Link(p("pub"), p(".env")), syscall.EACCES)
-		wantErr(t, "link onto new proj/.env", os.Link(p("pub"), p("proj/.env")), syscall.EACCES)
-		wantErr(t, "link onto secrets", os.Link(p("pub"), p("secrets")), syscall.EACCES)
-		wantErr(t, "link onto many/x.key", os.Link(p("pub"), p("many/x.key")), syscall.EACCES)
-		wantErr(t, "link from secrets/key", os.Link(p("secrets/key"), p("stolen")), syscall.ENOENT)
-		wantErr(t, "link from .env", os.Link(p(".env"), p("stolen")), syscall.ENOENT)
+		before := fusetest.Snapshot(t, low)
+		fusetest.WantErr(t, "link onto .env", os.Link(p("pub"), p(".env")), syscall.EACCES)
+		fusetest.WantErr(t, "link onto new proj/.env", os.Link(p("pub"), p("proj/.env")), syscall.EACCES)
+		fusetest.WantErr(t, "link onto secrets", os.Link(p("pub"), p("secrets")), syscall.EACCES)
+		fusetest.WantErr(t, "link onto many/x.key", os.Link(p("pub"), p("many/x.key")), syscall.EACCES)
+		fusetest.WantErr(t, "link from secrets/key", os.Link(p("secrets/key"), p("stolen")), syscall.ENOENT)
+		fusetest.WantErr(t, "link from .env", os.Link(p(".env"), p("stolen")), syscall.ENOENT)
 		// An unnamed file linked in under a hidden name.
 		fd, err := unix.Open(p("proj"), unix.O_TMPFILE|unix.O_RDWR, 0o600)
 		if err != nil {
 			t.Fatalf("O_TMPFILE in proj: %v", err)
 		}
 		unix.Write(fd, []byte("tmp"))
-		wantErr(t, "linkat O_TMPFILE onto proj/.env",
+		fusetest.WantErr(t, "linkat O_TMPFILE onto proj/.env",
 			unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD, p("proj/.env"), unix.AT_SYMLINK_FOLLOW), syscall.EACCES)
-		wantErr(t, "linkat O_TMPFILE onto proj/secrets",
+		fusetest.WantErr(t, "linkat O_TMPFILE onto proj/secrets",
 			unix.Linkat(fd, "", unix.AT_FDCWD, p("proj/secrets"), unix.AT_EMPTY_PATH), syscall.EACCES)
 		unix.Close(fd)
-		sameSnapshot(t, "lower after link attempts", before, snapshot(t, low))
+		fusetest.SameSnapshot(t, "lower after link attempts", before, fusetest.Snapshot(t, low))
 	})
 
 	t.Run("Rename", func(t *testing.T) {
-		before := snapshot(t, low)
+		before := fusetest.Snapshot(t, low)
 		// Onto a hidden name, existing in the lower tree or not.
-		wantErr(t, "rename onto .env", os.Rename(p("pub"), p(".env")), syscall.EACCES)
-		wantErr(t, "rename onto secrets", os.Rename(p("pub"), p("secrets")), syscall.EACCES)
-		wantErr(t, "rename onto proj/.env", os.Rename(p("pub"), p("proj/.env")), syscall.EACCES)
-		wantErr(t, "rename dir onto proj/secrets", os.Rename(p("docs"), p("proj/secrets")), syscall.EACCES)
-		wantErr(t, "rename onto many/x.key", os.Rename(p("pub"), p("many/x.key")), syscall.EACCES)
-		wantErr(t, "renameat2 NOREPLACE onto proj/.env",
+		fusetest.WantErr(t, "rename onto .env", os.Rename(p("pub"), p(".env")), syscall.EACCES)
+		fusetest.WantErr(t, "rename onto secrets", os.Rename(p("pub"), p("secrets")), syscall.EACCES)
+		fusetest.WantErr(t, "rename onto proj/.env", os.Rename(p("pub"), p("proj/.env")), syscall.EACCES)
+		fusetest.WantErr(t, "rename dir onto proj/secrets", os.Rename(p("docs"), p("proj/secrets")), syscall.EACCES)
+		fusetest.WantErr(t, "rename onto many/x.key", os.Rename(p("pub"), p("many/x.key")), syscall.EACCES)
+		fusetest.WantErr(t, "renameat2 NOREPLACE onto proj/.env",
 			unix.Renameat2(unix.AT_FDCWD, p("pub"), unix.AT_FDCWD, p("proj/.env"), unix.RENAME_NOREPLACE), syscall.EACCES)
-		wantErr(t, "renameat2 EXCHANGE with docs/.env",
+		fusetest.WantErr(t, "renameat2 EXCHANGE with docs/.env",
 			unix.Renameat2(unix.AT_FDCWD, p("pub"), unix.AT_FDCWD, p("docs/.env"), unix.RENAME_EXCHANGE), syscall.ENOENT)
 		// Out of hiding: the source does not resolve.
-		wantErr(t, "rename secrets/key out", os.Rename(p("secrets/key"), p("key")), syscall.ENOENT)
-		wantErr(t, "rename .env out", os.Rename(p(".env"), p("env")), syscall.ENOENT)
-		wantErr(t, "rename secrets out", os.Rename(p("secrets"), p("s2")), syscall.ENOENT)
-		wantErr(t, "rename many/f000.key out", os.Rename(p("many/f000.key"), p("many/f000")), syscall.ENOENT)
+		fusetest.WantErr(t, "rename secrets/key out", os.Rename(p("secrets/key"), p("key")), syscall.ENOENT)
+		fusetest.WantErr(t, "rename .env out", os.Rename(p(".env"), p("env")), syscall.ENOENT)
+		fusetest.WantErr(t, "rename secrets out", os.Rename(p("secrets"), p("s2")), syscall.ENOENT)
+		fusetest.WantErr(t, "rename many/f000.key out", os.Rename(p("many/f000.key"), p("many/f000")), syscall.ENOENT)
 		// Into existence: moving the directory above a path-anchored
 		// hidden subtree would show it under the new name.
-		wantErr(t, "rename proj", os.Rename(p("proj"), p("proj2")), syscall.EXDEV)
-		wantErr(t, "rename many", os.Rename(p("many"), p("many2")), syscall.EXDEV)
-		wantErr(t, "exchange proj with docs",
+		fusetest.WantErr(t, "rename proj", os.Rename(p("proj"), p("proj2")), syscall.EXDEV)
+		fusetest.WantErr(t, "rename many", os.Rename(p("many"), p("many2")), syscall.EXDEV)
+		fusetest.WantErr(t, "exchange proj with docs",
 			unix.Renameat2(unix.AT_FDCWD, p("docs"), unix.AT_FDCWD, p("proj"), unix.RENAME_EXCHANGE), syscall.EXDEV)
-		sameSnapshot(t, "lower after refused renames", before, snapshot(t, low))
+		fusetest.SameSnapshot(t, "lower after refused renames", before, fusetest.Snapshot(t, low))
 
 		// Renames that keep hidden things hidden work: a file inside
 		// proj, and a directory holding a .env (hidden by name wherever
@@ -209,7 +209,7 @@ func TestFilterHide(t *testing.T) {
 			t.Fatalf("rename docs (holding a .env): %v", err)
 		}
 		_, err := os.Stat(p("docs2/.env"))
-		wantErr(t, "stat docs2/.env after the move", err, syscall.ENOENT)
+		fusetest.WantErr(t, "stat docs2/.env after the move", err, syscall.ENOENT)
 		if b, err := os.ReadFile(filepath.Join(low, "docs2/.env")); err != nil || string(b) != "docs/.env" {
 			t.Errorf("lower docs2/.env: %q %v", b, err)
 		}
@@ -239,17 +239,17 @@ func TestFilterHide(t *testing.T) {
 		if b, err := os.ReadFile(p("proj2/visible")); err != nil || string(b) != "proj/visible" {
 			t.Errorf("proj2/visible after mv: %q %v", b, err)
 		}
-		if got := listDir(t, p("proj")); len(got) != 0 {
+		if got := fusetest.ListDir(t, p("proj")); len(got) != 0 {
 			t.Errorf("proj after mv lists %v, want nothing", got)
 		}
 		_, err = os.Stat(p("proj/secrets"))
-		wantErr(t, "stat proj/secrets after mv", err, syscall.ENOENT)
+		fusetest.WantErr(t, "stat proj/secrets after mv", err, syscall.ENOENT)
 	})
 
 	t.Run("DotDot", func(t *testing.T) {
 		for _, name := range []string{"docs/../secrets", "docs/../secrets/key", "docs/../.env", "secrets/..", "secrets/../pub", "proj/../proj/secrets/key", "many/../many/f000.key"} {
 			_, err := os.Stat(v.Mnt + "/" + name)
-			wantErr(t, "stat "+name, err, syscall.ENOENT)
+			fusetest.WantErr(t, "stat "+name, err, syscall.ENOENT)
 		}
 		if _, err := os.Stat(v.Mnt + "/docs/../pub"); err != nil {
 			t.Errorf("stat docs/../pub: %v", err)
@@ -281,12 +281,12 @@ func TestFilterHide(t *testing.T) {
 		links["proj/lower-lnk"] = "../secrets/key"
 		for name := range links {
 			_, err := os.ReadFile(p(name))
-			wantErr(t, "read through "+name, err, syscall.ENOENT)
+			fusetest.WantErr(t, "read through "+name, err, syscall.ENOENT)
 			_, err = os.Stat(p(name))
-			wantErr(t, "stat through "+name, err, syscall.ENOENT)
+			fusetest.WantErr(t, "stat through "+name, err, syscall.ENOENT)
 		}
 		_, err := os.ReadFile(p("lnk-dir/key"))
-		wantErr(t, "read lnk-dir/key", err, syscall.ENOENT)
+		fusetest.WantErr(t, "read lnk-dir/key", err, syscall.ENOENT)
 		for name := range links {
 			os.Remove(p(name))
 		}
@@ -298,19 +298,19 @@ func TestFilterHide(t *testing.T) {
 				t.Fatalf("lower xattr: %v", err)
 			}
 		}
-		before := snapshot(t, low)
+		before := fusetest.Snapshot(t, low)
 		buf := make([]byte, 256)
 		for _, name := range []string{"secrets/key", ".env", "docs/.env", "secrets"} {
 			_, err := unix.Getxattr(p(name), "user.sievefs", buf)
-			wantErr(t, "getxattr "+name, err, syscall.ENOENT)
+			fusetest.WantErr(t, "getxattr "+name, err, syscall.ENOENT)
 			_, err = unix.Lgetxattr(p(name), "user.sievefs", buf)
-			wantErr(t, "lgetxattr "+name, err, syscall.ENOENT)
+			fusetest.WantErr(t, "lgetxattr "+name, err, syscall.ENOENT)
 			_, err = unix.Listxattr(p(name), buf)
-			wantErr(t, "listxattr "+name, err, syscall.ENOENT)
-			wantErr(t, "setxattr "+name, unix.Setxattr(p(name), "user.sievefs", []byte("x"), 0), syscall.ENOENT)
-			wantErr(t, "removexattr "+name, unix.Removexattr(p(name), "user.sievefs"), syscall.ENOENT)
+			fusetest.WantErr(t, "listxattr "+name, err, syscall.ENOENT)
+			fusetest.WantErr(t, "setxattr "+name, unix.Setxattr(p(name), "user.sievefs", []byte("x"), 0), syscall.ENOENT)
+			fusetest.WantErr(t, "removexattr "+name, unix.Removexattr(p(name), "user.sievefs"), syscall.ENOENT)
 		}
-		sameSnapshot(t, "lower after xattr attempts", before, snapshot(t, low))
+		fusetest.SameSnapshot(t, "lower after xattr attempts", before, fusetest.Snapshot(t, low))
 	})
 
 	t.Run("LowerHardLink", func(t *testing.T) {
@@ -322,11 +322,11 @@ func TestFilterHide(t *testing.T) {
 		if b, err := os.ReadFile(p("keylink")); err != nil || string(b) != "secrets/key" {
 			t.Errorf("read keylink (a lower hard link of secrets/key): %q %v", b, err)
 		}
-		if !hasName(listDir(t, v.Mnt), "keylink") {
+		if !fusetest.HasName(fusetest.ListDir(t, v.Mnt), "keylink") {
 			t.Error("keylink not listed")
 		}
 		_, err := os.Stat(p("secrets/key"))
-		wantErr(t, "stat secrets/key", err, syscall.ENOENT)
+		fusetest.WantErr(t, "stat secrets/key", err, syscall.ENOENT)
 	})
 }
 
@@ -334,12 +334,12 @@ func TestFilterHide(t *testing.T) {
 // knows: an open descriptor keeps reading, but its node answers nothing
 // more, and a file handle taken before cannot reopen it.
 func TestFilterHideHeldNode(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "plain", "other", "keep")
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "plain", "other", "keep")
 	if err := unix.Setxattr(filepath.Join(low, "plain"), "user.sievefs", []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
-	v := mountFiltered(t, low, rulesOf(t), false)
+	v := fusetest.MountFiltered(t, low, fusetest.RulesOf(t), false)
 
 	handles := map[string]unix.FileHandle{}
 	for _, name := range []string{"plain", "other"} {
@@ -373,11 +373,11 @@ func TestFilterHideHeldNode(t *testing.T) {
 	}
 	defer held.Close()
 
-	if err := v.Mount.SetRules(rulesOf(t, filter.Rule{Filter: hide.New(globs("plain", "other"))})); err != nil {
+	if err := v.Mount.SetRules(fusetest.RulesOf(t, filter.Rule{Filter: hide.New(fusetest.Globs("plain", "other"))})); err != nil {
 		t.Fatal(err)
 	}
 	_, err = os.Stat(v.Path("plain"))
-	wantErr(t, "stat plain after hiding it", err, syscall.ENOENT)
+	fusetest.WantErr(t, "stat plain after hiding it", err, syscall.ENOENT)
 
 	// The open file stays open and readable.
 	buf := make([]byte, 16)
@@ -386,14 +386,14 @@ func TestFilterHideHeldNode(t *testing.T) {
 	}
 	// Its node answers nothing more.
 	_, err = unix.Fgetxattr(int(held.Fd()), "user.sievefs", buf)
-	wantErr(t, "fgetxattr of the held descriptor", err, syscall.ENOENT)
-	wantErr(t, "fsetxattr of the held descriptor", unix.Fsetxattr(int(held.Fd()), "user.sievefs", []byte("w"), 0), syscall.ENOENT)
+	fusetest.WantErr(t, "fgetxattr of the held descriptor", err, syscall.ENOENT)
+	fusetest.WantErr(t, "fsetxattr of the held descriptor", unix.Fsetxattr(int(held.Fd()), "user.sievefs", []byte("w"), 0), syscall.ENOENT)
 	_, err = unix.Flistxattr(int(held.Fd()), buf)
-	wantErr(t, "flistxattr of the held descriptor", err, syscall.ENOENT)
+	fusetest.WantErr(t, "flistxattr of the held descriptor", err, syscall.ENOENT)
 	// Nor can it be linked back into view.
-	wantErr(t, "linkat the held descriptor to a visible name",
+	fusetest.WantErr(t, "linkat the held descriptor to a visible name",
 		unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", held.Fd()), unix.AT_FDCWD, v.Path("exposed"), unix.AT_SYMLINK_FOLLOW), syscall.ENOENT)
-	wantErr(t, "linkat AT_EMPTY_PATH the held descriptor to a visible name",
+	fusetest.WantErr(t, "linkat AT_EMPTY_PATH the held descriptor to a visible name",
 		unix.Linkat(int(held.Fd()), "", unix.AT_FDCWD, v.Path("exposed"), unix.AT_EMPTY_PATH), syscall.ENOENT)
 	if _, err := os.Lstat(filepath.Join(low, "exposed")); !os.IsNotExist(err) {
 		t.Errorf("lower exposed: %v, want absent", err)

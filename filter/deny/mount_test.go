@@ -1,4 +1,4 @@
-package sievefs_test
+package deny_test
 
 import (
 	"os"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/sievefs/sievefs/filter"
 	"github.com/sievefs/sievefs/filter/deny"
+	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
 // TestFilterDeny checks that the listed operations fail with the rule's
@@ -17,41 +18,41 @@ import (
 // destination, that directory renames out of reach fail with EXDEV, and
 // that unlisted operations work.
 func TestFilterDeny(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "var/logs/app.log", "var/logs/empty/", "var/other", "cfg/x", "cfg/y", "pub")
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "var/logs/app.log", "var/logs/empty/", "var/other", "cfg/x", "cfg/y", "pub")
 	if err := unix.Setxattr(filepath.Join(low, "cfg/x"), "user.sievefs", []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
-	chain := rulesOf(t,
-		filter.Rule{Name: "logs", Filter: deny.New([]filter.Op{filter.OpUnlink, filter.OpRename, filter.OpLink}, globs("var/logs/**"), 0)},
-		filter.Rule{Name: "cfg", Filter: deny.New([]filter.Op{filter.OpOpen, filter.OpSetattr, filter.OpGetxattr}, globs("cfg/**"), syscall.EPERM)},
+	chain := fusetest.RulesOf(t,
+		filter.Rule{Name: "logs", Filter: deny.New([]filter.Op{filter.OpUnlink, filter.OpRename, filter.OpLink}, fusetest.Globs("var/logs/**"), 0)},
+		filter.Rule{Name: "cfg", Filter: deny.New([]filter.Op{filter.OpOpen, filter.OpSetattr, filter.OpGetxattr}, fusetest.Globs("cfg/**"), syscall.EPERM)},
 	)
-	v := mountFiltered(t, low, chain, false)
+	v := fusetest.MountFiltered(t, low, chain, false)
 	p := v.Path
 
 	t.Run("Listed", func(t *testing.T) {
-		wantErr(t, "unlink var/logs/app.log", os.Remove(p("var/logs/app.log")), syscall.EACCES)
-		wantErr(t, "rename var/logs/app.log within", os.Rename(p("var/logs/app.log"), p("var/logs/b")), syscall.EACCES)
-		wantErr(t, "rename var/logs/app.log out", os.Rename(p("var/logs/app.log"), p("app.log")), syscall.EACCES)
-		wantErr(t, "rename pub in", os.Rename(p("pub"), p("var/logs/pub")), syscall.EACCES)
-		wantErr(t, "rename var/logs", os.Rename(p("var/logs"), p("var/logs2")), syscall.EACCES)
-		wantErr(t, "link from var/logs/app.log", os.Link(p("var/logs/app.log"), p("var/logs/l")), syscall.EACCES)
-		wantErr(t, "link pub in", os.Link(p("pub"), p("var/logs/pub")), syscall.EACCES)
+		fusetest.WantErr(t, "unlink var/logs/app.log", os.Remove(p("var/logs/app.log")), syscall.EACCES)
+		fusetest.WantErr(t, "rename var/logs/app.log within", os.Rename(p("var/logs/app.log"), p("var/logs/b")), syscall.EACCES)
+		fusetest.WantErr(t, "rename var/logs/app.log out", os.Rename(p("var/logs/app.log"), p("app.log")), syscall.EACCES)
+		fusetest.WantErr(t, "rename pub in", os.Rename(p("pub"), p("var/logs/pub")), syscall.EACCES)
+		fusetest.WantErr(t, "rename var/logs", os.Rename(p("var/logs"), p("var/logs2")), syscall.EACCES)
+		fusetest.WantErr(t, "link from var/logs/app.log", os.Link(p("var/logs/app.log"), p("var/logs/l")), syscall.EACCES)
+		fusetest.WantErr(t, "link pub in", os.Link(p("pub"), p("var/logs/pub")), syscall.EACCES)
 		// Moving var would carry var/logs out of the rule's reach.
-		wantErr(t, "rename var", os.Rename(p("var"), p("var2")), syscall.EXDEV)
+		fusetest.WantErr(t, "rename var", os.Rename(p("var"), p("var2")), syscall.EXDEV)
 
 		for _, flags := range []int{os.O_RDONLY, os.O_WRONLY, os.O_RDWR | os.O_APPEND} {
 			f, err := os.OpenFile(p("cfg/x"), flags, 0)
 			if err == nil {
 				f.Close()
 			}
-			wantErr(t, "open cfg/x", err, syscall.EPERM)
+			fusetest.WantErr(t, "open cfg/x", err, syscall.EPERM)
 		}
-		wantErr(t, "chmod cfg/x", os.Chmod(p("cfg/x"), 0o600), syscall.EPERM)
-		wantErr(t, "truncate cfg/x", os.Truncate(p("cfg/x"), 0), syscall.EPERM)
-		wantErr(t, "chown cfg", os.Chown(p("cfg"), 1, 1), syscall.EPERM)
+		fusetest.WantErr(t, "chmod cfg/x", os.Chmod(p("cfg/x"), 0o600), syscall.EPERM)
+		fusetest.WantErr(t, "truncate cfg/x", os.Truncate(p("cfg/x"), 0), syscall.EPERM)
+		fusetest.WantErr(t, "chown cfg", os.Chown(p("cfg"), 1, 1), syscall.EPERM)
 		_, err := unix.Getxattr(p("cfg/x"), "user.sievefs", make([]byte, 16))
-		wantErr(t, "getxattr cfg/x", err, syscall.EPERM)
+		fusetest.WantErr(t, "getxattr cfg/x", err, syscall.EPERM)
 		// Creating a file opens it: create is not open, so it works, and
 		// opening it again does not.
 		f, err := os.OpenFile(p("cfg/new"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
@@ -61,7 +62,7 @@ func TestFilterDeny(t *testing.T) {
 			f.Close()
 		}
 		_, err = os.ReadFile(p("cfg/new"))
-		wantErr(t, "open cfg/new", err, syscall.EPERM)
+		fusetest.WantErr(t, "open cfg/new", err, syscall.EPERM)
 	})
 
 	t.Run("Unlisted", func(t *testing.T) {
@@ -88,7 +89,7 @@ func TestFilterDeny(t *testing.T) {
 		if err := os.Rename(p("var/other"), p("var/other2")); err != nil {
 			t.Errorf("rename var/other: %v", err)
 		}
-		if names := listDir(t, p("cfg")); len(names) != 3 {
+		if names := fusetest.ListDir(t, p("cfg")); len(names) != 3 {
 			t.Errorf("ls cfg: %v", names)
 		}
 		if fi, err := os.Stat(p("cfg/x")); err != nil || fi.Size() != 5 {
@@ -108,10 +109,10 @@ func TestFilterDeny(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(low, "cfg/x")); err != nil || string(b) != "cfg/x" {
 		t.Errorf("lower cfg/x: %q %v", b, err)
 	}
-	if d := ruleDecisions(v, "logs"); d[filter.DecisionError] < 7 {
+	if d := fusetest.RuleDecisions(v, "logs"); d[filter.DecisionError] < 7 {
 		t.Errorf("rule logs decisions %v, want at least 7 errors", d)
 	}
-	if d := ruleDecisions(v, "cfg"); d[filter.DecisionError] < 7 {
+	if d := fusetest.RuleDecisions(v, "cfg"); d[filter.DecisionError] < 7 {
 		t.Errorf("rule cfg decisions %v, want at least 7 errors", d)
 	}
 }

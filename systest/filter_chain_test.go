@@ -1,4 +1,4 @@
-package sievefs_test
+package systest
 
 import (
 	"bytes"
@@ -69,7 +69,7 @@ func (f *orderFilter) Post(r *filter.Request, err error) error {
 	if r.Op != filter.OpMkdir {
 		return err
 	}
-	f.log.add(fmt.Sprintf("%s.post %s %s", f.name, r.Path, errnoName(err)))
+	f.log.add(fmt.Sprintf("%s.post %s %s", f.name, r.Path, fusetest.ErrnoName(err)))
 	return err
 }
 
@@ -95,13 +95,13 @@ func (answerFilter) Pre(r *filter.Request) error {
 // the lower tree (the post-filters still see the errno), and that a
 // pre-filter can answer getattr and readlink itself.
 func TestFilterChainOrder(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "virtual")
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "virtual")
 	if err := os.Symlink("lower-target", filepath.Join(low, "link")); err != nil {
 		t.Fatal(err)
 	}
 	log := &orderLog{}
-	chain := rulesOf(t,
+	chain := fusetest.RulesOf(t,
 		filter.Rule{Name: "A", Filter: &orderFilter{name: "A", log: log}},
 		filter.Rule{Name: "B", Filter: &orderFilter{name: "B", log: log, stop: syscall.EPERM}},
 		filter.Rule{Name: "C", Filter: &orderFilter{name: "C", log: log}},
@@ -121,7 +121,7 @@ func TestFilterChainOrder(t *testing.T) {
 		t.Errorf("lower d: %v", err)
 	}
 
-	wantErr(t, "mkdir stop", os.Mkdir(v.Path("stop"), 0o755), syscall.EPERM)
+	fusetest.WantErr(t, "mkdir stop", os.Mkdir(v.Path("stop"), 0o755), syscall.EPERM)
 	want = []string{"A.pre stop", "B.pre stop", "C.post stop EPERM", "B.post stop EPERM", "A.post stop EPERM"}
 	if got := log.take(); !slices.Equal(got, want) {
 		t.Errorf("mkdir stop: filters ran as %q, want %q (C.pre must not run)", got, want)
@@ -129,7 +129,7 @@ func TestFilterChainOrder(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(low, "stop")); !os.IsNotExist(err) {
 		t.Errorf("lower stop after the refused mkdir: %v, want absent", err)
 	}
-	if d := ruleDecisions(v, "B"); d[filter.DecisionError] != 1 {
+	if d := fusetest.RuleDecisions(v, "B"); d[filter.DecisionError] != 1 {
 		t.Errorf("rule B decisions %v, want 1 error", d)
 	}
 
@@ -149,7 +149,7 @@ func TestFilterChainOrder(t *testing.T) {
 	if target, _ := os.Readlink(filepath.Join(low, "link")); target != "lower-target" {
 		t.Errorf("lower link target changed: %q", target)
 	}
-	if d := ruleDecisions(v, "answer"); d[filter.DecisionAnswer] < 2 {
+	if d := fusetest.RuleDecisions(v, "answer"); d[filter.DecisionAnswer] < 2 {
 		t.Errorf("answer rule decisions %v, want at least 2 answers", d)
 	}
 }
@@ -158,28 +158,28 @@ func TestFilterChainOrder(t *testing.T) {
 // that lookups, listings and reads by uid 1000 and root, alternating well
 // inside the cache timeout, each get their own answer.
 func TestFilterCallerCondition(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "secret", "dir/inner", "pub")
-	layTree(t, low, "shared/f")
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "secret", "dir/inner", "pub")
+	fusetest.LayTree(t, low, "shared/f")
 	if err := os.Chmod(filepath.Join(low, "shared/f"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	uid, mode := uint32(1000), uint32(0o644)
-	chain := rulesOf(t,
+	chain := fusetest.RulesOf(t,
 		filter.Rule{
 			Name:   "hide-1000",
-			Filter: hide.New(globs("secret", "dir/**")),
+			Filter: hide.New(fusetest.Globs("secret", "dir/**")),
 			When:   filter.Condition{Only: &filter.Callers{Uids: []uint32{1000}, Gids: []uint32{3000}}},
 		},
 		filter.Rule{
 			Name:   "remap-1000",
-			Filter: remap.New(remap.Config{Paths: globs("shared/**"), Uid: &uid, FileMode: &mode}),
+			Filter: remap.New(remap.Config{Paths: fusetest.Globs("shared/**"), Uid: &uid, FileMode: &mode}),
 			When:   filter.Condition{Only: &filter.Callers{Uids: []uint32{1000}}},
 		},
 	)
-	v := mountFiltered(t, low, chain, true)
+	v := fusetest.MountFiltered(t, low, chain, true)
 
-	as1000 := startCaller(t, 1000, 1000)
+	as1000 := fusetest.StartCaller(t, 1000, 1000)
 	start := time.Now()
 	for i := range 20 {
 		// Root first in even rounds, uid 1000 first in odd ones, so that
@@ -194,7 +194,7 @@ func TestFilterCallerCondition(t *testing.T) {
 				if b, err := os.ReadFile(v.Path("dir/inner")); err != nil || string(b) != "dir/inner" {
 					t.Fatalf("round %d: root read dir/inner: %q %v", i, b, err)
 				}
-				if names := listDir(t, v.Mnt); !hasName(names, "secret") || !hasName(names, "dir") {
+				if names := fusetest.ListDir(t, v.Mnt); !fusetest.HasName(names, "secret") || !fusetest.HasName(names, "dir") {
 					t.Fatalf("round %d: root lists %v", i, names)
 				}
 			} else {
@@ -202,7 +202,7 @@ func TestFilterCallerCondition(t *testing.T) {
 				var names []string
 				var inner []byte
 				var readErr error
-				as1000.run(t, func() {
+				as1000.Run(t, func() {
 					for _, name := range []string{"secret", "dir", "dir/inner", "pub"} {
 						_, err := os.Stat(v.Path(name))
 						errs = append(errs, err)
@@ -217,11 +217,11 @@ func TestFilterCallerCondition(t *testing.T) {
 					}
 				})
 				for j, name := range []string{"secret", "dir", "dir/inner"} {
-					wantErr(t, fmt.Sprintf("round %d: uid 1000 stat %s", i, name), errs[j], syscall.ENOENT)
+					fusetest.WantErr(t, fmt.Sprintf("round %d: uid 1000 stat %s", i, name), errs[j], syscall.ENOENT)
 				}
-				wantErr(t, fmt.Sprintf("round %d: uid 1000 stat pub", i), errs[3], 0)
-				wantErr(t, fmt.Sprintf("round %d: uid 1000 read dir/inner (got %q)", i, inner), readErr, syscall.ENOENT)
-				if hasName(names, "secret") || hasName(names, "dir") || !hasName(names, "pub") {
+				fusetest.WantErr(t, fmt.Sprintf("round %d: uid 1000 stat pub", i), errs[3], 0)
+				fusetest.WantErr(t, fmt.Sprintf("round %d: uid 1000 read dir/inner (got %q)", i, inner), readErr, syscall.ENOENT)
+				if fusetest.HasName(names, "secret") || fusetest.HasName(names, "dir") || !fusetest.HasName(names, "pub") {
 					t.Errorf("round %d: uid 1000 lists %v", i, names)
 				}
 			}
@@ -242,7 +242,7 @@ func TestFilterCallerCondition(t *testing.T) {
 			t.Fatal(err)
 		}
 		var err1000 error
-		as1000.run(t, func() { err1000 = syscall.Stat(v.Path("shared/f"), &st1000) })
+		as1000.Run(t, func() { err1000 = syscall.Stat(v.Path("shared/f"), &st1000) })
 		if err1000 != nil {
 			t.Fatal(err1000)
 		}
@@ -253,19 +253,19 @@ func TestFilterCallerCondition(t *testing.T) {
 			t.Fatalf("round %d: uid 1000 sees shared/f as uid %d mode %o, want 1000 100644", i, st1000.Uid, st1000.Mode)
 		}
 	}
-	as1000.stop()
+	as1000.Stop()
 	// The kernel checks permissions against each caller's attributes:
 	// uid 1000 is shown the owner; uid 2000 is not, and the lower 0600
 	// keeps it out.
-	if b, err := readAs(t, 1000, 1000, v.Path("shared/f")); err != nil || string(b) != "shared/f" {
+	if b, err := fusetest.ReadAs(t, 1000, 1000, v.Path("shared/f")); err != nil || string(b) != "shared/f" {
 		t.Errorf("uid 1000 read shared/f: %q %v", b, err)
 	}
-	_, err := readAs(t, 2000, 2000, v.Path("shared/f"))
-	wantErr(t, "uid 2000 read shared/f", err, syscall.EACCES)
+	_, err := fusetest.ReadAs(t, 2000, 2000, v.Path("shared/f"))
+	fusetest.WantErr(t, "uid 2000 read shared/f", err, syscall.EACCES)
 
 	// The group of the condition.
 	err = statErr(t, 2000, 3000, v.Path("secret"))
-	wantErr(t, "uid 2000 gid 3000 stat secret", err, syscall.ENOENT)
+	fusetest.WantErr(t, "uid 2000 gid 3000 stat secret", err, syscall.ENOENT)
 
 	// A descriptor root opened is root's; uid 1000 opening the same path
 	// still fails.
@@ -274,20 +274,20 @@ func TestFilterCallerCondition(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	_, err = readAs(t, 1000, 1000, v.Path("secret"))
-	wantErr(t, "uid 1000 read of secret while root holds it open", err, syscall.ENOENT)
+	_, err = fusetest.ReadAs(t, 1000, 1000, v.Path("secret"))
+	fusetest.WantErr(t, "uid 1000 read of secret while root holds it open", err, syscall.ENOENT)
 	// A user the rule does not name sees it. Child processes with those
-	// real credentials get the same answers as asCaller's threads.
-	if b, err := readAs(t, 2000, 2000, v.Path("pub")); err != nil || string(b) != "pub" {
+	// real credentials get the same answers as fusetest.AsCaller's threads.
+	if b, err := fusetest.ReadAs(t, 2000, 2000, v.Path("pub")); err != nil || string(b) != "pub" {
 		t.Errorf("uid 2000 read pub: %q %v", b, err)
 	}
 	if err := statErr(t, 2000, 2000, v.Path("secret")); err != nil {
 		t.Errorf("uid 2000 stat secret: %v", err)
 	}
-	if _, name := parseAs(t, runAs(t, 1000, 1000, "read", v.Path("secret"))); name != "ENOENT" {
+	if _, name := fusetest.ParseAs(t, fusetest.RunAs(t, 1000, 1000, "read", v.Path("secret"))); name != "ENOENT" {
 		t.Errorf("child process as uid 1000 reading secret: %s, want ENOENT", name)
 	}
-	if b, name := parseAs(t, runAs(t, 2000, 2000, "read", v.Path("secret"))); name != "ok" || string(b) != "secret" {
+	if b, name := fusetest.ParseAs(t, fusetest.RunAs(t, 2000, 2000, "read", v.Path("secret"))); name != "ok" || string(b) != "secret" {
 		t.Errorf("child process as uid 2000 reading secret: %q %s", b, name)
 	}
 }
@@ -303,21 +303,21 @@ func TestFilterReload(t *testing.T) {
 }
 
 func testFilterReload(t *testing.T, cache sievefs.CacheMode) {
-	low := newLower(t)
-	layTree(t, low, "a", "b", "dir/c", "e", "f", "docs/a.markdown")
-	v := fusetest.MountLower(t, low, sievefs.Options{Cache: cache, Rules: rulesOf(t, filter.Rule{Filter: hide.New(globs("a"))})})
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "a", "b", "dir/c", "e", "f", "docs/a.markdown")
+	v := fusetest.MountLower(t, low, sievefs.Options{Cache: cache, Rules: fusetest.RulesOf(t, filter.Rule{Filter: hide.New(fusetest.Globs("a"))})})
 	p := v.Path
 
 	_, err := os.Stat(p("a"))
-	wantErr(t, "stat a under the first chain", err, syscall.ENOENT)
+	fusetest.WantErr(t, "stat a under the first chain", err, syscall.ENOENT)
 	// Warm the caches: everything else is looked up and listed.
 	for _, name := range []string{"b", "dir", "dir/c", "e", "f", "docs/a.markdown"} {
 		if _, err := os.Stat(p(name)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	listDir(t, v.Mnt)
-	listDir(t, p("docs"))
+	fusetest.ListDir(t, v.Mnt)
+	fusetest.ListDir(t, p("docs"))
 	open, err := os.OpenFile(p("b"), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -333,15 +333,15 @@ func testFilterReload(t *testing.T, cache sievefs.CacheMode) {
 	}
 
 	uid := uint32(1234)
-	ren, err := rename.New(globs("docs/**"), ".markdown", ".md")
+	ren, err := rename.New(fusetest.Globs("docs/**"), ".markdown", ".md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if err := v.Mount.SetRules(rulesOf(t,
-		filter.Rule{Name: "second", Filter: hide.New(globs("b", "dir/**"))},
-		filter.Rule{Filter: readonly.New(globs("e"))},
-		filter.Rule{Filter: remap.New(remap.Config{Paths: globs("f"), Uid: &uid})},
+	if err := v.Mount.SetRules(fusetest.RulesOf(t,
+		filter.Rule{Name: "second", Filter: hide.New(fusetest.Globs("b", "dir/**"))},
+		filter.Rule{Filter: readonly.New(fusetest.Globs("e"))},
+		filter.Rule{Filter: remap.New(remap.Config{Paths: fusetest.Globs("f"), Uid: &uid})},
 		filter.Rule{Filter: ren},
 	)); err != nil {
 		t.Fatal(err)
@@ -356,18 +356,18 @@ func testFilterReload(t *testing.T, cache sievefs.CacheMode) {
 	}
 	for _, name := range []string{"b", "dir", "dir/c", "docs/a.markdown"} {
 		_, err := os.Stat(p(name))
-		wantErr(t, "stat "+name+" right after the reload", err, syscall.ENOENT)
+		fusetest.WantErr(t, "stat "+name+" right after the reload", err, syscall.ENOENT)
 	}
-	if names := listDir(t, v.Mnt); fmt.Sprint(names) != "[a docs e f]" {
+	if names := fusetest.ListDir(t, v.Mnt); fmt.Sprint(names) != "[a docs e f]" {
 		t.Errorf("after the reload the root lists %v, want [a docs e f]", names)
 	}
-	if names := listDir(t, p("docs")); fmt.Sprint(names) != "[a.md]" {
+	if names := fusetest.ListDir(t, p("docs")); fmt.Sprint(names) != "[a.md]" {
 		t.Errorf("after the reload docs lists %v, want [a.md]", names)
 	}
 	if b, err := os.ReadFile(p("docs/a.md")); err != nil || string(b) != "docs/a.markdown" {
 		t.Errorf("read docs/a.md right after the reload: %q %v", b, err)
 	}
-	wantErr(t, "write e right after the reload made it read-only", os.WriteFile(p("e"), []byte("x"), 0), syscall.EROFS)
+	fusetest.WantErr(t, "write e right after the reload made it read-only", os.WriteFile(p("e"), []byte("x"), 0), syscall.EROFS)
 	var st syscall.Stat_t
 	if err := syscall.Stat(p("f"), &st); err != nil || st.Uid != 1234 {
 		t.Errorf("stat f right after the reload remapped it: uid %d %v, want 1234", st.Uid, err)
@@ -401,7 +401,7 @@ func testFilterReload(t *testing.T, cache sievefs.CacheMode) {
 		}
 	}
 	_, err = os.Stat(p("docs/a.md"))
-	wantErr(t, "stat docs/a.md after dropping the rename rule", err, syscall.ENOENT)
+	fusetest.WantErr(t, "stat docs/a.md after dropping the rename rule", err, syscall.ENOENT)
 	if err := os.WriteFile(p("e"), []byte("e2"), 0); err != nil {
 		t.Errorf("write e after dropping every rule: %v", err)
 	}
@@ -415,19 +415,19 @@ func testFilterReload(t *testing.T, cache sievefs.CacheMode) {
 // ones a rename rule mapped to lower names that do not exist, in the root
 // and in a subdirectory.
 func TestFilterReloadNegativeEntry(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "a", "x.md", "docs/y.md")
-	ren, err := rename.New(globs("**"), ".markdown", ".md")
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "a", "x.md", "docs/y.md")
+	ren, err := rename.New(fusetest.Globs("**"), ".markdown", ".md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := mountFiltered(t, low, rulesOf(t, filter.Rule{Filter: hide.New(globs("a"))}, filter.Rule{Filter: ren}), false)
+	v := fusetest.MountFiltered(t, low, fusetest.RulesOf(t, filter.Rule{Filter: hide.New(fusetest.Globs("a"))}, filter.Rule{Filter: ren}), false)
 	names := []string{"a", "x.md", "docs/y.md"}
 	for _, name := range names {
 		_, err := os.Stat(v.Path(name))
-		wantErr(t, "stat "+name+" under the first chain", err, syscall.ENOENT)
+		fusetest.WantErr(t, "stat "+name+" under the first chain", err, syscall.ENOENT)
 	}
-	if err := v.Mount.SetRules(rulesOf(t)); err != nil {
+	if err := v.Mount.SetRules(fusetest.RulesOf(t)); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range names {
@@ -441,24 +441,24 @@ func TestFilterReloadNegativeEntry(t *testing.T) {
 // no rule covers keep kernel passthrough: reading and writing them sends
 // no READ or WRITE to the daemon.
 func TestFilterUntouchedPassthrough(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "secrets/k", "archive/old", "shared/s", "work/")
-	data := randomBytes(t, 2<<20)
-	writeFile(t, filepath.Join(low, "work/big"), data)
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "secrets/k", "archive/old", "shared/s", "work/")
+	data := fusetest.RandomBytes(t, 2<<20)
+	fusetest.WriteFile(t, filepath.Join(low, "work/big"), data)
 	uid, mode := uint32(1000), uint32(0o640)
-	chain := rulesOf(t,
-		filter.Rule{Filter: hide.New(globs("secrets/**", "**/.env"))},
-		filter.Rule{Filter: readonly.New(globs("archive/**"))},
-		filter.Rule{Filter: remap.New(remap.Config{Paths: globs("shared/**"), Uid: &uid, FileMode: &mode})},
+	chain := fusetest.RulesOf(t,
+		filter.Rule{Filter: hide.New(fusetest.Globs("secrets/**", "**/.env"))},
+		filter.Rule{Filter: readonly.New(fusetest.Globs("archive/**"))},
+		filter.Rule{Filter: remap.New(remap.Config{Paths: fusetest.Globs("shared/**"), Uid: &uid, FileMode: &mode})},
 	)
-	v := mountFiltered(t, low, chain, false)
-	requirePassthrough(t, v.Mount)
+	v := fusetest.MountFiltered(t, low, chain, false)
+	fusetest.RequirePassthrough(t, v.Mount)
 
-	tr := newFuseTrace(t, v.Mnt)
+	tr := fusetest.NewFuseTrace(t, v.Mnt)
 	if tr != nil {
-		tr.reset(t)
+		tr.Reset(t)
 	}
-	r0, w0 := daemonIO(v)
+	r0, w0 := fusetest.DaemonIO(v)
 	f, err := os.OpenFile(v.Path("work/big"), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -470,7 +470,7 @@ func TestFilterUntouchedPassthrough(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Error("work/big read through the mount differs from the lower file")
 	}
-	patch := randomBytes(t, 256<<10)
+	patch := fusetest.RandomBytes(t, 256<<10)
 	if _, err := f.WriteAt(patch, 12345); err != nil {
 		t.Fatal(err)
 	}
@@ -481,26 +481,26 @@ func TestFilterUntouchedPassthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A new file, too.
-	writeFile(t, v.Path("work/new"), data[:100<<10])
-	if b := readFile(t, v.Path("work/new")); !bytes.Equal(b, data[:100<<10]) {
+	fusetest.WriteFile(t, v.Path("work/new"), data[:100<<10])
+	if b := fusetest.ReadFile(t, v.Path("work/new")); !bytes.Equal(b, data[:100<<10]) {
 		t.Error("work/new read back differs")
 	}
-	r1, w1 := daemonIO(v)
+	r1, w1 := fusetest.DaemonIO(v)
 	if r1 != r0 || w1 != w0 {
 		t.Errorf("daemon served data of uncovered files: reads %d -> %d, writes %d -> %d", r0, r1, w0, w1)
 	}
 	if tr != nil {
-		c := tr.counts(t)
+		c := tr.Counts(t)
 		t.Logf("FUSE requests: %v", c)
-		if c[opOpen] == 0 {
+		if c[fusetest.OpOpen] == 0 {
 			t.Errorf("tracepoint saw no OPEN: the trace does not work (%v)", c)
 		}
-		if c[opRead] != 0 || c[opWrite] != 0 {
-			t.Errorf("kernel sent %d READ and %d WRITE requests, want none", c[opRead], c[opWrite])
+		if c[fusetest.OpRead] != 0 || c[fusetest.OpWrite] != 0 {
+			t.Errorf("kernel sent %d READ and %d WRITE requests, want none", c[fusetest.OpRead], c[fusetest.OpWrite])
 		}
 	}
 	copy(data[12345:], patch)
-	if !bytes.Equal(readFile(t, filepath.Join(low, "work/big")), data) {
+	if !bytes.Equal(fusetest.ReadFile(t, filepath.Join(low, "work/big")), data) {
 		t.Error("lower work/big differs from what was written")
 	}
 }
@@ -510,12 +510,12 @@ func TestFilterUntouchedPassthrough(t *testing.T) {
 // where the rules in use stay.
 func TestRulesRefused(t *testing.T) {
 	fusetest.RequireFuse(t)
-	named, err := rename.New(globs("**"), ".a", ".b")
+	named, err := rename.New(fusetest.Globs("**"), ".a", ".b")
 	if err != nil {
 		t.Fatal(err)
 	}
 	bad := []filter.Rule{{Filter: named, When: everyoneButRoot}} // a name mapper with a condition
-	low, mnt := newLower(t), t.TempDir()
+	low, mnt := fusetest.NewLower(t), t.TempDir()
 	m, err := sievefs.MountView(low, mnt, sievefs.Options{Rules: bad})
 	if err == nil {
 		m.Unmount()
@@ -524,12 +524,12 @@ func TestRulesRefused(t *testing.T) {
 	if !errors.Is(err, sievefs.ErrRules) || !strings.Contains(err.Error(), "only/unless") {
 		t.Errorf("error %v; want ErrRules saying why", err)
 	}
-	if sievefsMounted(mnt) {
+	if fusetest.SievefsMounted(mnt) {
 		t.Error("mounted after the error")
 	}
 
-	layTree(t, low, "secret")
-	v := mountFiltered(t, low, rulesOf(t, filter.Rule{Filter: hide.New(globs("secret"))}), false)
+	fusetest.LayTree(t, low, "secret")
+	v := fusetest.MountFiltered(t, low, fusetest.RulesOf(t, filter.Rule{Filter: hide.New(fusetest.Globs("secret"))}), false)
 	if err := v.Mount.SetRules(bad); !errors.Is(err, sievefs.ErrRules) {
 		t.Errorf("SetRules of a conditional name mapper: %v, want ErrRules", err)
 	}

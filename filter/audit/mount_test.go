@@ -1,4 +1,4 @@
-package sievefs_test
+package audit_test
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"github.com/sievefs/sievefs/filter"
 	"github.com/sievefs/sievefs/filter/audit"
 	"github.com/sievefs/sievefs/filter/readonly"
+	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
 // auditLine is one line of an audit log.
@@ -90,37 +91,37 @@ func readAudit(t testing.TB, path string) []auditLine {
 // that is not UTF-8, and that the data of an audited file keeps
 // passthrough.
 func TestFilterAudit(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "aud/f", "aud/ro/f", "other/f")
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "aud/f", "aud/ro/f", "other/f")
 	for _, name := range []string{"aud", "aud/f", "aud/ro", "aud/ro/f", "other", "other/f"} {
 		if err := os.Chown(filepath.Join(low, name), 1000, 1000); err != nil {
 			t.Fatal(err)
 		}
 	}
-	big := randomBytes(t, 1<<20)
-	writeFile(t, filepath.Join(low, "aud/big"), big)
+	big := fusetest.RandomBytes(t, 1<<20)
+	fusetest.WriteFile(t, filepath.Join(low, "aud/big"), big)
 	logPath := filepath.Join(t.TempDir(), "audit.jsonl")
 	au, err := audit.New(audit.Config{
 		Ops:   []filter.Op{filter.OpOpen, filter.OpCreate, filter.OpUnlink, filter.OpRename, filter.OpSetattr},
-		Paths: globs("aud/**"),
+		Paths: fusetest.Globs("aud/**"),
 		Log:   logPath,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { au.Close() }) // after the unmount, registered below
-	chain := rulesOf(t,
+	chain := fusetest.RulesOf(t,
 		filter.Rule{Name: "audit", Filter: au},
-		filter.Rule{Filter: readonly.New(globs("aud/ro/**"))},
+		filter.Rule{Filter: readonly.New(fusetest.Globs("aud/ro/**"))},
 	)
-	v := mountFiltered(t, low, chain, true)
+	v := fusetest.MountFiltered(t, low, chain, true)
 	p := v.Path
 	bad := "aud/bad\xff\xfe name"
 
 	// Operations by uid 1000 on its own thread, whose id is the pid the
 	// kernel reports.
 	var errs []error
-	tid := asCaller(t, 1000, 1000, func() {
+	tid := fusetest.AsCaller(t, 1000, 1000, func() {
 		do := func(err error) { errs = append(errs, err) }
 		_, err := os.ReadFile(p("aud/f"))
 		do(err)
@@ -138,13 +139,13 @@ func TestFilterAudit(t *testing.T) {
 	})
 	for i, err := range errs {
 		if i == 5 {
-			wantErr(t, "open aud/ro/f for writing", err, syscall.EROFS)
+			fusetest.WantErr(t, "open aud/ro/f for writing", err, syscall.EROFS)
 		} else if err != nil {
 			t.Errorf("operation %d as uid 1000: %v", i, err)
 		}
 	}
 	// And one by root, from another thread.
-	rootTid := asCaller(t, 0, 0, func() {
+	rootTid := fusetest.AsCaller(t, 0, 0, func() {
 		if err := os.Chmod(p("aud/f"), 0o640); err != nil {
 			t.Errorf("root chmod aud/f: %v", err)
 		}
@@ -199,17 +200,17 @@ func TestFilterAudit(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(low, bad)); err != nil || string(b) != "bad" {
 		t.Errorf("lower %q: %q %v", bad, b, err)
 	}
-	if !hasName(listDir(t, p("aud")), filepath.Base(bad)) {
+	if !fusetest.HasName(fusetest.ListDir(t, p("aud")), filepath.Base(bad)) {
 		t.Errorf("listing of aud lacks %q", filepath.Base(bad))
 	}
 
 	// Reads and writes of an audited file keep passthrough.
 	if v.Mount.Status().Passthrough.Active {
-		tr := newFuseTrace(t, v.Mnt)
+		tr := fusetest.NewFuseTrace(t, v.Mnt)
 		if tr != nil {
-			tr.reset(t)
+			tr.Reset(t)
 		}
-		r0, w0 := daemonIO(v)
+		r0, w0 := fusetest.DaemonIO(v)
 		f, err := os.OpenFile(p("aud/big"), os.O_RDWR, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -222,11 +223,11 @@ func TestFilterAudit(t *testing.T) {
 			t.Error(err)
 		}
 		f.Close()
-		if r1, w1 := daemonIO(v); r1 != r0 || w1 != w0 {
+		if r1, w1 := fusetest.DaemonIO(v); r1 != r0 || w1 != w0 {
 			t.Errorf("audited file's data reached the daemon: reads %d -> %d, writes %d -> %d", r0, r1, w0, w1)
 		}
 		if tr != nil {
-			if c := tr.counts(t); c[opOpen] == 0 || c[opRead] != 0 || c[opWrite] != 0 {
+			if c := tr.Counts(t); c[fusetest.OpOpen] == 0 || c[fusetest.OpRead] != 0 || c[fusetest.OpWrite] != 0 {
 				t.Errorf("FUSE requests %v: want an OPEN and no READ or WRITE", c)
 			}
 		}

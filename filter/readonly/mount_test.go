@@ -1,4 +1,4 @@
-package sievefs_test
+package readonly_test
 
 import (
 	"bytes"
@@ -22,20 +22,20 @@ import (
 // reach), that the rest of the tree stays writable, and that reads of
 // read-only files keep passthrough.
 func TestFilterReadonly(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "archive/old", "archive/sub/", "archive/nested/f", "data/frozen/f", "data/free",
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "archive/old", "archive/sub/", "archive/nested/f", "data/frozen/f", "data/free",
 		"incoming/locked/f", "pub", "pubdir/f")
-	big := randomBytes(t, 2<<20)
-	writeFile(t, filepath.Join(low, "archive/big"), big)
+	big := fusetest.RandomBytes(t, 2<<20)
+	fusetest.WriteFile(t, filepath.Join(low, "archive/big"), big)
 	if err := unix.Setxattr(filepath.Join(low, "archive/old"), "user.sievefs", []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
-	chain := rulesOf(t, filter.Rule{Name: "ro", Filter: readonly.New(globs("archive/**", "data/frozen/**", "vault/locked/**"))})
-	v := mountFiltered(t, low, chain, false)
+	chain := fusetest.RulesOf(t, filter.Rule{Name: "ro", Filter: readonly.New(fusetest.Globs("archive/**", "data/frozen/**", "vault/locked/**"))})
+	v := fusetest.MountFiltered(t, low, chain, false)
 	p := v.Path
 
 	archive := filepath.Join(low, "archive")
-	before := snapshot(t, archive)
+	before := fusetest.Snapshot(t, archive)
 	t.Run("Open", func(t *testing.T) {
 		for _, c := range []struct {
 			name  string
@@ -54,36 +54,36 @@ func TestFilterReadonly(t *testing.T) {
 				if err == nil {
 					f.Close()
 				}
-				wantErr(t, "open "+name+" "+c.name, err, syscall.EROFS)
+				fusetest.WantErr(t, "open "+name+" "+c.name, err, syscall.EROFS)
 			}
 		}
 	})
 
 	t.Run("Setattr", func(t *testing.T) {
 		now := time.Now().Add(-time.Hour)
-		wantErr(t, "truncate", os.Truncate(p("archive/old"), 0), syscall.EROFS)
-		wantErr(t, "chmod", os.Chmod(p("archive/old"), 0o600), syscall.EROFS)
-		wantErr(t, "chmod dir", os.Chmod(p("archive/sub"), 0o700), syscall.EROFS)
-		wantErr(t, "chown", os.Chown(p("archive/old"), 1000, 1000), syscall.EROFS)
-		wantErr(t, "chtimes", os.Chtimes(p("archive/old"), now, now), syscall.EROFS)
-		wantErr(t, "utimensat now", unix.UtimesNanoAt(unix.AT_FDCWD, p("archive/old"), nil, 0), syscall.EROFS)
+		fusetest.WantErr(t, "truncate", os.Truncate(p("archive/old"), 0), syscall.EROFS)
+		fusetest.WantErr(t, "chmod", os.Chmod(p("archive/old"), 0o600), syscall.EROFS)
+		fusetest.WantErr(t, "chmod dir", os.Chmod(p("archive/sub"), 0o700), syscall.EROFS)
+		fusetest.WantErr(t, "chown", os.Chown(p("archive/old"), 1000, 1000), syscall.EROFS)
+		fusetest.WantErr(t, "chtimes", os.Chtimes(p("archive/old"), now, now), syscall.EROFS)
+		fusetest.WantErr(t, "utimensat now", unix.UtimesNanoAt(unix.AT_FDCWD, p("archive/old"), nil, 0), syscall.EROFS)
 		// Through a descriptor open for reading.
 		f, err := os.Open(p("archive/old"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		wantErr(t, "fchmod", f.Chmod(0o600), syscall.EROFS)
-		wantErr(t, "fchown", f.Chown(1000, 1000), syscall.EROFS)
-		wantErr(t, "futimens", unix.Futimes(int(f.Fd()), []unix.Timeval{{Sec: 1}, {Sec: 1}}), syscall.EROFS)
-		wantErr(t, "fsetxattr", unix.Fsetxattr(int(f.Fd()), "user.other", []byte("x"), 0), syscall.EROFS)
-		wantErr(t, "ftruncate of a read-only descriptor", f.Truncate(0), syscall.EINVAL)
+		fusetest.WantErr(t, "fchmod", f.Chmod(0o600), syscall.EROFS)
+		fusetest.WantErr(t, "fchown", f.Chown(1000, 1000), syscall.EROFS)
+		fusetest.WantErr(t, "futimens", unix.Futimes(int(f.Fd()), []unix.Timeval{{Sec: 1}, {Sec: 1}}), syscall.EROFS)
+		fusetest.WantErr(t, "fsetxattr", unix.Fsetxattr(int(f.Fd()), "user.other", []byte("x"), 0), syscall.EROFS)
+		fusetest.WantErr(t, "ftruncate of a read-only descriptor", f.Truncate(0), syscall.EINVAL)
 	})
 
 	t.Run("Xattr", func(t *testing.T) {
-		wantErr(t, "setxattr", unix.Setxattr(p("archive/old"), "user.other", []byte("x"), 0), syscall.EROFS)
-		wantErr(t, "setxattr replace", unix.Setxattr(p("archive/old"), "user.sievefs", []byte("x"), 0), syscall.EROFS)
-		wantErr(t, "removexattr", unix.Removexattr(p("archive/old"), "user.sievefs"), syscall.EROFS)
+		fusetest.WantErr(t, "setxattr", unix.Setxattr(p("archive/old"), "user.other", []byte("x"), 0), syscall.EROFS)
+		fusetest.WantErr(t, "setxattr replace", unix.Setxattr(p("archive/old"), "user.sievefs", []byte("x"), 0), syscall.EROFS)
+		fusetest.WantErr(t, "removexattr", unix.Removexattr(p("archive/old"), "user.sievefs"), syscall.EROFS)
 		buf := make([]byte, 64)
 		if n, err := unix.Getxattr(p("archive/old"), "user.sievefs", buf); err != nil || string(buf[:n]) != "v" {
 			t.Errorf("getxattr: %q %v", buf[:max(n, 0)], err)
@@ -94,40 +94,40 @@ func TestFilterReadonly(t *testing.T) {
 	})
 
 	t.Run("Names", func(t *testing.T) {
-		wantErr(t, "unlink", os.Remove(p("archive/old")), syscall.EROFS)
-		wantErr(t, "rmdir empty dir", os.Remove(p("archive/sub")), syscall.EROFS)
-		wantErr(t, "rmdir archive", unix.Rmdir(p("archive")), syscall.EROFS)
-		wantErr(t, "mkdir inside", os.Mkdir(p("archive/newdir"), 0o755), syscall.EROFS)
-		wantErr(t, "create inside", os.WriteFile(p("archive/new"), []byte("x"), 0o644), syscall.EROFS)
-		wantErr(t, "create deeper", os.WriteFile(p("archive/sub/new"), []byte("x"), 0o644), syscall.EROFS)
-		wantErr(t, "mknod inside", unix.Mknod(p("archive/fifo"), unix.S_IFIFO|0o644, 0), syscall.EROFS)
-		wantErr(t, "symlink inside", os.Symlink("old", p("archive/lnk")), syscall.EROFS)
+		fusetest.WantErr(t, "unlink", os.Remove(p("archive/old")), syscall.EROFS)
+		fusetest.WantErr(t, "rmdir empty dir", os.Remove(p("archive/sub")), syscall.EROFS)
+		fusetest.WantErr(t, "rmdir archive", unix.Rmdir(p("archive")), syscall.EROFS)
+		fusetest.WantErr(t, "mkdir inside", os.Mkdir(p("archive/newdir"), 0o755), syscall.EROFS)
+		fusetest.WantErr(t, "create inside", os.WriteFile(p("archive/new"), []byte("x"), 0o644), syscall.EROFS)
+		fusetest.WantErr(t, "create deeper", os.WriteFile(p("archive/sub/new"), []byte("x"), 0o644), syscall.EROFS)
+		fusetest.WantErr(t, "mknod inside", unix.Mknod(p("archive/fifo"), unix.S_IFIFO|0o644, 0), syscall.EROFS)
+		fusetest.WantErr(t, "symlink inside", os.Symlink("old", p("archive/lnk")), syscall.EROFS)
 		fd, err := unix.Open(p("archive"), unix.O_TMPFILE|unix.O_RDWR, 0o600)
 		if err == nil {
 			unix.Close(fd)
 		}
-		wantErr(t, "O_TMPFILE inside", err, syscall.EROFS)
+		fusetest.WantErr(t, "O_TMPFILE inside", err, syscall.EROFS)
 		fd, err = unix.Open(p("data"), unix.O_TMPFILE|unix.O_RDWR, 0o600)
 		if err != nil {
 			t.Fatalf("O_TMPFILE in data: %v", err)
 		}
-		wantErr(t, "linkat an O_TMPFILE file inside", unix.Linkat(fd, "", unix.AT_FDCWD, p("archive/tmp"), unix.AT_EMPTY_PATH), syscall.EROFS)
+		fusetest.WantErr(t, "linkat an O_TMPFILE file inside", unix.Linkat(fd, "", unix.AT_FDCWD, p("archive/tmp"), unix.AT_EMPTY_PATH), syscall.EROFS)
 		unix.Close(fd)
 
-		wantErr(t, "rename within", os.Rename(p("archive/old"), p("archive/old2")), syscall.EROFS)
-		wantErr(t, "rename out", os.Rename(p("archive/old"), p("old2")), syscall.EROFS)
-		wantErr(t, "rename in", os.Rename(p("pub"), p("archive/pub")), syscall.EROFS)
-		wantErr(t, "rename in, onto a file", os.Rename(p("pub"), p("archive/old")), syscall.EROFS)
-		wantErr(t, "rename dir in", os.Rename(p("pubdir"), p("archive/pubdir")), syscall.EROFS)
-		wantErr(t, "rename archive", os.Rename(p("archive"), p("archive2")), syscall.EROFS)
-		wantErr(t, "exchange with a read-only file",
+		fusetest.WantErr(t, "rename within", os.Rename(p("archive/old"), p("archive/old2")), syscall.EROFS)
+		fusetest.WantErr(t, "rename out", os.Rename(p("archive/old"), p("old2")), syscall.EROFS)
+		fusetest.WantErr(t, "rename in", os.Rename(p("pub"), p("archive/pub")), syscall.EROFS)
+		fusetest.WantErr(t, "rename in, onto a file", os.Rename(p("pub"), p("archive/old")), syscall.EROFS)
+		fusetest.WantErr(t, "rename dir in", os.Rename(p("pubdir"), p("archive/pubdir")), syscall.EROFS)
+		fusetest.WantErr(t, "rename archive", os.Rename(p("archive"), p("archive2")), syscall.EROFS)
+		fusetest.WantErr(t, "exchange with a read-only file",
 			unix.Renameat2(unix.AT_FDCWD, p("pub"), unix.AT_FDCWD, p("archive/old"), unix.RENAME_EXCHANGE), syscall.EROFS)
-		wantErr(t, "link from", os.Link(p("archive/old"), p("linked")), syscall.EROFS)
-		wantErr(t, "link to", os.Link(p("pub"), p("archive/pub")), syscall.EROFS)
+		fusetest.WantErr(t, "link from", os.Link(p("archive/old"), p("linked")), syscall.EROFS)
+		fusetest.WantErr(t, "link to", os.Link(p("pub"), p("archive/pub")), syscall.EROFS)
 		// A directory holding a read-only subtree cannot move it out of
 		// the patterns' reach, nor a directory move a subtree into it.
-		wantErr(t, "rename data (holding data/frozen)", os.Rename(p("data"), p("data2")), syscall.EXDEV)
-		wantErr(t, "rename incoming to vault (making vault/locked)", os.Rename(p("incoming"), p("vault")), syscall.EXDEV)
+		fusetest.WantErr(t, "rename data (holding data/frozen)", os.Rename(p("data"), p("data2")), syscall.EXDEV)
+		fusetest.WantErr(t, "rename incoming to vault (making vault/locked)", os.Rename(p("incoming"), p("vault")), syscall.EXDEV)
 		for _, name := range []string{"linked", "old2", "data2", "vault", "archive2"} {
 			if _, err := os.Lstat(filepath.Join(low, name)); !os.IsNotExist(err) {
 				t.Errorf("lower %s exists after a refused operation", name)
@@ -157,15 +157,15 @@ func TestFilterReadonly(t *testing.T) {
 		if b, err := os.ReadFile(p("archive/old")); err != nil || string(b) != "archive/old" {
 			t.Errorf("read archive/old: %q %v", b, err)
 		}
-		if names := listDir(t, p("archive")); len(names) != 4 {
+		if names := fusetest.ListDir(t, p("archive")); len(names) != 4 {
 			t.Errorf("ls archive: %v", names)
 		}
-		requirePassthrough(t, v.Mount)
-		tr := newFuseTrace(t, v.Mnt)
+		fusetest.RequirePassthrough(t, v.Mount)
+		tr := fusetest.NewFuseTrace(t, v.Mnt)
 		if tr != nil {
-			tr.reset(t)
+			tr.Reset(t)
 		}
-		r0, w0 := daemonIO(v)
+		r0, w0 := fusetest.DaemonIO(v)
 		f, err := os.Open(p("archive/big"))
 		if err != nil {
 			t.Fatal(err)
@@ -178,22 +178,22 @@ func TestFilterReadonly(t *testing.T) {
 		if err != nil || !bytes.Equal(got, big) {
 			t.Errorf("read archive/big: %d bytes, %v; differs from the lower file", len(got), err)
 		}
-		if r1, w1 := daemonIO(v); r1 != r0 || w1 != w0 {
+		if r1, w1 := fusetest.DaemonIO(v); r1 != r0 || w1 != w0 {
 			t.Errorf("reading a read-only file reached the daemon: reads %d -> %d", r0, r1)
 		}
 		if tr != nil {
-			c := tr.counts(t)
-			if c[opOpen] == 0 {
+			c := tr.Counts(t)
+			if c[fusetest.OpOpen] == 0 {
 				t.Errorf("tracepoint saw no OPEN: the trace does not work (%v)", c)
 			}
-			if c[opRead] != 0 {
-				t.Errorf("kernel sent %d READ requests for a read-only file, want none", c[opRead])
+			if c[fusetest.OpRead] != 0 {
+				t.Errorf("kernel sent %d READ requests for a read-only file, want none", c[fusetest.OpRead])
 			}
 		}
 	})
 
-	sameSnapshot(t, "lower archive", before, snapshot(t, archive))
-	if d := ruleDecisions(v, "ro"); d[filter.DecisionError] == 0 {
+	fusetest.SameSnapshot(t, "lower archive", before, fusetest.Snapshot(t, archive))
+	if d := fusetest.RuleDecisions(v, "ro"); d[filter.DecisionError] == 0 {
 		t.Errorf("rule ro decisions %v, want errors counted", d)
 	}
 }
@@ -208,21 +208,23 @@ func TestFilterReadonly(t *testing.T) {
 // the default cache the read-only name follows whichever name was looked
 // up last, which the test only logs.
 func TestFilterReadonlyLowerHardLink(t *testing.T) {
-	low := newLower(t)
-	layTree(t, low, "archive/old")
+	low := fusetest.NewLower(t)
+	fusetest.LayTree(t, low, "archive/old")
 	if err := os.Link(filepath.Join(low, "archive/old"), filepath.Join(low, "pub-link")); err != nil {
 		t.Fatal(err)
 	}
-	chain := func() []filter.Rule { return rulesOf(t, filter.Rule{Filter: readonly.New(globs("archive/**"))}) }
+	chain := func() []filter.Rule {
+		return fusetest.RulesOf(t, filter.Rule{Filter: readonly.New(fusetest.Globs("archive/**"))})
+	}
 
 	v := fusetest.MountLower(t, low, sievefs.Options{Rules: chain(), Cache: sievefs.CacheNever})
 	for range 2 {
 		if err := os.WriteFile(v.Path("pub-link"), []byte("via pub-link"), 0); err != nil {
 			t.Errorf("write pub-link: %v", err)
 		}
-		wantErr(t, "write archive/old after a write through pub-link",
+		fusetest.WantErr(t, "write archive/old after a write through pub-link",
 			os.WriteFile(v.Path("archive/old"), []byte("via archive/old"), 0), syscall.EROFS)
-		wantErr(t, "truncate archive/old", os.Truncate(v.Path("archive/old"), 0), syscall.EROFS)
+		fusetest.WantErr(t, "truncate archive/old", os.Truncate(v.Path("archive/old"), 0), syscall.EROFS)
 	}
 	if b, _ := os.ReadFile(filepath.Join(low, "archive/old")); string(b) != "via pub-link" {
 		t.Errorf("lower archive/old: %q, want what was written through pub-link", b)

@@ -1,4 +1,4 @@
-package sievefs_test
+package systest
 
 import (
 	"crypto/sha256"
@@ -473,7 +473,7 @@ func opsTree(t *testing.T, root string, dirLinksOne bool) map[string]string {
 			}
 			desc += " target=" + target
 		}
-		out[rel] = desc + " xattrs=" + xattrs(path)
+		out[rel] = desc + " xattrs=" + fusetest.Xattrs(path)
 		return nil
 	})
 	if err != nil {
@@ -533,7 +533,7 @@ func describeResult(s, other string) string {
 // mount, unmounted when it ends.
 func FuzzOps(f *testing.F) {
 	fusetest.RequireFuse(f)
-	policy, err := os.ReadFile("bench/policy10.yaml")
+	policy, err := os.ReadFile("../bench/policy10.yaml")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -550,7 +550,7 @@ func runOps(t *testing.T, policy, data []byte) {
 	cfg, ops := decodeOps(data)
 	opts := cfg.opts
 	if cfg.policy {
-		opts.Rules = sievefs.PolicyRules(t, "policy10.yaml", policy)
+		opts.Rules = fusetest.PolicyRules(t, "policy10.yaml", policy)
 	}
 	native := filepath.Join(t.TempDir(), "native")
 	if err := os.Mkdir(native, 0o755); err != nil {

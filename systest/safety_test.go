@@ -1,4 +1,4 @@
-package sievefs_test
+package systest
 
 import (
 	"bytes"
@@ -47,10 +47,10 @@ func newSafetyTree(t *testing.T, opts sievefs.Options) *safetyTree {
 	// The same names inside d and outside, so that an operation on the
 	// wrong directory would find its target.
 	for _, name := range []string{"canary", "victim", "sub/canary"} {
-		writeFile(t, filepath.Join(s.outside, name), []byte("outside "+name))
+		fusetest.WriteFile(t, filepath.Join(s.outside, name), []byte("outside "+name))
 	}
 	for _, name := range []string{"canary", "victim"} {
-		writeFile(t, filepath.Join(s.lower, "d", name), []byte("inside "+name))
+		fusetest.WriteFile(t, filepath.Join(s.lower, "d", name), []byte("inside "+name))
 	}
 	if err := os.Mkdir(filepath.Join(s.lower, "d", "sub"), 0o755); err != nil {
 		t.Fatal(err)
@@ -125,9 +125,9 @@ func TestSafetyRenamedDir(t *testing.T) {
 			if err := os.Rename(filepath.Join(s.lower, "d"), filepath.Join(s.lower, "z")); err != nil {
 				t.Fatal(err)
 			}
-			outside := snapshot(t, s.outside)
+			outside := fusetest.Snapshot(t, s.outside)
 			mutateUnder(t, s.v.Path("d"), dirfd)
-			sameSnapshot(t, "outside", outside, snapshot(t, s.outside))
+			fusetest.SameSnapshot(t, "outside", outside, fusetest.Snapshot(t, s.outside))
 			ents, _ := os.ReadDir(s.base)
 			if len(ents) != 2 {
 				t.Errorf("base holds %d entries, want lower and outside only", len(ents))
@@ -155,14 +155,14 @@ func TestSafetyRenamedDir(t *testing.T) {
 			if _, err := os.Stat(s.v.Path("d/canary")); err != nil {
 				t.Fatal(err)
 			}
-			beside(t, "rename", filepath.Join(s.lower, "d"), filepath.Join(s.outside, "moved"))
+			fusetest.Beside(t, "rename", filepath.Join(s.lower, "d"), filepath.Join(s.outside, "moved"))
 			if cache != sievefs.CacheNever {
 				// Past the one-second entry timeout.
 				time.Sleep(1500 * time.Millisecond)
 			}
-			outside := snapshot(t, s.outside)
+			outside := fusetest.Snapshot(t, s.outside)
 			mutateUnder(t, s.v.Path("d"), -1)
-			sameSnapshot(t, "outside", outside, snapshot(t, s.outside))
+			fusetest.SameSnapshot(t, "outside", outside, fusetest.Snapshot(t, s.outside))
 			if _, err := os.Stat(s.v.Path("d")); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("stat of the moved-out dir through the mount: %v, want ENOENT", err)
 			}
@@ -187,11 +187,11 @@ func TestSafetySymlinkSwap(t *testing.T) {
 			defer unix.Close(dirfd)
 			// Swap atomically: d becomes the symlink, d.old the directory.
 			link := filepath.Join(s.lower, "d.old")
-			beside(t, "symlink", "../outside", link)
-			beside(t, "exchange", link, filepath.Join(s.lower, "d"))
-			outside := snapshot(t, s.outside)
+			fusetest.Beside(t, "symlink", "../outside", link)
+			fusetest.Beside(t, "exchange", link, filepath.Join(s.lower, "d"))
+			outside := fusetest.Snapshot(t, s.outside)
 			mutateUnder(t, s.v.Path("d"), dirfd)
-			sameSnapshot(t, "outside", outside, snapshot(t, s.outside))
+			fusetest.SameSnapshot(t, "outside", outside, fusetest.Snapshot(t, s.outside))
 
 			if cache == sievefs.CacheAuto {
 				time.Sleep(1500 * time.Millisecond)
@@ -213,7 +213,7 @@ func TestSafetySymlinkSwap(t *testing.T) {
 					t.Errorf("stat d/canary through the swapped symlink: %v, want ENOENT", err)
 				}
 				mutateUnder(t, s.v.Path("d"), dirfd)
-				sameSnapshot(t, "outside", outside, snapshot(t, s.outside))
+				fusetest.SameSnapshot(t, "outside", outside, fusetest.Snapshot(t, s.outside))
 			}
 			if _, err := os.Stat(filepath.Join(s.lower, "d.old", "new-at")); err != nil {
 				t.Errorf("create through the held descriptor did not land in the old dir: %v", err)
@@ -236,12 +236,12 @@ func TestSafetyFileSymlinkSwap(t *testing.T) {
 			}
 			defer held.Close()
 			lf := filepath.Join(s.lower, "d", "canary")
-			beside(t, "rename", lf, lf+".old")
-			beside(t, "symlink", "../../outside/canary", lf)
+			fusetest.Beside(t, "rename", lf, lf+".old")
+			fusetest.Beside(t, "symlink", "../../outside/canary", lf)
 			if cache == sievefs.CacheAuto {
 				time.Sleep(1500 * time.Millisecond)
 			}
-			outside := snapshot(t, s.outside)
+			outside := fusetest.Snapshot(t, s.outside)
 
 			fd, err := unix.Open(f, unix.O_WRONLY|unix.O_NOFOLLOW, 0)
 			if err == nil {
@@ -270,8 +270,8 @@ func TestSafetyFileSymlinkSwap(t *testing.T) {
 				t.Errorf("ftruncate through the descriptor opened before the swap: %v", err)
 			}
 			held.Sync()
-			sameSnapshot(t, "outside", outside, snapshot(t, s.outside))
-			if b := readFile(t, lf+".old"); cache != sievefs.CacheAlways && string(b) != "he" {
+			fusetest.SameSnapshot(t, "outside", outside, fusetest.Snapshot(t, s.outside))
+			if b := fusetest.ReadFile(t, lf+".old"); cache != sievefs.CacheAlways && string(b) != "he" {
 				t.Errorf("the old file holds %q, want \"he\"", b)
 			}
 		})
@@ -288,9 +288,9 @@ func TestSafetyNames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	writeFile(t, filepath.Join(out, "canary"), []byte("outside"))
-	writeFile(t, filepath.Join(low, "sub", "f"), []byte("inside"))
-	before := snapshot(t, out)
+	fusetest.WriteFile(t, filepath.Join(out, "canary"), []byte("outside"))
+	fusetest.WriteFile(t, filepath.Join(low, "sub", "f"), []byte("inside"))
+	before := fusetest.Snapshot(t, out)
 
 	tree, err := lower.Open(low, lower.Options{})
 	if err != nil {
@@ -343,15 +343,15 @@ func TestSafetyNames(t *testing.T) {
 			}
 		}
 	}
-	sameSnapshot(t, "outside", before, snapshot(t, out))
-	if b := readFile(t, filepath.Join(low, "sub", "f")); string(b) != "inside" {
+	fusetest.SameSnapshot(t, "outside", before, fusetest.Snapshot(t, out))
+	if b := fusetest.ReadFile(t, filepath.Join(low, "sub", "f")); string(b) != "inside" {
 		t.Errorf("sub/f changed: %q", b)
 	}
 
 	// Odd but valid names work through the mount and stay in the tree.
 	v := fusetest.MountLower(t, low, sievefs.Options{})
 	for _, name := range []string{"...", "..x", ". .", " ..", "..\\..", "-", "\t", "a\nb", "\u2025"} {
-		writeFile(t, v.Path(name), []byte(name))
+		fusetest.WriteFile(t, v.Path(name), []byte(name))
 		if b, err := os.ReadFile(filepath.Join(low, name)); err != nil || string(b) != name {
 			t.Errorf("%q through the mount: lower has %q, %v", name, b, err)
 		}
@@ -364,7 +364,7 @@ func TestSafetyNames(t *testing.T) {
 	if _, err := os.Stat(v.Path("sub/../../outside")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stat mnt/sub/../../outside: %v, want ENOENT", err)
 	}
-	sameSnapshot(t, "outside", before, snapshot(t, out))
+	fusetest.SameSnapshot(t, "outside", before, fusetest.Snapshot(t, out))
 }
 
 // TestSafetyOtherUser runs commands as uid 65534 on an allow_other mount:
@@ -383,7 +383,7 @@ func TestSafetyOtherUser(t *testing.T) {
 	if err := os.Chmod(v.Lower, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, v.LowerPath("root-0644"), []byte("root's"))
+	fusetest.WriteFile(t, v.LowerPath("root-0644"), []byte("root's"))
 	if err := os.WriteFile(v.LowerPath("root-0600"), []byte("secret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +419,7 @@ func TestSafetyOtherUser(t *testing.T) {
 	if out, err := asNobody(`chmod 666 "$1"`, v.Path("root-0644")); err == nil {
 		t.Errorf("nobody could chmod a root file: %q", out)
 	}
-	if b := readFile(t, v.LowerPath("root-0644")); string(b) != "root's" {
+	if b := fusetest.ReadFile(t, v.LowerPath("root-0644")); string(b) != "root's" {
 		t.Errorf("root 0644 file changed: %q", b)
 	}
 	if fi, err := os.Stat(v.LowerPath("root-0644")); err != nil || fi.Mode().Perm() != 0o644 {

@@ -1,4 +1,4 @@
-package sievefs_test
+package systest
 
 import (
 	"bytes"
@@ -153,7 +153,7 @@ func TestBigTree(t *testing.T) {
 		t.Logf("not checking that forgotten inodes leave the table: %v", err)
 		return
 	}
-	eventually(t, 20*time.Second, "the inode table to shrink after drop_caches", func() bool {
+	fusetest.Eventually(t, 20*time.Second, "the inode table to shrink after drop_caches", func() bool {
 		return v.Mount.Status().Counters.Inodes < before/2
 	})
 	t.Logf("inodes after drop_caches: %d (before %d)", v.Mount.Status().Counters.Inodes, before)

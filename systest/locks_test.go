@@ -1,4 +1,4 @@
-package sievefs_test
+package systest
 
 import (
 	"os"
@@ -18,7 +18,7 @@ func TestFlock(t *testing.T) {
 	for _, mode := range []sievefs.PassthroughMode{sievefs.PassthroughAuto, sievefs.PassthroughOff} {
 		t.Run(string(mode), func(t *testing.T) {
 			v := fusetest.Mount(t, sievefs.Options{Passthrough: mode})
-			writeFile(t, v.LowerPath("f"), []byte("data"))
+			fusetest.WriteFile(t, v.LowerPath("f"), []byte("data"))
 			open := func(path string) *os.File {
 				f, err := os.Open(path)
 				if err != nil {

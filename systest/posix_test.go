@@ -1,4 +1,4 @@
-package sievefs_test
+package systest
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-package sievefs_test
+package systest
 
 import (
 	"os"
@@ -48,9 +48,9 @@ func TestNonRootMount(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to set up the unprivileged user's view")
 	}
-	bin := sievefsBinary(t)
+	bin := fusetest.Binary(t)
 	work, low, mnt := fusetest.NonRootWork(t)
-	writeFile(t, filepath.Join(low, "f"), []byte("hello"))
+	fusetest.WriteFile(t, filepath.Join(low, "f"), []byte("hello"))
 	for _, p := range []string{low, mnt, filepath.Join(low, "f")} {
 		if err := os.Chown(p, 65534, 65534); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,12 @@
+package redact_test
+
+import (
+	"testing"
+
+	"github.com/sievefs/sievefs/internal/fusetest"
+)
+
+// TestMain lets fusetest run a helper process (RunAs, the "redact-writer"
+// helper of attack_test.go) and removes the sievefs binary built for the
+// tests.
+func TestMain(m *testing.M) { fusetest.Main(m) }

@@ -1,0 +1,11 @@
+package remap_test
+
+import (
+	"testing"
+
+	"github.com/sievefs/sievefs/internal/fusetest"
+)
+
+// TestMain lets fusetest run a helper process (RunAs) and removes the
+// sievefs binary built for the tests.
+func TestMain(m *testing.M) { fusetest.Main(m) }
