@@ -26,7 +26,7 @@ var (
 	ErrMountpointBusy         = errors.New("mountpoint is already a mount in use")
 	ErrDeadMount              = errors.New("mountpoint is a dead FUSE mount (its daemon died)")
 	ErrStackingLoop           = errors.New("lower directory and mountpoint overlap")
-	ErrNoFuse                 = errors.New("FUSE is not available (/dev/fuse)")
+	ErrNoFuse                 = errors.New("FUSE is not available")
 	ErrPassthroughUnavailable = errors.New("FUSE passthrough is unavailable")
 	ErrMountOption            = errors.New("mount option refused")
 )

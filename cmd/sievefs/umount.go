@@ -36,19 +36,14 @@ func runUmount(args []string, stderr io.Writer) int {
 		return exitFailure
 	}
 	// Ask the daemon for its pid before unmounting, and hold it by a pidfd,
-	// so that the wait below cannot be fooled by the pid being reused.
+	// so that the wait below cannot be fooled by the pid being reused. It
+	// answers only root and its own user; unmount says why another may not.
 	pidfd := -1
-	st, err := control.QueryMount(m)
-	if err == nil {
-		if fd, perr := unix.PidfdOpen(st.PID, 0); perr != nil {
-			err = fmt.Errorf("pidfd_open %d: %w", st.PID, perr)
-		} else {
-			pidfd = fd
-			defer unix.Close(pidfd)
-		}
+	if uid := os.Geteuid(); uid == 0 || uid == m.UID {
+		pidfd = daemonPidfd(m, stderr)
 	}
-	if err != nil && !control.Dead(m.Mountpoint) {
-		fmt.Fprintf(stderr, "sievefs umount: %v; not waiting for the daemon\n", err)
+	if pidfd >= 0 {
+		defer unix.Close(pidfd)
 	}
 	if err := unmount(m, *lazy); errors.Is(err, unix.EBUSY) && !*lazy {
 		fmt.Fprintf(stderr, "sievefs umount: %s is busy (open files, or processes working in it); close them, or use --lazy to detach it now\n", m.Mountpoint)
@@ -64,6 +59,23 @@ func runUmount(args []string, stderr io.Writer) int {
 		}
 	}
 	return exitOK
+}
+
+// daemonPidfd returns a pidfd of the daemon of m, or -1 after saying why
+// there is none (unless the mount is dead: its daemon is gone).
+func daemonPidfd(m control.Mount, stderr io.Writer) int {
+	st, err := control.QueryMount(m)
+	if err == nil {
+		fd, perr := unix.PidfdOpen(st.PID, 0)
+		if perr == nil {
+			return fd
+		}
+		err = fmt.Errorf("pidfd_open %d: %w", st.PID, perr)
+	}
+	if !control.Dead(m.Mountpoint) {
+		fmt.Fprintf(stderr, "sievefs umount: %v; not waiting for the daemon\n", err)
+	}
+	return -1
 }
 
 // unmount unmounts m, detaching it even if it is busy when lazy; a busy
