@@ -177,7 +177,7 @@ func Dead(path string) bool {
 // CleanStale removes the sockets in the socket directories of uid that
 // refuse connections: those of daemons that died.
 func CleanStale(uid int) {
-	for _, dir := range socketDirs(uid) {
+	for _, dir := range SocketDirs(uid) {
 		if checkDir(dir, uid) != nil {
 			continue
 		}

@@ -4,7 +4,7 @@
 // The daemon of the mount on MOUNTPOINT listens on
 // SocketDir(uid)/<MOUNTPOINT escaped>.sock: /run/sievefs for a daemon run as
 // root; for another user, /run/user/UID/sievefs when the user's runtime
-// directory is there, else /tmp/sievefs-UID (see socketDirs). The directory
+// directory is there, else /tmp/sievefs-UID (see SocketDirs). The directory
 // is 0700 and the socket 0600, both owned by the daemon's user, and the
 // daemon also checks each peer's credentials (SO_PEERCRED): only root and the
 // daemon's own user are answered.
@@ -61,7 +61,7 @@ var (
 // rootSocketDir holds the sockets of daemons run by root.
 const rootSocketDir = "/run/sievefs"
 
-// socketDirs decides where the control sockets of daemons run by uid go:
+// SocketDirs decides where the control sockets of daemons run by uid go:
 // the directories to use, the one a daemon starting now takes first. It
 // reads no environment (XDG_RUNTIME_DIR is unset under setpriv, cron and
 // service managers, and root's differs), so that the daemon, the user's
@@ -70,7 +70,7 @@ const rootSocketDir = "/run/sievefs"
 // after it even then, for a daemon started before the user's runtime
 // directory appeared (a cron job, then a login). checkDir vets the one in
 // /tmp, which anyone could have made first.
-func socketDirs(uid int) []string {
+func SocketDirs(uid int) []string {
 	if uid == 0 {
 		return []string{rootSocketDir}
 	}
@@ -84,7 +84,7 @@ func socketDirs(uid int) []string {
 
 // SocketDir is the directory in which a daemon run by uid starting now puts
 // its control socket.
-func SocketDir(uid int) string { return socketDirs(uid)[0] }
+func SocketDir(uid int) string { return SocketDirs(uid)[0] }
 
 // checkDir checks that dir is a directory (not a symlink) of uid that no one
 // else may enter or change: a place where only uid and root put sockets.
@@ -118,7 +118,7 @@ func SocketPath(mountpoint string, uid int) string {
 // none. A socket in a directory checkDir refuses is not used: the error
 // says why.
 func Locate(mountpoint string, uid int) (string, error) {
-	for _, dir := range socketDirs(uid) {
+	for _, dir := range SocketDirs(uid) {
 		p := socketIn(dir, mountpoint)
 		if _, err := os.Lstat(p); err != nil {
 			continue

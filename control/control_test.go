@@ -37,7 +37,7 @@ func TestSocketPath(t *testing.T) {
 	}
 }
 
-// moveDirs puts the runtime directories and the /tmp of socketDirs in a new
+// moveDirs puts the runtime directories and the /tmp of SocketDirs in a new
 // temporary directory for the test, and returns them.
 func moveDirs(t *testing.T) (runUser, tmp string) {
 	t.Helper()
@@ -101,9 +101,9 @@ func TestSocketDirs(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			os.RemoveAll(rt)
 			c.setup(t)
-			got := socketDirs(uid)
+			got := SocketDirs(uid)
 			if strings.Join(got, " ") != strings.Join(c.want, " ") {
-				t.Errorf("socketDirs = %q, want %q", got, c.want)
+				t.Errorf("SocketDirs = %q, want %q", got, c.want)
 			}
 			if SocketDir(uid) != c.want[0] {
 				t.Errorf("SocketDir = %q, want %q", SocketDir(uid), c.want[0])
