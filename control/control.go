@@ -114,7 +114,7 @@ func SocketPath(mountpoint string, uid int) string {
 
 // Locate returns the control socket of the running daemon of the mount on
 // mountpoint, run by uid: the first socket of that name in the directories
-// of socketDirs, or the path a daemon starting now would take if there is
+// of SocketDirs, or the path a daemon starting now would take if there is
 // none. A socket in a directory checkDir refuses is not used: the error
 // says why.
 func Locate(mountpoint string, uid int) (string, error) {
