@@ -16,6 +16,7 @@ import (
 
 	"github.com/sievefs/sievefs/filter"
 	"github.com/sievefs/sievefs/internal/chain"
+	"github.com/sievefs/sievefs/internal/fusermount"
 	"github.com/sievefs/sievefs/internal/lower"
 )
 
@@ -26,7 +27,7 @@ var (
 	ErrMountpointBusy         = errors.New("mountpoint is already a mount in use")
 	ErrDeadMount              = errors.New("mountpoint is a dead FUSE mount (its daemon died)")
 	ErrStackingLoop           = errors.New("lower directory and mountpoint overlap")
-	ErrNoFuse                 = errors.New("FUSE is not available (/dev/fuse)")
+	ErrNoFuse                 = errors.New("FUSE is not available")
 	ErrPassthroughUnavailable = errors.New("FUSE passthrough is unavailable")
 	ErrMountOption            = errors.New("mount option refused")
 	ErrRules                  = errors.New("bad rules")
@@ -134,11 +135,8 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	server, err := fuse.NewServer(fs, mnt, mopts)
 	if err != nil {
 		tree.Close()
-		if !root && len(words) > 0 {
-			// fusermount3 printed its reason on stderr, which the mount
-			// helper discards; name what it was given.
-			return nil, fmt.Errorf("mount %s on %s through fusermount3 with %s: %w%s",
-				low, mnt, strings.Join(words, ","), err, fusermountHint(words))
+		if !root {
+			return nil, fusermountError(low, mnt, words, err)
 		}
 		return nil, fmt.Errorf("mount %s on %s: %w", low, mnt, err)
 	}
@@ -282,6 +280,23 @@ func mountFlags(opts Options, root bool) (flags uintptr, words []string, err err
 	return flags, words, nil
 }
 
+// fusermountError explains a mount that failed without root, through
+// fusermount3: it is missing (ErrNoFuse), or it refused. fusermount3 printed
+// its reason on standard error, which the mount helper discards; the error
+// names what it was given. go-fuse's error ("fusermount exited with code
+// 256") says no more than that it failed.
+func fusermountError(low, mnt string, words []string, err error) error {
+	if _, perr := fusermount.Path(); perr != nil {
+		return fmt.Errorf("%w: %w", ErrNoFuse, perr)
+	}
+	given := ""
+	if len(words) > 0 {
+		given = " with " + strings.Join(words, ",")
+	}
+	return fmt.Errorf("mount %s on %s through fusermount3%s: fusermount3 refused (%s; it printed why on standard error)%s",
+		low, mnt, given, strings.TrimSpace(err.Error()), fusermountHint(words))
+}
+
 // fusermountHint says why fusermount3 may have refused words: it refuses
 // options it does not know, and version 3.14 (Debian 12) does not know these.
 func fusermountHint(words []string) string {
@@ -380,10 +395,34 @@ func checkPaths(lowerDir, mountpoint string) (low, mnt string, err error) {
 	if within(mnt, low) || within(low, mnt) {
 		return "", "", fmt.Errorf("%w: lower %s, mountpoint %s", ErrStackingLoop, low, mnt)
 	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		return "", "", fmt.Errorf("%w: %w", ErrNoFuse, err)
+	if err := checkFuse(); err != nil {
+		return "", "", err
 	}
 	return low, mnt, nil
+}
+
+// checkFuse refuses a mount for want of FUSE: /dev/fuse missing, or closed
+// to the daemon's user. A daemon not running as root mounts through
+// fusermount3, which is set-user-ID root but opens /dev/fuse with the
+// user's rights, and fails with nothing more than "fusermount exited with
+// code 256" to show for it; opening it here, with the same rights, says why.
+func checkFuse() error {
+	const dev = "/dev/fuse"
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err == nil {
+		return f.Close()
+	}
+	uid := os.Geteuid()
+	var st unix.Stat_t
+	switch {
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENODEV), errors.Is(err, unix.ENXIO):
+		return fmt.Errorf("%w: %w: is the fuse module loaded? (modprobe fuse)", ErrNoFuse, err)
+	case uid != 0 && errors.Is(err, os.ErrPermission) && unix.Stat(dev, &st) == nil:
+		return fmt.Errorf("%w: uid %d may not open %s (mode %04o, owner uid %d, group %d): "+
+			"fusermount3 opens it with the mounting user's rights, so that user must be able to read "+
+			"and write it (mode 0666, as most systems make it)", ErrNoFuse, uid, dev, st.Mode&0o7777, st.Uid, st.Gid)
+	}
+	return fmt.Errorf("%w: %w", ErrNoFuse, err)
 }
 
 // resolveDir returns the absolute path of dir with symlinks resolved, and

@@ -123,12 +123,22 @@ func Mounts() ([]Mount, error) {
 	return out, nil
 }
 
+// QueryMount asks the daemon of m for its status, on the socket Locate
+// finds.
+func QueryMount(m Mount) (*Status, error) {
+	path, err := Locate(m.Mountpoint, m.UID)
+	if err != nil {
+		return nil, err
+	}
+	return Query(path)
+}
+
 // Inspect asks the daemon of m for its status, and says whether m is dead.
 // It does not touch the mount unless the daemon fails to answer, so that a
 // hung daemon cannot hang it.
 func Inspect(m Mount) Entry {
 	e := Entry{Mountpoint: m.Mountpoint, Lower: m.Lower}
-	st, err := Query(SocketPath(m.Mountpoint, m.UID))
+	st, err := QueryMount(m)
 	switch {
 	case err == nil:
 		e.State, e.Status = StateRunning, st
@@ -164,12 +174,17 @@ func Dead(path string) bool {
 	}
 }
 
-// CleanStale removes the sockets in SocketDir(uid) that refuse connections:
-// those of daemons that died.
+// CleanStale removes the sockets in the socket directories of uid that
+// refuse connections: those of daemons that died.
 func CleanStale(uid int) {
-	names, _ := filepath.Glob(filepath.Join(SocketDir(uid), "*.sock"))
-	for _, p := range names {
-		RemoveStale(p)
+	for _, dir := range SocketDirs(uid) {
+		if checkDir(dir, uid) != nil {
+			continue
+		}
+		names, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
+		for _, p := range names {
+			RemoveStale(p)
+		}
 	}
 }
 

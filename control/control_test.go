@@ -35,12 +35,157 @@ func TestSocketPath(t *testing.T) {
 	if p2 := SocketPath(long+"x", 0); p2 == p {
 		t.Errorf("two long mountpoints share the socket %s", p)
 	}
-	t.Setenv("XDG_RUNTIME_DIR", "/run/user/1000")
-	if got := SocketPath("/mnt/v", 1000); os.Getuid() == 1000 && got != "/run/user/1000/sievefs/mnt-v.sock" {
-		t.Errorf("non-root: %s", got)
+}
+
+// moveDirs puts the runtime directories and the /tmp of SocketDirs in a new
+// temporary directory for the test, and returns them.
+func moveDirs(t *testing.T) (runUser, tmp string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give directories to other users")
 	}
-	if got := SocketPath("/mnt/v", 1234); os.Getuid() != 1234 && got != "/run/user/1234/sievefs/mnt-v.sock" {
-		t.Errorf("another user's mount: %s", got)
+	base := t.TempDir()
+	runUser, tmp = filepath.Join(base, "run-user"), filepath.Join(base, "tmp")
+	for _, d := range []string{runUser, tmp} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldRun, oldTmp := runUserDir, tmpDir
+	runUserDir, tmpDir = runUser, tmp
+	t.Cleanup(func() { runUserDir, tmpDir = oldRun, oldTmp })
+	return runUser, tmp
+}
+
+// userDir makes dir with mode, owned by uid.
+func userDir(t *testing.T, dir string, mode os.FileMode, uid int) {
+	t.Helper()
+	if err := os.Mkdir(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSocketDirs: a user's sockets go to /run/user/UID/sievefs only when
+// /run/user/UID is that user's private directory, and to /tmp/sievefs-UID
+// otherwise; the environment plays no part.
+func TestSocketDirs(t *testing.T) {
+	runUser, tmp := moveDirs(t)
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	const uid = 1000
+	rt := filepath.Join(runUser, "1000")
+	fallback := []string{filepath.Join(tmp, "sievefs-1000")}
+	both := []string{filepath.Join(rt, "sievefs"), fallback[0]}
+	for _, c := range []struct {
+		name  string
+		setup func(t *testing.T)
+		want  []string
+	}{
+		{"no runtime directory", func(t *testing.T) {}, fallback},
+		{"private runtime directory", func(t *testing.T) { userDir(t, rt, 0o700, uid) }, both},
+		{"runtime directory open to others", func(t *testing.T) { userDir(t, rt, 0o755, uid) }, fallback},
+		{"runtime directory of another user", func(t *testing.T) { userDir(t, rt, 0o700, uid+1) }, fallback},
+		{"runtime directory a symlink", func(t *testing.T) {
+			target := filepath.Join(t.TempDir(), "rt")
+			userDir(t, target, 0o700, uid)
+			if err := os.Symlink(target, rt); err != nil {
+				t.Fatal(err)
+			}
+		}, fallback},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			os.RemoveAll(rt)
+			c.setup(t)
+			got := SocketDirs(uid)
+			if strings.Join(got, " ") != strings.Join(c.want, " ") {
+				t.Errorf("SocketDirs = %q, want %q", got, c.want)
+			}
+			if SocketDir(uid) != c.want[0] {
+				t.Errorf("SocketDir = %q, want %q", SocketDir(uid), c.want[0])
+			}
+		})
+	}
+	if got := SocketDir(0); got != "/run/sievefs" {
+		t.Errorf("root's SocketDir = %q", got)
+	}
+}
+
+// TestLocate: clients find a daemon's socket in any of its user's socket
+// directories, the preferred first, and refuse one in a directory that
+// another user made.
+func TestLocate(t *testing.T) {
+	runUser, tmp := moveDirs(t)
+	const uid, mnt = 1000, "/srv/v"
+	rt := filepath.Join(runUser, "1000")
+	userDir(t, rt, 0o700, uid)
+	inRuntime, inTmp := filepath.Join(rt, "sievefs", "srv-v.sock"), filepath.Join(tmp, "sievefs-1000", "srv-v.sock")
+	locate := func(want string) {
+		t.Helper()
+		if got, err := Locate(mnt, uid); err != nil || got != want {
+			t.Errorf("Locate = %q, %v; want %q", got, err, want)
+		}
+	}
+	locate(inRuntime) // no socket anywhere: where a daemon would make it
+	// A daemon started before the runtime directory appeared.
+	userDir(t, filepath.Dir(inTmp), 0o700, uid)
+	writeFile(t, inTmp)
+	locate(inTmp)
+	userDir(t, filepath.Dir(inRuntime), 0o700, uid)
+	writeFile(t, inRuntime)
+	locate(inRuntime)
+
+	// Someone else made /tmp/sievefs-1000: its socket is not trusted.
+	os.RemoveAll(filepath.Dir(inRuntime))
+	if err := os.Chown(filepath.Dir(inTmp), uid+1, uid+1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Locate(mnt, uid); err == nil || !strings.Contains(err.Error(), "belongs to uid 1001, not to uid 1000") {
+		t.Errorf("Locate in another user's directory = %q, %v", got, err)
+	}
+}
+
+// writeFile makes an empty file at path.
+func writeFile(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestListenDir: the daemon refuses a socket directory that is a symlink or
+// belongs to another user, saying why, and narrows its own to 0700.
+func TestListenDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory to another user")
+	}
+	base := t.TempDir()
+	status := func() Status { return Status{PID: 4} }
+	others := filepath.Join(base, "others")
+	userDir(t, others, 0o700, 65534)
+	if _, err := Listen(filepath.Join(others, "m.sock"), status); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534, not to uid 0") {
+		t.Errorf("Listen in another user's directory: %v", err)
+	}
+	link := filepath.Join(base, "link")
+	if err := os.Symlink(t.TempDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(filepath.Join(link, "m.sock"), status); err == nil || !strings.Contains(err.Error(), "is a symlink") {
+		t.Errorf("Listen in a symlinked directory: %v", err)
+	}
+	open := filepath.Join(base, "open")
+	userDir(t, open, 0o755, 0)
+	s, err := Listen(filepath.Join(open, "m.sock"), status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if fi, err := os.Stat(open); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("own directory not narrowed to 0700: %v, %v", fi.Mode(), err)
 	}
 }
 

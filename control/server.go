@@ -169,26 +169,19 @@ func peerUID(c *net.UnixConn) (int, error) {
 	return int(cred.Uid), nil
 }
 
-// makeDir makes dir 0700 if it is missing, and checks that it is a directory
-// of the daemon's user that no one else can enter.
+// makeDir makes dir 0700 if it is missing, narrows it to 0700 if it is the
+// daemon's and wider, and checks that it is a directory of the daemon's user
+// that no one else can enter (checkDir).
 func makeDir(dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("control socket directory: %w", err)
 	}
+	uid := os.Geteuid()
 	var st unix.Stat_t
-	if err := unix.Lstat(dir, &st); err != nil {
-		return fmt.Errorf("control socket directory: %w", err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return fmt.Errorf("control socket directory %s: not a directory", dir)
-	}
-	if int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("control socket directory %s: owned by uid %d, not %d", dir, st.Uid, os.Geteuid())
-	}
-	if st.Mode&0o777 != 0o700 {
+	if unix.Lstat(dir, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR && int(st.Uid) == uid && st.Mode&0o777 != 0o700 {
 		if err := os.Chmod(dir, 0o700); err != nil {
 			return fmt.Errorf("control socket directory: %w", err)
 		}
 	}
-	return nil
+	return checkDir(dir, uid)
 }

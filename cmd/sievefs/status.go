@@ -16,8 +16,10 @@ import (
 )
 
 // runStatus prints what every sievefs mount (or the one on MOUNTPOINT) is
-// doing, as its daemon says over the control socket. It exits 0 when every
-// mount shown answered, 1 otherwise.
+// doing, as its daemon says over the control socket. Run by a user other
+// than root, it shows that user's own mounts and counts the others, whose
+// daemons only root or their own user may ask. It exits 0 when every mount
+// shown answered, 1 otherwise.
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	f := flag.NewFlagSet("sievefs status", flag.ContinueOnError)
 	f.SetOutput(stderr)
@@ -32,6 +34,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	var mounts []control.Mount
+	hidden := 0
 	if len(pos) == 1 {
 		m, err := findMount(pos[0])
 		if err != nil {
@@ -43,7 +46,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sievefs status: %v\n", err)
 		return exitFailure
 	} else {
-		mounts = all
+		mounts, hidden = ownMounts(all, os.Geteuid())
 	}
 	entries := []control.Entry{}
 	code = exitOK
@@ -64,9 +67,15 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "sievefs status: %v\n", err)
 			return exitFailure
 		}
+		if hidden > 0 {
+			fmt.Fprintf(stderr, "sievefs status: %s\n", hiddenNote(hidden))
+		}
 		return code
 	}
-	if len(entries) == 0 {
+	switch {
+	case len(entries) == 0 && hidden > 0:
+		fmt.Fprintf(stdout, "no sievefs mounts of uid %d\n", os.Geteuid())
+	case len(entries) == 0:
 		fmt.Fprintln(stdout, "no sievefs mounts")
 	}
 	for i, e := range entries {
@@ -75,10 +84,38 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		}
 		printEntry(stdout, e)
 	}
+	if hidden > 0 {
+		if len(entries) > 0 {
+			fmt.Fprintln(stdout)
+		}
+		fmt.Fprintln(stdout, hiddenNote(hidden))
+	}
 	if len(pos) == 1 && code != exitOK {
 		fmt.Fprintf(stderr, "sievefs status: %s: %s: %s\n", entries[0].Mountpoint, entries[0].State, entries[0].Error)
 	}
 	return code
+}
+
+// ownMounts returns the mounts whose daemons uid may ask about: all of them
+// for root, else those uid made; and how many it left out.
+func ownMounts(all []control.Mount, uid int) (own []control.Mount, others int) {
+	if uid == 0 {
+		return all, 0
+	}
+	for _, m := range all {
+		if m.UID == uid {
+			own = append(own, m)
+		}
+	}
+	return own, len(all) - len(own)
+}
+
+// hiddenNote says how many mounts of other users status left out.
+func hiddenNote(n int) string {
+	if n == 1 {
+		return "not shown: 1 sievefs mount of another user (root sees every mount)"
+	}
+	return fmt.Sprintf("not shown: %d sievefs mounts of other users (root sees every mount)", n)
 }
 
 // printEntry prints one mount for people.

@@ -5,12 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/sievefs/sievefs/control"
+	"github.com/sievefs/sievefs/internal/fusermount"
 )
 
 // runUmount unmounts a sievefs mount and waits for its daemon to exit.
@@ -34,30 +36,20 @@ func runUmount(args []string, stderr io.Writer) int {
 		return exitFailure
 	}
 	// Ask the daemon for its pid before unmounting, and hold it by a pidfd,
-	// so that the wait below cannot be fooled by the pid being reused.
+	// so that the wait below cannot be fooled by the pid being reused. It
+	// answers only root and its own user; unmount says why another may not.
 	pidfd := -1
-	st, err := control.Query(control.SocketPath(m.Mountpoint, m.UID))
-	if err == nil {
-		if fd, perr := unix.PidfdOpen(st.PID, 0); perr != nil {
-			err = fmt.Errorf("pidfd_open %d: %w", st.PID, perr)
-		} else {
-			pidfd = fd
-			defer unix.Close(pidfd)
-		}
+	if uid := os.Geteuid(); uid == 0 || uid == m.UID {
+		pidfd = daemonPidfd(m, stderr)
 	}
-	if err != nil && !control.Dead(m.Mountpoint) {
-		fmt.Fprintf(stderr, "sievefs umount: %v; not waiting for the daemon\n", err)
+	if pidfd >= 0 {
+		defer unix.Close(pidfd)
 	}
-	err = unix.Unmount(m.Mountpoint, 0)
-	if errors.Is(err, unix.EBUSY) {
-		if !*lazy {
-			fmt.Fprintf(stderr, "sievefs umount: %s is busy (open files, or processes working in it); close them, or use --lazy to detach it now\n", m.Mountpoint)
-			return exitFailure
-		}
-		err = unix.Unmount(m.Mountpoint, unix.MNT_DETACH)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "sievefs umount: unmount %s: %v\n", m.Mountpoint, err)
+	if err := unmount(m, *lazy); errors.Is(err, unix.EBUSY) && !*lazy {
+		fmt.Fprintf(stderr, "sievefs umount: %s is busy (open files, or processes working in it); close them, or use --lazy to detach it now\n", m.Mountpoint)
+		return exitFailure
+	} else if err != nil {
+		fmt.Fprintf(stderr, "sievefs umount: %v\n", err)
 		return exitFailure
 	}
 	if pidfd >= 0 {
@@ -67,6 +59,54 @@ func runUmount(args []string, stderr io.Writer) int {
 		}
 	}
 	return exitOK
+}
+
+// daemonPidfd returns a pidfd of the daemon of m, or -1 after saying why
+// there is none (unless the mount is dead: its daemon is gone).
+func daemonPidfd(m control.Mount, stderr io.Writer) int {
+	st, err := control.QueryMount(m)
+	if err == nil {
+		fd, perr := unix.PidfdOpen(st.PID, 0)
+		if perr == nil {
+			return fd
+		}
+		err = fmt.Errorf("pidfd_open %d: %w", st.PID, perr)
+	}
+	if !control.Dead(m.Mountpoint) {
+		fmt.Fprintf(stderr, "sievefs umount: %v; not waiting for the daemon\n", err)
+	}
+	return -1
+}
+
+// unmount unmounts m, detaching it even if it is busy when lazy; a busy
+// mount is otherwise an error wrapping EBUSY. Root unmounts with umount(2);
+// a user without the right to (EPERM) through fusermount3, which unmounts
+// the FUSE mounts that user made.
+func unmount(m control.Mount, lazy bool) error {
+	err := unix.Unmount(m.Mountpoint, 0)
+	if errors.Is(err, unix.EBUSY) && lazy {
+		err = unix.Unmount(m.Mountpoint, unix.MNT_DETACH)
+	}
+	if !errors.Is(err, unix.EPERM) {
+		if err != nil {
+			return fmt.Errorf("unmount %s: %w", m.Mountpoint, err)
+		}
+		return nil
+	}
+	if uid := os.Geteuid(); m.UID != uid {
+		return fmt.Errorf("unmount %s: %w: it was mounted by uid %d, and only root or that user may unmount it (you are uid %d)", m.Mountpoint, err, m.UID, uid)
+	}
+	err = fusermount.Unmount(m.Mountpoint, false)
+	if errors.Is(err, unix.EBUSY) && lazy {
+		err = fusermount.Unmount(m.Mountpoint, true)
+	}
+	if errors.Is(err, fusermount.ErrNotInstalled) {
+		return fmt.Errorf("unmount %s: umount(2) needs root, and %w", m.Mountpoint, err)
+	}
+	if err != nil {
+		return fmt.Errorf("unmount %s: %w", m.Mountpoint, err)
+	}
+	return nil
 }
 
 // waitExit waits until the process of pidfd exits, at most timeout.

@@ -98,3 +98,26 @@ func (d *Daemon) Stop(t testing.TB) {
 		control.RemoveStale(control.SocketPath(mnt, os.Geteuid()))
 	}
 }
+
+// UserSockets cleans up after the daemons that uid runs in a test: at
+// cleanup it removes the control sockets they left for the mounts on mnts
+// (a daemon killed cannot remove its own) and, once empty, the socket
+// directories of uid that were not there before.
+func UserSockets(t testing.TB, uid int, mnts ...string) {
+	var fresh []string
+	for _, d := range control.SocketDirs(uid) {
+		if _, err := os.Lstat(d); errors.Is(err, os.ErrNotExist) {
+			fresh = append(fresh, d)
+		}
+	}
+	t.Cleanup(func() {
+		for _, mnt := range mnts {
+			if p, err := control.Locate(mnt, uid); err == nil {
+				control.RemoveStale(p)
+			}
+		}
+		for _, d := range fresh {
+			os.Remove(d)
+		}
+	})
+}

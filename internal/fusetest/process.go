@@ -51,6 +51,19 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
+// UserBinary is Binary, made reachable by every user: for tests that run
+// it as an ordinary user.
+func UserBinary(t testing.TB) string {
+	t.Helper()
+	bin := Binary(t)
+	for d := filepath.Dir(bin); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bin
+}
+
 // RemoveBinary deletes what Binary built.
 func RemoveBinary() {
 	if binDir != "" {
