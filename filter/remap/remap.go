@@ -10,7 +10,11 @@ import (
 
 // Config says what the filter presents; nil fields are left as they are.
 type Config struct {
-	Paths    filter.Patterns
+	Paths filter.Patterns
+	// Whole presents the whole view, the mount root included, whatever
+	// Paths say (no pattern matches the root): bindfs's presentation, and
+	// that of the uid=, gid= and umask= options of sievefs mount.
+	Whole    bool
 	Uid, Gid *uint32
 	// FileMode is the permission bits of everything but directories and
 	// symlinks; DirMode those of directories.
@@ -39,6 +43,12 @@ var (
 
 // New returns a filter presenting c.
 func New(c Config) *Filter { return &Filter{PathScope: filter.ScopeOf(c.Paths), c: c} }
+
+// Covers reports whether the filter presents path.
+func (f *Filter) Covers(path string) bool { return f.c.Whole || f.PathScope.Covers(path) }
+
+// CoversBelow reports whether the filter may present a path beneath dir.
+func (f *Filter) CoversBelow(dir string) bool { return f.c.Whole || f.PathScope.CoversBelow(dir) }
 
 // Kind returns "remap".
 func (f *Filter) Kind() string { return "remap" }

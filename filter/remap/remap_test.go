@@ -150,3 +150,26 @@ func TestCoversAndConfig(t *testing.T) {
 		t.Errorf("Config() = %+v", got)
 	}
 }
+
+// TestWhole checks that a whole-view remap presents the mount root too, and
+// refuses its chmod like any other path's.
+func TestWhole(t *testing.T) {
+	f := New(Config{Whole: true, Uid: u32(1000), FileMode: u32(0o644), DirMode: u32(0o755)})
+	for _, p := range []string{"", "a", "a/b/c"} {
+		if !f.Covers(p) || !f.CoversBelow(p) {
+			t.Errorf("%q: Covers %v, CoversBelow %v; want both", p, f.Covers(p), f.CoversBelow(p))
+		}
+	}
+	a := filter.Attr{Mode: dir | 0o700}
+	if !f.Attr(&filter.Request{Op: filter.OpGetattr}, "", &a) || a != (filter.Attr{Mode: dir | 0o755, Uid: 1000}) {
+		t.Errorf("root presented as %+v", a)
+	}
+	r := filter.Request{Op: filter.OpSetattr, Path: "", Type: dir, Mode: 0o700, SetAttr: filter.SetAttr{Mode: true}}
+	if err := f.Pre(&r); err != syscall.EPERM {
+		t.Errorf("chmod of the root: %v, want EPERM", err)
+	}
+	// Without Whole, nothing covers the root.
+	if g := newFilter(t, Config{Uid: u32(1)}, "**"); g.Covers("") {
+		t.Error(`"**" covers the root`)
+	}
+}
