@@ -1,6 +1,7 @@
 package sievefs
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/hanwen/go-fuse/v2/splice"
@@ -63,6 +66,9 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkNames(opts); err != nil {
+		return nil, err
+	}
 	rules, err := newChain(opts.Rules)
 	if err != nil {
 		return nil, err
@@ -90,8 +96,8 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	fs.watch()
 	mopts := &fuse.MountOptions{
 		AllowOther:    opts.AllowOther,
-		FsName:        low,
-		Name:          "sievefs",
+		FsName:        cmp.Or(opts.FsName, low),
+		Name:          cmp.Or(opts.Subtype, "sievefs"),
 		DirectMount:   true,
 		MaxWrite:      maxRequest,
 		MaxReadAhead:  maxRequest,
@@ -208,6 +214,23 @@ func (m *Mount) Unmount() error {
 		<-m.done
 	}
 	return m.unmountErr
+}
+
+// checkNames refuses a source (FsName) or type (Subtype) the mount table
+// cannot hold as given: a comma separates fusermount3's options, and
+// control characters have no place in either.
+func checkNames(opts Options) error {
+	for _, c := range opts.FsName {
+		if c == ',' || unicode.IsControl(c) {
+			return fmt.Errorf("%w: fsname %q: no commas or control characters", ErrMountOption, opts.FsName)
+		}
+	}
+	for _, c := range opts.Subtype {
+		if !(c < utf8.RuneSelf && (unicode.IsLetter(c) || unicode.IsDigit(c) || strings.ContainsRune("._-+", c))) {
+			return fmt.Errorf("%w: subtype %q: only letters, digits and . _ - +", ErrMountOption, opts.Subtype)
+		}
+	}
+	return nil
 }
 
 // mountFlags returns the mount flags of a view with opts: the flags of a

@@ -67,3 +67,25 @@ func TestMountFlagsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckNames checks which sources (FsName) and types (Subtype) a mount
+// takes.
+func TestCheckNames(t *testing.T) {
+	for _, c := range []struct {
+		opts Options
+		ok   bool
+	}{
+		{Options{}, true},
+		{Options{FsName: "user@host:/srv data", Subtype: "sieve_2.x-y+z"}, true},
+		{Options{FsName: "a,b"}, false},
+		{Options{FsName: "a\nb"}, false},
+		{Options{Subtype: "a b"}, false},
+		{Options{Subtype: "a/b"}, false},
+		{Options{Subtype: "é"}, false},
+	} {
+		err := checkNames(c.opts)
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrMountOption)) {
+			t.Errorf("%q, %q: %v; want ok %v", c.opts.FsName, c.opts.Subtype, err, c.ok)
+		}
+	}
+}

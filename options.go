@@ -132,6 +132,12 @@ type Options struct {
 	// DefaultPermissions makes the kernel check permission bits against the
 	// presented attributes; always on with AllowOther.
 	DefaultPermissions bool
+	// FsName is the mount's source, shown in /proc/self/mountinfo and by df
+	// and findmnt (libfuse's fsname=); empty means the lower directory.
+	FsName string
+	// Subtype makes the mount's filesystem type fuse.Subtype (libfuse's
+	// subtype=); empty means "sievefs". Letters, digits and . _ - + only.
+	Subtype string
 	// MaxBacking bounds the backing files held for passthrough; past it, new
 	// opens are served by the daemon. Zero means a default derived from
 	// RLIMIT_NOFILE.

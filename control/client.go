@@ -101,7 +101,9 @@ type Entry struct {
 	*Status
 }
 
-// Mounts lists the sievefs mounts of this mount namespace, in mount order.
+// Mounts lists the sievefs mounts of this mount namespace, in mount order:
+// those of type fuse.sievefs, and FUSE mounts of another type (mounted with
+// subtype=) that have a control socket.
 func Mounts() ([]Mount, error) {
 	all, err := sievefs.ReadMountinfo()
 	if err != nil {
@@ -109,7 +111,7 @@ func Mounts() ([]Mount, error) {
 	}
 	var out []Mount
 	for _, mi := range all {
-		if mi.FSType != "fuse.sievefs" {
+		if !strings.HasPrefix(mi.FSType, "fuse.") {
 			continue
 		}
 		m := Mount{Mountpoint: mi.Mountpoint, Lower: mi.Source}
@@ -118,7 +120,9 @@ func Mounts() ([]Mount, error) {
 				m.UID, _ = strconv.Atoi(v)
 			}
 		}
-		out = append(out, m)
+		if mi.FSType == "fuse.sievefs" || hasSocket(m) {
+			out = append(out, m)
+		}
 	}
 	return out, nil
 }
@@ -131,6 +135,17 @@ func QueryMount(m Mount) (*Status, error) {
 		return nil, err
 	}
 	return Query(path)
+}
+
+// hasSocket reports whether m has a control socket: a view mounted with
+// another subtype (fuse.NAME) is known by it.
+func hasSocket(m Mount) bool {
+	p, err := Locate(m.Mountpoint, m.UID)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Lstat(p)
+	return err == nil && fi.Mode().Type() == os.ModeSocket
 }
 
 // Inspect asks the daemon of m for its status, and says whether m is dead.
