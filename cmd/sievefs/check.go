@@ -24,7 +24,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	f := flag.NewFlagSet("sievefs check", flag.ContinueOnError)
 	f.SetOutput(stderr)
 	lowerDir := f.String("lower", "", "the lower `DIR` the policies are for: warn about globs that name a directory of it without what is inside")
-	pos, code, done := parseCommand(f, checkUsage, args, stderr)
+	pos, code, done := parseCommand(f, checkUsage, args, stdout, stderr)
 	if done {
 		return code
 	}

@@ -92,12 +92,12 @@ rule 3: audit every operation on every path to ` + logs + `/sub/audit.jsonl, for
 	})
 	t.Run("Usage", func(t *testing.T) {
 		r := runBinary(t, "check")
-		if r.code != exitUsage || !strings.Contains(r.stderr, "usage: sievefs check [--lower DIR] FILE") {
+		if r.code != exitUsage || !strings.Contains(r.stderr, "want a policy FILE\nRun 'sievefs check --help' for usage.\n") {
 			t.Errorf("no FILE: exit %d; stderr:\n%s", r.code, r.stderr)
 		}
 		r = runBinary(t, "check", "-h")
-		if r.code != exitOK || !strings.Contains(r.stderr, "Exits 0 when every file is valid, 2") || !strings.Contains(r.stderr, "-lower") {
-			t.Errorf("-h: exit %d; stderr:\n%s", r.code, r.stderr)
+		if r.code != exitOK || !strings.Contains(r.stdout, "usage: sievefs check [--lower DIR] FILE") || !strings.Contains(r.stdout, "Exits 0 when every file is valid, 2") || !strings.Contains(r.stdout, "-lower") {
+			t.Errorf("-h: exit %d; stdout:\n%s", r.code, r.stdout)
 		}
 	})
 }
@@ -129,8 +129,8 @@ func TestCheckExamples(t *testing.T) {
 func TestHelpMentionsPolicy(t *testing.T) {
 	r := runBinary(t, "mount", "-h")
 	for _, w := range []string{"-policy", "reloaded on SIGHUP", "2 usage: a bad flag,\noption or value, or a bad --policy file"} {
-		if !strings.Contains(r.stderr, w) {
-			t.Errorf("sievefs mount -h lacks %q:\n%s", w, r.stderr)
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("sievefs mount -h lacks %q:\n%s", w, r.stdout)
 		}
 	}
 	if r := runBinary(t, "--help"); !strings.Contains(r.stdout, "sievefs check [--lower DIR] FILE...") {

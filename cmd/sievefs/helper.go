@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/sievefs/sievefs/man"
 )
 
 // helperName is the name under which mount(8) runs sievefs.
@@ -61,6 +63,7 @@ func runHelper(args []string, stderr io.Writer) int {
 			// no mtab, sloppy, verbose, read-write: nothing to do
 		case a == "-h" || a == "--help":
 			fmt.Fprintf(stderr, "usage: %s LOWER MOUNTPOINT [-o OPTIONS]\n", helperName)
+			fmt.Fprintln(stderr, "The OPTIONS are those of sievefs mount: see 'sievefs help mount' and sievefs(8).")
 			return exitOK
 		case strings.HasPrefix(a, "-") && len(a) > 1:
 			fmt.Fprintf(stderr, "%s: unknown argument %q\n", helperName, a)
@@ -198,24 +201,24 @@ func (r *readiness) ready() {
 	}
 }
 
-// runInstallHelper links DIR/mount.fuse.sievefs to this binary, so that
-// mount(8) finds it for fstype fuse.sievefs.
+// installHelperUsage is the usage of sievefs install-helper.
+const installHelperUsage = `sievefs install-helper [--prefix DIR] [--mandir DIR]
+
+Links DIR/mount.fuse.sievefs to this binary, so that mount(8) finds it for
+"mount -t fuse.sievefs" and fstab lines, and installs the manual page
+sievefs(8) into MANDIR/man8 (also as mount.fuse.sievefs(8)).`
+
+// runInstallHelper installs the mount helper and the manual page.
 func runInstallHelper(args []string, stdout, stderr io.Writer) int {
 	f := flag.NewFlagSet("sievefs install-helper", flag.ContinueOnError)
-	f.SetOutput(stderr)
 	prefix := f.String("prefix", "/sbin", "directory to install "+helperName+" into (mount(8) looks in /sbin)")
-	f.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sievefs install-helper [--prefix DIR]")
-		f.PrintDefaults()
-	}
-	pos, err := parseInterspersed(f, args)
-	if err == flag.ErrHelp {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
+	mandir := f.String("mandir", "/usr/local/share/man", "manual directory to install sievefs(8) into, under man8; empty: none")
+	pos, code, done := parseCommand(f, installHelperUsage, args, stdout, stderr)
+	if done {
+		return code
 	}
 	if len(pos) != 0 {
+		fmt.Fprintf(stderr, "sievefs install-helper: takes no arguments, got %d\n", len(pos))
 		f.Usage()
 		return exitUsage
 	}
@@ -224,7 +227,65 @@ func runInstallHelper(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	fmt.Fprintf(stdout, "installed %s\n", filepath.Join(*prefix, helperName))
+	if *mandir == "" {
+		return exitOK
+	}
+	pages, err := installManPage(*mandir)
+	if err != nil {
+		fmt.Fprintf(stderr, "sievefs install-helper: %v\n", err)
+		return exitFailure
+	}
+	for _, p := range pages {
+		fmt.Fprintf(stdout, "installed %s\n", p)
+	}
 	return exitOK
+}
+
+// installManPage writes sievefs(8) into mandir/man8, and
+// mount.fuse.sievefs(8) as a page that sources it, and returns their paths.
+func installManPage(mandir string) ([]string, error) {
+	dir := filepath.Join(mandir, "man8")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("manual page: %w", err)
+	}
+	var paths []string
+	for _, p := range []struct {
+		name string
+		data []byte
+	}{
+		{"sievefs.8", man.Page},
+		{helperName + ".8", []byte(".so man8/sievefs.8\n")},
+	} {
+		path := filepath.Join(dir, p.name)
+		if err := writeFileAtomic(path, p.data, 0o644); err != nil {
+			return nil, fmt.Errorf("manual page: %w", err)
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
+}
+
+// writeFileAtomic replaces path with a file of data: readers see the old
+// file or the new one, never a part.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(mode)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
 }
 
 // installHelper makes dir/mount.fuse.sievefs a symlink to this binary,

@@ -5,14 +5,16 @@
 //	sievefs check [--lower DIR] FILE...
 //	sievefs status [--json] [MOUNTPOINT]
 //	sievefs umount [--lazy] [--timeout D] MOUNTPOINT
-//	sievefs install-helper [--prefix DIR]
-//	sievefs --version
+//	sievefs install-helper [--prefix DIR] [--mandir DIR]
+//	sievefs version
+//	sievefs help [COMMAND]
 //
 // Run as mount.fuse.sievefs (the helper that mount(8) runs for
 // "mount -t fuse.sievefs" and fstab), it mounts in the background and
 // returns once the mount is up.
 //
-// See docs/usage.md for the flags, the -o options and the exit codes.
+// Each command prints its help for --help. See sievefs(8) or docs/usage.md
+// for the flags, the -o options and the exit codes.
 package main
 
 import (
@@ -27,7 +29,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,10 +54,6 @@ const (
 	exitDeadMount      = 9
 )
 
-// version is set at build time with -ldflags "-X main.version=…"; otherwise
-// the module version is used.
-var version = ""
-
 func main() {
 	if filepath.Base(os.Args[0]) == helperName {
 		os.Exit(runHelper(os.Args[1:], os.Stderr))
@@ -69,50 +66,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return exitUsage
 	}
-	switch args[0] {
-	case "--version", "-version", "version":
-		fmt.Fprintln(stdout, "sievefs", versionString())
-		return exitOK
-	case "-h", "--help", "help":
+	name, rest := args[0], args[1:]
+	switch name {
+	case "-h", "--help":
 		usage(stdout)
 		return exitOK
-	case "mount":
-		return runMount(args[1:], stderr)
-	case "check":
-		return runCheck(args[1:], stdout, stderr)
-	case "status":
-		return runStatus(args[1:], stdout, stderr)
-	case "umount":
-		return runUmount(args[1:], stderr)
-	case "install-helper":
-		return runInstallHelper(args[1:], stdout, stderr)
+	case "help":
+		return runHelp(rest, stdout, stderr)
+	case "--version", "-version":
+		name = "version"
 	}
-	fmt.Fprintf(stderr, "sievefs: unknown command %q\n", args[0])
-	usage(stderr)
-	return exitUsage
-}
-
-func usage(w io.Writer) {
-	fmt.Fprint(w, `usage:
-  sievefs mount [flags] LOWER MOUNTPOINT   mount a view of LOWER on MOUNTPOINT (foreground)
-  sievefs check [--lower DIR] FILE...      check policy files and print their rules as understood
-  sievefs status [--json] [MOUNTPOINT]     show what the sievefs mounts are doing
-  sievefs umount [--lazy] MOUNTPOINT       unmount and wait for the daemon to exit
-  sievefs install-helper [--prefix DIR]    install mount.fuse.sievefs for mount(8) and fstab
-  sievefs --version                        print the version
-
-Run 'sievefs COMMAND -h' for the flags of a command.
-`)
-}
-
-func versionString() string {
-	if version != "" {
-		return version
+	c := lookupCommand(name)
+	if c == nil {
+		fmt.Fprintf(stderr, "sievefs: unknown command %q\n", name)
+		fmt.Fprintln(stderr, "Run 'sievefs help' for usage.")
+		return exitUsage
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
+	return c.run(rest, stdout, stderr)
 }
 
 // mountUsage is the usage line of sievefs mount, with its exit codes.
@@ -125,7 +95,8 @@ mountpoint is already a mount; 6 lower and mountpoint overlap; 7 no FUSE;
 8 --passthrough require and passthrough unavailable; 9 the mountpoint is a
 dead FUSE mount.
 
-Flags:`
+The -o words (mount(8)'s, fstab's and libfuse's) are listed in sievefs(8)
+and docs/usage.md.`
 
 // mountConfig is what the mount flags and -o options set.
 type mountConfig struct {
@@ -143,6 +114,12 @@ type mountConfig struct {
 	// given, which overrides the policy's passthrough.
 	policy         string
 	passthroughSet bool
+	// present is what the uid=, gid= and umask= words present.
+	present presentation
+	// optErr is the first -o word refused, reported on its own rather
+	// than with the whole -o list (mount(8) adds words the user never
+	// typed, such as rw).
+	optErr error
 }
 
 // newMountFlags declares the mount flags on a FlagSet bound to cfg.
@@ -178,129 +155,32 @@ func newMountFlags(cfg *mountConfig, stderr io.Writer) *flag.FlagSet {
 		return nil
 	})
 	f.BoolVar(&cfg.recover, "recover", false, "if the mountpoint is a dead FUSE mount (its daemon died), detach it and mount afresh")
-	f.Func("o", "comma-separated mount options: ro, noexec, nodev, noatime, allow_other… (see docs/usage.md), and any flag as name[=value]", func(s string) error {
-		return applyMountOptions(f, cfg, s)
+	f.Func("o", "comma-separated mount options: ro, noexec, nodev, noatime, allow_other, fsname=, uid=… (see sievefs(8)), and any flag as name[=value]", func(s string) error {
+		if err := applyMountOptions(f, cfg, s); err != nil && cfg.optErr == nil {
+			cfg.optErr = err
+		}
+		return nil
 	})
 	return f
 }
 
-// applyMountOptions applies -o options: the mount(8), fstab and FUSE words
-// of mountWords, the words of ignoredWords and refusedWords, and any mount
-// flag written as name[=value] (with _ or -). A word that restricts the
-// mount is applied or refused, never dropped.
-func applyMountOptions(f *flag.FlagSet, cfg *mountConfig, list string) error {
-	for _, o := range strings.Split(list, ",") {
-		name, value, hasValue := strings.Cut(strings.TrimSpace(o), "=")
-		if name == "" {
-			continue
-		}
-		if reason, ok := refusedWords[name]; ok {
-			return fmt.Errorf("mount option %q refused: %s", name, reason)
-		}
-		if name == "user" && hasValue {
-			continue // user=NAME: mount(8) records who mounted the view
-		}
-		if apply, ok := mountWords[name]; ok {
-			if hasValue {
-				return fmt.Errorf("mount option %q takes no value", name)
-			}
-			apply(&cfg.opts)
-			continue
-		}
-		if ignoredWords[name] || strings.HasPrefix(name, "x-") || strings.HasPrefix(name, "X-") {
-			continue
-		}
-		flagName := strings.ReplaceAll(name, "_", "-")
-		fl := f.Lookup(flagName)
-		if fl == nil || flagName == "o" {
-			return fmt.Errorf("unknown mount option %q", name)
-		}
-		if !hasValue {
-			if bf, ok := fl.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
-				value = "true"
-			} else {
-				return fmt.Errorf("mount option %q needs a value", name)
-			}
-		}
-		if err := f.Set(flagName, value); err != nil {
-			return fmt.Errorf("mount option %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// mountWords are the -o words that set mount options, each as mount(8)
-// means it; a later word overrides an earlier one. suid and dev need a
-// daemon running as root: MountView refuses them otherwise.
-var mountWords = map[string]func(o *sievefs.Options){
-	"ro":                  func(o *sievefs.Options) { o.ReadOnly = true },
-	"rw":                  func(o *sievefs.Options) { o.ReadOnly = false },
-	"noexec":              func(o *sievefs.Options) { o.NoExec = true },
-	"exec":                func(o *sievefs.Options) { o.NoExec = false },
-	"nosuid":              func(o *sievefs.Options) { o.Suid = false },
-	"suid":                func(o *sievefs.Options) { o.Suid = true },
-	"nodev":               func(o *sievefs.Options) { o.Dev = false },
-	"dev":                 func(o *sievefs.Options) { o.Dev = true },
-	"noatime":             func(o *sievefs.Options) { o.Atime = sievefs.AtimeNever },
-	"relatime":            func(o *sievefs.Options) { o.Atime = sievefs.AtimeRelative },
-	"strictatime":         func(o *sievefs.Options) { o.Atime = sievefs.AtimeStrict },
-	"atime":               func(o *sievefs.Options) { o.Atime = sievefs.AtimeDefault },
-	"nostrictatime":       func(o *sievefs.Options) { o.Atime = sievefs.AtimeDefault },
-	"nodiratime":          func(o *sievefs.Options) { o.NoDirAtime = true },
-	"diratime":            func(o *sievefs.Options) { o.NoDirAtime = false },
-	"nosymfollow":         func(o *sievefs.Options) { o.NoSymFollow = true },
-	"symfollow":           func(o *sievefs.Options) { o.NoSymFollow = false },
-	"allow_other":         func(o *sievefs.Options) { o.AllowOther = true },
-	"default_permissions": func(o *sievefs.Options) { o.DefaultPermissions = true },
-	// fstab's user and users let ordinary users mount; as mount(8) says,
-	// they imply noexec,nosuid,nodev unless later words say otherwise
-	// (for an fstab "user,exec", mount(8) passes exec after user). owner
-	// and group imply nosuid,nodev.
-	"user":  secureWords,
-	"users": secureWords,
-	"owner": func(o *sievefs.Options) { o.Suid, o.Dev = false, false },
-	"group": func(o *sievefs.Options) { o.Suid, o.Dev = false, false },
-}
-
-// secureWords is what fstab's user and users imply: noexec,nosuid,nodev.
-func secureWords(o *sievefs.Options) { o.NoExec, o.Suid, o.Dev = true, false, false }
-
-// ignoredWords are -o words that concern mount(8), systemd or the mount
-// table rather than the mount, or that ask for what is the default anyway;
-// they are accepted and change nothing. user=NAME is how mount(8) records
-// who mounted (see applyMountOptions); defaults means sievefs's defaults
-// (rw,exec,nosuid,nodev).
-var ignoredWords = map[string]bool{
-	"defaults": true, "auto": true, "noauto": true, "nofail": true, "_netdev": true,
-	"nouser": true, "nousers": true, "noowner": true, "nogroup": true, "comment": true,
-	"async": true, "nolazytime": true, "nomand": true,
-}
-
-// refusedWords are -o words sievefs refuses rather than accept without
-// doing what they ask, with the reason.
-var refusedWords = map[string]string{
-	"sync":       "the view would not make directory changes synchronous; mount the lower filesystem sync, which makes every change through the view synchronous",
-	"dirsync":    "the view would not make directory changes synchronous; mount the lower filesystem dirsync, which does",
-	"mand":       "Linux no longer supports mandatory locks",
-	"lazytime":   "the kernel keeps no timestamps of its own for FUSE files, so none would be written lazily; mount the lower filesystem lazytime",
-	"norelatime": "it would not turn relatime off, the kernel's default; use strictatime",
-	"remount":    "the options of a mounted view cannot change; unmount it and mount it again",
-	"allow_root": "sievefs has no allow_root; use allow_other",
-}
-
 // parseCommand parses a command's flags and arguments. When done is true
-// the command is over and exits with code: help was printed, or a usage
-// error was reported.
-func parseCommand(f *flag.FlagSet, usage string, args []string, stderr io.Writer) (pos []string, code int, done bool) {
-	f.Usage = func() {
-		fmt.Fprintln(stderr, "usage: "+usage)
-		f.PrintDefaults()
-	}
+// the command is over and exits with code: -h or --help printed the
+// command's help on stdout, or a bad flag was reported on stderr in one
+// line and a hint. Afterwards f.Usage prints the hint, for the command's
+// own usage errors.
+func parseCommand(f *flag.FlagSet, usage string, args []string, stdout, stderr io.Writer) (pos []string, code int, done bool) {
+	f.SetOutput(io.Discard)
+	f.Usage = func() {}
 	pos, err := parseInterspersed(f, args)
+	f.Usage = func() { usageHint(stderr, f.Name()) }
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+		printHelp(stdout, f, usage)
 		return nil, exitOK, true
 	case err != nil:
+		fmt.Fprintf(stderr, "%s: %s\n", f.Name(), flagError(err))
+		f.Usage()
 		return nil, exitUsage, true
 	}
 	return pos, 0, false
@@ -334,7 +214,7 @@ func daemonProcs() {
 	}
 }
 
-func runMount(args []string, stderr io.Writer) int {
+func runMount(args []string, stdout, stderr io.Writer) int {
 	// A write to a pipe whose reader is gone fails with EPIPE instead of
 	// killing the daemon (Go's default for stdout and stderr) and leaving a
 	// dead mount. Notify rather than Ignore: an ignored SIGPIPE would be
@@ -360,9 +240,14 @@ func runMount(args []string, stderr io.Writer) int {
 	stderr = errSink
 	var cfg mountConfig
 	f := newMountFlags(&cfg, stderr)
-	pos, code, done := parseCommand(f, mountUsage, args, stderr)
+	pos, code, done := parseCommand(f, mountUsage, args, stdout, stderr)
 	if done {
 		return code
+	}
+	if cfg.optErr != nil {
+		fmt.Fprintf(stderr, "sievefs mount: %v\n", cfg.optErr)
+		f.Usage()
+		return exitUsage
 	}
 	if len(pos) != 2 {
 		fmt.Fprintf(stderr, "sievefs mount: want LOWER and MOUNTPOINT, got %d arguments\n", len(pos))
@@ -405,6 +290,12 @@ func runMount(args []string, stderr io.Writer) int {
 		return code
 	}
 	defer pol.close()
+	if extra := cfg.present.rules(); extra != nil {
+		cfg.opts.Rules = append(cfg.opts.Rules, extra...)
+		if pol != nil {
+			pol.extra = extra
+		}
+	}
 
 	if cfg.recover {
 		if err := detachDead(pos[1], logger); err != nil {

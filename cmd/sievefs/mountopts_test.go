@@ -179,7 +179,7 @@ func TestMountOptionRefused(t *testing.T) {
 func TestMountHelperOptions(t *testing.T) {
 	requireFuse(t)
 	prefix := t.TempDir()
-	if r := runBinary(t, "install-helper", "--prefix", prefix); r.code != exitOK {
+	if r := runBinary(t, "install-helper", "--prefix", prefix, "--mandir", ""); r.code != exitOK {
 		t.Fatalf("install-helper: exit %d; stderr:\n%s", r.code, r.stderr)
 	}
 	helper := filepath.Join(prefix, helperName)

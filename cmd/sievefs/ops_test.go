@@ -456,7 +456,7 @@ func TestSdNotify(t *testing.T) {
 func TestMountHelper(t *testing.T) {
 	requireFuse(t)
 	prefix := t.TempDir()
-	r := runBinary(t, "install-helper", "--prefix", prefix)
+	r := runBinary(t, "install-helper", "--prefix", prefix, "--mandir", "")
 	if r.code != exitOK {
 		t.Fatalf("install-helper: exit %d; stderr:\n%s", r.code, r.stderr)
 	}
@@ -464,7 +464,7 @@ func TestMountHelper(t *testing.T) {
 	if target, err := os.Readlink(helper); err != nil || target != binary(t) {
 		t.Fatalf("helper links to %q (%v), want %s", target, err, binary(t))
 	}
-	if r := runBinary(t, "install-helper", "--prefix", prefix); r.code != exitOK {
+	if r := runBinary(t, "install-helper", "--prefix", prefix, "--mandir", ""); r.code != exitOK {
 		t.Errorf("installing over the helper again: exit %d; stderr:\n%s", r.code, r.stderr)
 	}
 
@@ -541,7 +541,7 @@ func TestMountHelper(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "mount.fuse.sievefs"), []byte("#!/bin/sh\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		r := runBinary(t, "install-helper", "--prefix", dir)
+		r := runBinary(t, "install-helper", "--prefix", dir, "--mandir", "")
 		if r.code != exitFailure || !strings.Contains(r.stderr, "not a symlink") {
 			t.Errorf("exit %d; stderr:\n%s", r.code, r.stderr)
 		}

@@ -36,6 +36,9 @@ type policy struct {
 	retired map[uint64]io.Closer // of replaced filters, closed after policyCloseDelay
 	nextID  uint64
 	lastErr string // of the last reload, "" once one succeeds
+	// extra are the rules of the command line (-o uid=…), after the
+	// policy's in every reload.
+	extra []filter.Rule
 }
 
 // loadPolicy loads cfg.policy, builds its filters into cfg.opts and applies
@@ -126,7 +129,7 @@ func printPolicyErrors(w io.Writer, cmd, file string, err error) {
 func (p *policy) reload(m *sievefs.Mount, logger *slog.Logger) {
 	pol, rules, closer, err := buildPolicy(p.file)
 	if err == nil {
-		if err = m.SetRules(rules); err != nil {
+		if err = m.SetRules(append(rules, p.extra...)); err != nil {
 			closer.Close()
 		}
 	}

@@ -220,7 +220,7 @@ func TestMountPolicyBad(t *testing.T) {
 func TestMountPolicyHelper(t *testing.T) {
 	requireFuse(t)
 	prefix := t.TempDir()
-	if r := runBinary(t, "install-helper", "--prefix", prefix); r.code != exitOK {
+	if r := runBinary(t, "install-helper", "--prefix", prefix, "--mandir", ""); r.code != exitOK {
 		t.Fatalf("install-helper: exit %d; stderr:\n%s", r.code, r.stderr)
 	}
 	helper := filepath.Join(prefix, "mount.fuse.sievefs")

@@ -24,7 +24,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	f := flag.NewFlagSet("sievefs status", flag.ContinueOnError)
 	f.SetOutput(stderr)
 	asJSON := f.Bool("json", false, "print a JSON array, one object per mount (keys in docs/operations.md)")
-	pos, code, done := parseCommand(f, "sievefs status [--json] [MOUNTPOINT]", args, stderr)
+	pos, code, done := parseCommand(f, "sievefs status [--json] [MOUNTPOINT]", args, stdout, stderr)
 	if done {
 		return code
 	}

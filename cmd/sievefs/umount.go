@@ -16,12 +16,12 @@ import (
 )
 
 // runUmount unmounts a sievefs mount and waits for its daemon to exit.
-func runUmount(args []string, stderr io.Writer) int {
+func runUmount(args []string, stdout, stderr io.Writer) int {
 	f := flag.NewFlagSet("sievefs umount", flag.ContinueOnError)
 	f.SetOutput(stderr)
 	lazy := f.Bool("lazy", false, "if the mount is busy, detach it anyway (MNT_DETACH); its daemon exits when the last open file is closed")
 	timeout := f.Duration("timeout", 30*time.Second, "how long to wait for the daemon to exit")
-	pos, code, done := parseCommand(f, "sievefs umount [--lazy] [--timeout D] MOUNTPOINT", args, stderr)
+	pos, code, done := parseCommand(f, "sievefs umount [--lazy] [--timeout D] MOUNTPOINT", args, stdout, stderr)
 	if done {
 		return code
 	}
