@@ -256,3 +256,45 @@ func TestFuseWordsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestPresentationWithPolicy mounts with a policy and uid=, umask=: the
+// policy's own remap wins on its paths, the options' presentation holds
+// everywhere else, and a SIGHUP reload keeps it.
+func TestPresentationWithPolicy(t *testing.T) {
+	requireFuse(t)
+	base, lower, mnt := policyDirs(t)
+	pf := writePolicy(t, base, "policy.yaml", "rules:\n  - hide: [b.txt]\n  - remap: {paths: [a.txt], uid: 2000}\n")
+	d := startView(t, mnt, nil, "mount", "--policy", pf, "-o", "uid=1000,umask=022", lower, mnt)
+	owner := func(name string) (uid uint32, mode os.FileMode) {
+		t.Helper()
+		fi, err := os.Stat(filepath.Join(mnt, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Uid, fi.Mode().Perm()
+	}
+	check := func(name string, wantUID uint32) {
+		t.Helper()
+		if uid, mode := owner(name); uid != wantUID || mode != 0o755 {
+			t.Errorf("%q: uid %d, mode %o; want %d, 755", name, uid, mode, wantUID)
+		}
+	}
+	check("", 1000)
+	check("a.txt", 2000)
+	check("c.txt", 1000)
+	if got := listing(t, mnt); !slices.Equal(got, []string{"a.txt", "c.txt", "data.txt"}) {
+		t.Errorf("listing %v: b.txt should be hidden", got)
+	}
+
+	writePolicy(t, base, "policy.yaml", "rules:\n  - hide: [c.txt]\n")
+	d.Cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, "c.txt hidden and b.txt shown after SIGHUP", func() bool {
+		return slices.Equal(listing(t, mnt), []string{"a.txt", "b.txt", "data.txt"})
+	})
+	check("", 1000)
+	check("a.txt", 1000)
+	check("b.txt", 1000)
+	if e := statusOf(t, mnt); !slices.ContainsFunc(e.Filters, func(r filter.RuleStats) bool { return r.Rule == "options:remap" }) {
+		t.Errorf("after the reload, status does not list options:remap: %+v", e.Filters)
+	}
+}
