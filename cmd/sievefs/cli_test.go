@@ -110,14 +110,20 @@ func TestVersion(t *testing.T) {
 	_, gitErr := exec.LookPath("git")
 	fi, err := os.Stat(filepath.Join(root, ".git"))
 	vcs := gitErr == nil && err == nil && fi.IsDir()
+	// The go command calls the tree modified when git status lists
+	// anything; if another test changes the tree during the build, which
+	// it was is not known.
+	modified := func() bool { return vcs && sh("git", "status", "--porcelain") != "" }
+	before := modified()
 	bin := filepath.Join(t.TempDir(), "sievefs")
 	sh(gobin, "build", "-buildvcs="+strconv.FormatBool(vcs), "-o", bin, "./cmd/sievefs")
+	knownModified := modified() == before
 
 	wantVersion, wantCommit := "(devel)", "unknown (not recorded at build time)"
 	if vcs {
 		wantCommit = sh("git", "rev-parse", "HEAD")
 		wantVersion = wantCommit[:12] // in the pseudo-version
-		if sh("git", "status", "--porcelain") != "" {
+		if before {
 			wantCommit += " (modified)"
 		}
 	}
@@ -144,6 +150,11 @@ func TestVersion(t *testing.T) {
 		t.Errorf("first line %q, want sievefs and a version with %q", lines[0], wantVersion)
 	}
 	for i, want := range []string{"commit: " + wantCommit, "go-fuse: " + goFuse, "go: " + goVersion} {
+		if i == 0 && !knownModified {
+			if strings.TrimSuffix(lines[1], " (modified)") == strings.TrimSuffix(want, " (modified)") {
+				continue
+			}
+		}
 		if lines[i+1] != want {
 			t.Errorf("line %d: %q, want %q", i+2, lines[i+1], want)
 		}
