@@ -94,7 +94,7 @@ done
 func TestExamplesOnFreshMachine(t *testing.T) {
 	requireFuse(t)
 	prefix := t.TempDir()
-	if r := runBinary(t, "install-helper", "--prefix", prefix); r.code != exitOK {
+	if r := runBinary(t, "install-helper", "--prefix", prefix, "--mandir", ""); r.code != exitOK {
 		t.Fatalf("install-helper: exit %d; stderr:\n%s", r.code, r.stderr)
 	}
 	examples, err := filepath.Abs("../../examples")
