@@ -36,6 +36,14 @@ func TestHelp(t *testing.T) {
 	if r := runBinary(t, "help", "mount"); !strings.Contains(r.stdout, "\nFlags:\n") || !strings.Contains(r.stdout, "-policy") || !strings.Contains(r.stdout, "sievefs(8)") {
 		t.Errorf("help mount lacks the flags or the manual page:\n%s", r.stdout)
 	}
+	// The mount helper, as mount.fuse.sievefs --help.
+	helper := filepath.Join(t.TempDir(), helperName)
+	if err := os.Symlink(binary(t), helper); err != nil {
+		t.Fatal(err)
+	}
+	if r := runAs(t, nil, helper, "--help"); r.code != exitOK || r.stderr != "" || !strings.HasPrefix(r.stdout, "usage: "+helperName) {
+		t.Errorf("%s --help: exit %d; stdout:\n%s\nstderr:\n%s", helperName, r.code, r.stdout, r.stderr)
+	}
 	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}} {
 		r := runBinary(t, args...)
 		if r.code != exitOK || r.stderr != "" {

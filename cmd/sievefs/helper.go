@@ -34,7 +34,7 @@ const readyEnv = "SIEVEFS_READY_FD"
 // It starts `sievefs mount -o OPTIONS LOWER MOUNTPOINT` in a new session,
 // detached from the terminal, and exits 0 once the mount is up, or with the
 // daemon's exit code and messages if it fails.
-func runHelper(args []string, stderr io.Writer) int {
+func runHelper(args []string, stdout, stderr io.Writer) int {
 	var opts []string
 	var pos []string
 	fake := false
@@ -62,8 +62,8 @@ func runHelper(args []string, stderr io.Writer) int {
 		case a == "-n", a == "-s", a == "-v", a == "-w":
 			// no mtab, sloppy, verbose, read-write: nothing to do
 		case a == "-h" || a == "--help":
-			fmt.Fprintf(stderr, "usage: %s LOWER MOUNTPOINT [-o OPTIONS]\n", helperName)
-			fmt.Fprintln(stderr, "The OPTIONS are those of sievefs mount: see 'sievefs help mount' and sievefs(8).")
+			fmt.Fprintf(stdout, "usage: %s LOWER MOUNTPOINT [-o OPTIONS]\n", helperName)
+			fmt.Fprintln(stdout, "The OPTIONS are those of sievefs mount: see 'sievefs help mount' and sievefs(8).")
 			return exitOK
 		case strings.HasPrefix(a, "-") && len(a) > 1:
 			fmt.Fprintf(stderr, "%s: unknown argument %q\n", helperName, a)

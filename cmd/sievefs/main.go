@@ -56,7 +56,7 @@ const (
 
 func main() {
 	if filepath.Base(os.Args[0]) == helperName {
-		os.Exit(runHelper(os.Args[1:], os.Stderr))
+		os.Exit(runHelper(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
