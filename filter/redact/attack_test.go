@@ -9,8 +9,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"image"
-	"image/jpeg"
 	"io"
 	"os"
 	"os/exec"
@@ -134,23 +132,12 @@ func slotJPEG(t testing.TB, slot int) ([]byte, []redact.Range) {
 	entry(e+36, 0x0003, 2, 2, []byte("W\x00")) // GPSLongitudeRef
 	entry(e+48, 0x0004, 5, 3, u32(uint32(at+24)))
 	entry(e+60, 0x0006, 5, 1, u32(uint32(at+48)))
-	const base = 2 + 4 + 6 // SOI, APP1 marker and length, "Exif\0\0"
-	rg := func(off, n int) redact.Range { return redact.Range{Off: int64(base + off), Len: int64(n)} }
+	rg := func(off, n int) redact.Range {
+		return redact.Range{Off: int64(fusetest.ExifTIFFOffset + off), Len: int64(n)}
+	}
 	ranges := []redact.Range{rg(e+8, 4), rg(e+12+8, 2), rg(at, 24), rg(e+36+8, 2), rg(at+24, 24), rg(at+48, 8)}
 
-	img := image.NewGray(image.Rect(0, 0, 32, 32))
-	for i := range img.Pix {
-		img.Pix[i] = uint8(i * 7)
-	}
-	var enc bytes.Buffer
-	if err := jpeg.Encode(&enc, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	body := enc.Bytes()
-	seg := []byte{0xFF, 0xE1, 0, 0}
-	binary.BigEndian.PutUint16(seg[2:], uint16(2+6+len(tiff)))
-	seg = slices.Concat(seg, []byte("Exif\x00\x00"), tiff)
-	return slices.Concat(body[:2], seg, body[2:]), ranges
+	return fusetest.ExifJPEG(t, tiff), ranges
 }
 
 // leaks returns the ranges of rs that are not all zero in data.

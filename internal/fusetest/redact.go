@@ -72,6 +72,21 @@ func GPSJPEG(t testing.TB) ([]byte, []redact.Range) {
 	write(ifd0, append(make0, field{0x8825, 4, 1, bo.AppendUint32(nil, uint32(gpsIFD))}), false)
 	write(gpsIFD, gps, true)
 
+	out := ExifJPEG(t, tiff)
+	for i := range ranges {
+		ranges[i].Off += ExifTIFFOffset
+	}
+	return out, ranges
+}
+
+// ExifTIFFOffset is where the TIFF structure given to ExifJPEG starts in
+// the file it makes: after SOI, the APP1 marker and length, "Exif\0\0".
+const ExifTIFFOffset = 2 + 4 + 6
+
+// ExifJPEG returns a small real JPEG (a 32×32 gray image) whose first
+// segment is an APP1 Exif segment holding tiff.
+func ExifJPEG(t testing.TB, tiff []byte) []byte {
+	t.Helper()
 	img := image.NewGray(image.Rect(0, 0, 32, 32))
 	for i := range img.Pix {
 		img.Pix[i] = uint8(i * 7)
@@ -81,16 +96,10 @@ func GPSJPEG(t testing.TB) ([]byte, []redact.Range) {
 		t.Fatal(err)
 	}
 	body := enc.Bytes()
-	payload := append([]byte("Exif\x00\x00"), tiff...)
 	seg := []byte{0xFF, 0xE1, 0, 0}
-	binary.BigEndian.PutUint16(seg[2:], uint16(2+len(payload)))
-	seg = append(seg, payload...)
-	out := slices.Concat(body[:2], seg, body[2:])
-	base := int64(2 + 4 + 6) // SOI, marker and length, "Exif\0\0"
-	for i := range ranges {
-		ranges[i].Off += base
-	}
-	return out, ranges
+	binary.BigEndian.PutUint16(seg[2:], uint16(2+6+len(tiff)))
+	seg = slices.Concat(seg, []byte("Exif\x00\x00"), tiff)
+	return slices.Concat(body[:2], seg, body[2:])
 }
 
 // Redacted returns data with the ranges zeroed.
