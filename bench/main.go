@@ -17,6 +17,7 @@
 //	go run ./bench              # full run, ~30 minutes
 //	go run ./bench -quick       # small sizes, ~3 minutes
 //	go run ./bench -render results.json   # redo the report from a -json file
+//	go run ./bench -passthrough-hp /path/to/passthrough_hp   # add libfuse's C peer (built from source, never committed)
 //
 // It needs fio (Debian: apt-get install fio), tar, find, xargs and cat.
 // Every mount is made under one temporary directory and is unmounted at the
@@ -44,11 +45,16 @@ import (
 type Kind int
 
 const (
-	Native       Kind = iota // the lower directory itself
-	Sievefs                  // sievefs mount [Args] LOWER MOUNTPOINT
-	Loopback                 // go-fuse's example/loopback [Args] MOUNTPOINT LOWER
-	LoopbackNoPT             // ./bench/loopback-nopt MOUNTPOINT LOWER: the same, passthrough declined
+	Native        Kind = iota // the lower directory itself
+	Sievefs                   // sievefs mount [Args] LOWER MOUNTPOINT
+	Loopback                  // go-fuse's example/loopback [Args] MOUNTPOINT LOWER
+	LoopbackNoPT              // ./bench/loopback-nopt MOUNTPOINT LOWER: the same, passthrough declined
+	PassthroughHP             // libfuse's example/passthrough_hp [Args] LOWER MOUNTPOINT (-passthrough-hp)
 )
+
+// noPassthroughHP is the NA of the passthrough_hp configuration until
+// -passthrough-hp names a binary.
+const noPassthroughHP = "needs -passthrough-hp PATH (libfuse's example/passthrough_hp, built from source)"
 
 // Config is one column of the comparison.
 type Config struct {
@@ -63,6 +69,7 @@ type Config struct {
 	// Against names the peer this configuration's "×peer" ratios use
 	// instead of the one marked Peer.
 	Against string
+	Bin     string // the daemon's binary, for a configuration not built here
 }
 
 // configs are the columns, in the order they run within each repetition.
@@ -75,6 +82,7 @@ var configs = []Config{
 	{Name: "sievefs-policy10", Label: "sievefs + 10 rules", Kind: Sievefs, Args: []string{"--policy", "{bench}/policy10.yaml"}},
 	{Name: "loopback", Label: "go-fuse loopback (peer)", Kind: Loopback, Args: []string{"-q", "-directmountstrict"}, Peer: true},
 	{Name: "loopback-nopt", Label: "go-fuse loopback, passthrough off (peer of --passthrough off)", Kind: LoopbackNoPT},
+	{Name: "passthrough_hp", Label: "libfuse passthrough_hp (C peer)", Kind: PassthroughHP, Args: []string{"--foreground"}, NA: noPassthroughHP},
 }
 
 // Sizes are the knobs that -quick changes.
@@ -130,6 +138,7 @@ func main() {
 		render    = flag.String("render", "", "do not run: write the report and chart from this -json file")
 		idle      = flag.Duration("wait-idle", 0, "before each run, wait up to this long for the other processes on the machine to use under a tenth of a CPU (0: do not wait)")
 		tarSource = flag.String("tree", "", "source tree to tar for untar/rm -rf (default: GOROOT/src/cmd, or the go-fuse module directory with -quick)")
+		hpBin     = flag.String("passthrough-hp", "", "libfuse's example/passthrough_hp binary, built from source: adds the passthrough_hp configuration")
 	)
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: go run ./bench [flags]   (as root, from the repository root)")
@@ -165,7 +174,7 @@ func main() {
 		sizes = quickSizes
 	}
 	sizes.TarSource = *tarSource
-	cfgs, err := selectConfigs(*configsF)
+	cfgs, err := selectConfigs(*configsF, *hpBin)
 	if err != nil {
 		fatalf("%v", err)
 	}
@@ -512,17 +521,21 @@ func (r *Run) command(ctx context.Context, dir string, name string, args ...stri
 	return r.h.reg.run(ctx, dir, name, args...)
 }
 
-func selectConfigs(list string) ([]Config, error) {
-	if list == "" {
-		return configs, nil
-	}
-	var out []Config
+// selectConfigs returns the configurations named in list (all when empty),
+// with passthrough_hp's binary set to hp (left out when hp is empty).
+func selectConfigs(list, hp string) ([]Config, error) {
 	want := map[string]bool{}
 	for _, n := range strings.Split(list, ",") {
-		want[strings.TrimSpace(n)] = true
+		if n = strings.TrimSpace(n); n != "" {
+			want[n] = true
+		}
 	}
+	var out []Config
 	for _, c := range configs {
-		if want[c.Name] {
+		if c.Kind == PassthroughHP && hp != "" {
+			c.NA, c.Bin = "", hp
+		}
+		if len(want) == 0 || want[c.Name] {
 			out = append(out, c)
 			delete(want, c.Name)
 		}

@@ -238,6 +238,9 @@ func (h *Harness) mount(l *Lower, c *Config) (*daemon, error) {
 			bin = h.loopbackNoPTBin
 		}
 		args = append(args, mnt, l.lowerDir) // loopback takes MOUNTPOINT ORIGINAL
+	case PassthroughHP:
+		bin = c.Bin
+		args = append(args, l.lowerDir, mnt)
 	default:
 		return nil, fmt.Errorf("%s is not a FUSE configuration", c.Name)
 	}

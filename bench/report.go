@@ -226,7 +226,7 @@ func (res *Results) peer() string {
 // peerOf returns the configuration c's "×peer" ratios use: its Against
 // when that ran, else the peer; "" for a peer itself.
 func (res *Results) peerOf(c Config) string {
-	if c.Kind == Loopback || c.Kind == LoopbackNoPT {
+	if c.Kind == Loopback || c.Kind == LoopbackNoPT || c.Kind == PassthroughHP {
 		return ""
 	}
 	if c.Against != "" {
@@ -398,6 +398,12 @@ func (res *Results) markdown(pngOut, mdDir, root string) string {
 			w("- **%s**: `loopback %s MNT LOWER`, go-fuse's `example/loopback`. In this go-fuse version it has no passthrough\n", c.Label, strings.Join(c.Args, " "))
 			w("  flag: it uses passthrough whenever the kernel and its privileges allow (here: root), and 1 s entry and attribute\n")
 			w("  timeouts (sievefs's default `--cache auto` where it cannot watch the lower tree).\n")
+		case PassthroughHP:
+			w("- **%s**: `passthrough_hp %s LOWER MNT`, libfuse's `example/passthrough_hp`, the fastest C peer, built\n", c.Label, strings.Join(c.Args, " "))
+			w("  from source and given with `-passthrough-hp`; it caches entries and attributes for a day and uses passthrough.\n")
+			if c.NA != "" {
+				w("  Not run: %s.\n", c.NA)
+			}
 		case LoopbackNoPT:
 			w("- **%s**: [`bench/loopback-nopt`](../bench/loopback-nopt/main.go), go-fuse's loopback filesystem with the\n", c.Label)
 			w("  options above whose files decline passthrough, so that the daemon serves every read and write: the peer of\n")
@@ -524,6 +530,9 @@ func (res *Results) resultsTable(b *strings.Builder, lower string) {
 		if c.Name == "sievefs" {
 			head = append(head, "target")
 		}
+		if c.Kind == PassthroughHP {
+			head = append(head, "sievefs ÷ it")
+		}
 	}
 	w("| %s |\n", strings.Join(head, " | "))
 	seps := make([]string, len(head))
@@ -545,6 +554,9 @@ func (res *Results) resultsTable(b *strings.Builder, lower string) {
 					if res.peerOf(c) != "" {
 						cells = append(cells, "–")
 					}
+					if c.Kind == PassthroughHP {
+						cells = append(cells, "–")
+					}
 				}
 				continue
 			}
@@ -564,6 +576,9 @@ func (res *Results) resultsTable(b *strings.Builder, lower string) {
 			}
 			if c.Name == "sievefs" {
 				cells = append(cells, targetCell(row.Target, rn, rp))
+			}
+			if c.Kind == PassthroughHP {
+				cells = append(cells, fmtRatio(ratio(res.cell(lower, row.Name, "sievefs").median, st.median)))
 			}
 		}
 		w("| %s |\n", strings.Join(cells, " | "))
