@@ -88,11 +88,11 @@ type Tree struct {
 	keepNames bool
 	byName    atomic.Uint64 // Reopens.ByPath
 	stale     atomic.Uint64 // Reopens.StaleHandles
-	recheck  time.Duration          // Options.RecheckAfter
-	epoch    time.Time              // origin of Inode.beneathUntil
-	root     *Inode
-	fds      fdCache
-	watch    atomic.Pointer[watcher] // set by Watch
+	recheck   time.Duration // Options.RecheckAfter
+	epoch     time.Time     // origin of Inode.beneathUntil
+	root      *Inode
+	fds       fdCache
+	watch     atomic.Pointer[watcher] // set by Watch
 
 	mu     sync.RWMutex
 	byKey  map[Key]*Inode
