@@ -29,10 +29,21 @@ var remoteTypes = map[int64]string{
 	0x20030528:             "orangefs",
 }
 
+// localTypes names common local filesystems, for status.
+var localTypes = map[int64]string{
+	unix.EXT4_SUPER_MAGIC:      "ext4", // ext2 and ext3 too
+	unix.XFS_SUPER_MAGIC:       "xfs",
+	unix.BTRFS_SUPER_MAGIC:     "btrfs",
+	unix.TMPFS_MAGIC:           "tmpfs",
+	unix.OVERLAYFS_SUPER_MAGIC: "overlay",
+	unix.F2FS_SUPER_MAGIC:      "f2fs",
+	0x2fc12fc1:                 "zfs",
+}
+
 // FSInfo is what the tree found out about its lower filesystem at Open.
 type FSInfo struct {
-	// Type names the filesystem when it is one of the remote types, else
-	// it is its statfs magic number in hex.
+	// Type names the filesystem (remoteTypes, localTypes), else it is its
+	// statfs magic number in hex.
 	Type string
 	// Remote is true for a network or FUSE filesystem (see remoteTypes):
 	// changes made elsewhere are not seen by fanotify, and file handles,
@@ -51,6 +62,9 @@ func fsInfo(fd int) FSInfo {
 	}
 	if name, ok := remoteTypes[int64(sfs.Type)]; ok {
 		return FSInfo{Type: name, Remote: true}
+	}
+	if name, ok := localTypes[int64(sfs.Type)]; ok {
+		return FSInfo{Type: name}
 	}
 	return FSInfo{Type: fmt.Sprintf("0x%x", uint64(sfs.Type))}
 }
