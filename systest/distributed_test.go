@@ -33,7 +33,7 @@ func TestSSHFSLower(t *testing.T) {
 		write(t, v.Path(fmt.Sprintf("d/f%d", i)), fmt.Sprint(i))
 	}
 	write(t, filepath.Join(low, "d/secret"), "hidden") // the view may not make it
-	for i := range n { // twice the inode table's share: most are reopened
+	for i := range n {                                 // twice the inode table's share: most are reopened
 		p := v.Path(fmt.Sprintf("d/f%d", i))
 		if got, err := os.ReadFile(p); err != nil || string(got) != fmt.Sprint(i) {
 			t.Fatalf("read %s: %q, %v", p, got, err)
