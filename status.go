@@ -1,11 +1,17 @@
 package sievefs
 
-import "github.com/sievefs/sievefs/filter"
+import (
+	"github.com/sievefs/sievefs/filter"
+	"github.com/sievefs/sievefs/internal/lower"
+)
 
 // Status is a snapshot of what a mount is doing. Its JSON keys are stable.
 type Status struct {
 	Lower      string `json:"lower"`
 	Mountpoint string `json:"mountpoint"`
+	// LowerFS says what the lower filesystem is and how the inode table
+	// reaches its inodes again.
+	LowerFS LowerFS `json:"lower_fs"`
 	// Passthrough says whether file data goes through the kernel.
 	Passthrough PassthroughStatus `json:"passthrough"`
 	// Cache says how long the kernel caches and whether the lower tree is
@@ -22,6 +28,34 @@ type Status struct {
 	// Filters counts each rule's decisions, in rule order; empty without
 	// a policy.
 	Filters []filter.RuleStats `json:"filters"`
+}
+
+// LowerFS describes the lower filesystem (see docs/operations.md, Lowers
+// on other machines).
+type LowerFS struct {
+	// Type is the filesystem's name when it is a network or FUSE one,
+	// else its statfs magic number.
+	Type string `json:"type"`
+	// Remote is true for a network or FUSE filesystem: fanotify cannot see
+	// changes made on other hosts (see CacheStatus.Remote).
+	Remote bool `json:"remote"`
+	// FileHandles is true when inodes whose descriptor was given back are
+	// reopened by file handle; false when the filesystem has none and they
+	// are reopened by path (their name in their parent, checked to be the
+	// same inode).
+	FileHandles bool `json:"file_handles"`
+	// ReopensByPath counts inodes reopened by path; StaleHandles the
+	// reopens by handle that failed with ESTALE (on a remote lower the
+	// inode is then reopened by path).
+	ReopensByPath uint64 `json:"reopens_by_path"`
+	StaleHandles  uint64 `json:"stale_handles"`
+}
+
+// lowerFS reports the lower filesystem.
+func lowerFS(t *lower.Tree) LowerFS {
+	fsi, r := t.FS(), t.Reopens()
+	return LowerFS{Type: fsi.Type, Remote: fsi.Remote, FileHandles: fsi.Handles,
+		ReopensByPath: r.ByPath, StaleHandles: r.StaleHandles}
 }
 
 // PassthroughStatus says whether passthrough is in use and, if not, why.
@@ -89,6 +123,7 @@ func (m *Mount) Status() Status {
 	st := Status{
 		Lower:      m.Lower,
 		Mountpoint: m.Mountpoint,
+		LowerFS:    lowerFS(m.tree),
 		Passthrough: PassthroughStatus{
 			Mode:   m.opts.Passthrough,
 			Active: fs.pt != nil,

@@ -25,6 +25,10 @@ type CacheStatus struct {
 	Reason string `json:"reason,omitempty"`
 	// TimeoutSeconds is how long the kernel caches entries and attributes.
 	TimeoutSeconds float64 `json:"timeout_seconds"`
+	// Remote is true when the lower tree is a network or FUSE filesystem
+	// (LowerFS.Remote): changes made on other hosts show only once a
+	// timeout runs out, and never in mode always.
+	Remote bool `json:"remote"`
 }
 
 // ttl is how long the kernel may cache an entry or the attributes of ino.
@@ -49,6 +53,9 @@ func (fs *fileSystem) watch() {
 	switch {
 	case fs.opts.Cache != CacheWatch:
 		reason = "only in cache mode watch"
+	case fs.tree.FS().Remote:
+		reason = "the lower is a network or FUSE filesystem (" + fs.tree.FS().Type +
+			"): fanotify cannot see changes made on other hosts, so the kernel caches for the short timeout"
 	case !hasCapSysAdmin():
 		reason = "the daemon lacks CAP_SYS_ADMIN, which fanotify requires"
 	default:
@@ -71,7 +78,8 @@ func (fs *fileSystem) startCaching() {
 
 // cacheStatus reports the cache mode and the watch.
 func (fs *fileSystem) cacheStatus() CacheStatus {
-	s := CacheStatus{Mode: fs.opts.Cache, Watch: fs.watching.Load(), TimeoutSeconds: fs.timeout.Seconds()}
+	s := CacheStatus{Mode: fs.opts.Cache, Watch: fs.watching.Load(), TimeoutSeconds: fs.timeout.Seconds(),
+		Remote: fs.tree.FS().Remote}
 	if s.Watch {
 		s.TimeoutSeconds = watchTimeout.Seconds()
 	}

@@ -379,6 +379,7 @@ func (res *Results) markdown(pngOut, mdDir, root string) string {
 	w("unmounted at the end, on failure and on SIGINT/SIGTERM (daemons are stopped by pid: SIGTERM, then after 15 s a\n")
 	w("lazy unmount and SIGKILL). The chart is drawn by [`bench/chart`](../bench/chart/), a separate Go module that uses\n")
 	w("gonum.org/v1/plot, so the sievefs module does not depend on it. `go run ./bench -h` lists the flags.\n\n")
+	w("Over lowers on other machines (GlusterFS, sshfs) see [distributed.md](distributed.md), measured apart.\n\n")
 	w("Configurations (the `configs` table in `bench/main.go`; each has a list of extra daemon arguments):\n\n")
 	for _, c := range res.Configs {
 		switch c.Kind {

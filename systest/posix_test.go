@@ -32,7 +32,9 @@ var posixSkips = map[string]string{
 // fresh mount, and checks that the unmount leaves no descriptor of the lower
 // tree open: with passthrough in its default mode (auto) and off, over a
 // lower directory in the test's temporary directory and over a tmpfs (which,
-// unlike ext4, stores the 8 KiB extended attribute of XAttrLarge).
+// unlike ext4, stores the 8 KiB extended attribute of XAttrLarge), and
+// over a directory inside $SIEVEFS_TEST_LOWER when it is set (a GlusterFS or
+// sshfs mount: see docs/distributed.md).
 func TestPosix(t *testing.T) {
 	modes := []struct {
 		name string
@@ -47,6 +49,12 @@ func TestPosix(t *testing.T) {
 	}{
 		{"TempDir", func(t *testing.T) string { return t.TempDir() }},
 		{"Tmpfs", tmpfsLower},
+	}
+	if os.Getenv(fusetest.LowerEnv) != "" {
+		lowers = append(lowers, struct {
+			name string
+			make func(t *testing.T) string
+		}{"Env", func(t *testing.T) string { return fusetest.TempLower(t) }})
 	}
 	names := make([]string, 0, len(posixtest.All))
 	for name := range posixtest.All {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/sievefs/sievefs"
 	"github.com/sievefs/sievefs/control"
 	"github.com/sievefs/sievefs/filter"
 )
@@ -133,6 +134,7 @@ func printEntry(w io.Writer, e control.Entry) {
 	st := e.Status
 	fmt.Fprintf(w, "%s: %s (pid %d)\n", e.Mountpoint, e.State, st.PID)
 	fmt.Fprintf(tw, "  lower\t%s\n", e.Lower)
+	fmt.Fprintf(tw, "  lower fs\t%s\n", lowerFS(st.LowerFS))
 	if st.Policy != "" {
 		fmt.Fprintf(tw, "  policy\t%s\n", st.Policy)
 	}
@@ -156,6 +158,9 @@ func printEntry(w io.Writer, e control.Entry) {
 	} else {
 		fmt.Fprintf(tw, "  cache\t%s: kernel caches for %gs\n", c.Mode, c.TimeoutSeconds)
 	}
+	if st.Cache.Remote {
+		fmt.Fprintf(tw, "  \tchanges made on other hosts show once the timeout runs out\n")
+	}
 	fmt.Fprintf(tw, "  open files\t%d passthrough, %d daemon-served\n", st.OpenFiles.Passthrough, st.OpenFiles.DaemonServed)
 	fmt.Fprintf(tw, "  counters\t%s\n", counters(st.Counters))
 	d := st.Descriptors
@@ -171,6 +176,20 @@ func printEntry(w io.Writer, e control.Entry) {
 		}
 		bw.Flush()
 	}
+}
+
+// lowerFS formats the lower filesystem's line.
+func lowerFS(l sievefs.LowerFS) string {
+	kind := "local"
+	if l.Remote {
+		kind = "network or FUSE"
+	}
+	handles := "yes"
+	if !l.FileHandles {
+		handles = "no (reopen by path)"
+	}
+	return fmt.Sprintf("%s (%s); file handles: %s; %d reopens by path, %d stale handles",
+		l.Type, kind, handles, l.ReopensByPath, l.StaleHandles)
 }
 
 // decisions formats a rule's decision counts as kind=count, by kind.

@@ -108,14 +108,14 @@ func LayTree(t testing.TB, dir string, entries ...string) {
 	}
 }
 
-// NewLower returns a new lower directory searchable by everyone.
+// NewLower returns a new lower directory searchable by everyone (see
+// TempLower: inside $SIEVEFS_TEST_LOWER when it is set).
 func NewLower(t testing.TB) string {
 	t.Helper()
-	low := filepath.Join(t.TempDir(), "lower")
-	if err := os.Mkdir(low, 0o755); err != nil {
-		t.Fatal(err)
+	low := TempLower(t)
+	if os.Getenv(LowerEnv) == "" {
+		OpenUp(t, low)
 	}
-	OpenUp(t, low)
 	return low
 }
 

@@ -29,14 +29,10 @@ type View struct {
 	Mount *sievefs.Mount
 }
 
-// Mount mounts a view of a new empty lower directory.
+// Mount mounts a view of a new empty lower directory (see TempLower).
 func Mount(t testing.TB, opts sievefs.Options) *View {
 	t.Helper()
-	low := filepath.Join(t.TempDir(), "lower")
-	if err := os.Mkdir(low, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return MountLower(t, low, opts)
+	return MountLower(t, TempLower(t), opts)
 }
 
 // MountLower mounts a view of an existing lower directory.

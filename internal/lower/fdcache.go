@@ -7,16 +7,17 @@ import (
 )
 
 // fdCache bounds the O_PATH descriptors held for inodes. Inodes that can be
-// reopened by handle sit on an LRU list while they hold a descriptor; past
-// max, the least recently used ones that no operation is using lose theirs.
-// Inodes without a handle keep their descriptor pinned. Inodes found by a
-// lookup get no descriptor until an operation needs one (see Tree.adopt):
-// until then they are known by their directory and name.
+// reopened, by handle or by name, sit on an LRU list while they hold a
+// descriptor; past max, the least recently used ones that no operation is
+// using lose theirs. Inodes that can be reached neither way keep their
+// descriptor pinned. Inodes found by a lookup get no descriptor until an
+// operation needs one (see Tree.adopt): until then they are known by their
+// directory and name.
 type fdCache struct {
 	mu         sync.Mutex
 	max        int
 	n          int    // descriptors on the LRU list
-	pinned     int    // descriptors of inodes without a handle
+	pinned     int    // descriptors of inodes that cannot be reopened
 	head, tail *Inode // most and least recently used
 }
 
@@ -39,13 +40,12 @@ func (c *fdCache) known(ino *Inode, parent *Inode, name string) knownState {
 	switch {
 	case ino.fd >= 0:
 		return knownSame
+	case ino.handleValid:
+		return knownByHandle
 	case ino.lazy != nil:
 		if ino.lazy.parent == parent && ino.lazy.name == name {
 			return knownSame
 		}
-		return knownOther
-	case ino.handleValid:
-		return knownByHandle
 	}
 	return knownOther
 }
@@ -63,6 +63,10 @@ func (c *fdCache) sameFile(old, fresh *Inode) bool {
 		return true
 	case old.handleValid && fresh.handleValid:
 		return string(old.handle.Bytes()) == string(fresh.handle.Bytes()) && old.handle.Type() == fresh.handle.Type()
+	case old.fd == fdEvicted && !old.handleValid && old.lazy != nil && fresh.lazy != nil:
+		// Reopened by name: found again by that name (as Tree.adopt
+		// tells an inode not opened yet).
+		return *old.lazy == *fresh.lazy
 	}
 	// An inode not opened yet is known by name only (see Tree.adopt), and
 	// one without a descriptor or handle is stale.
@@ -113,41 +117,43 @@ func (c *fdCache) offer(ino *Inode, fd int) {
 	closeAll(victims)
 }
 
+// fdEvicted marks an inode whose descriptor was given back (fd -1: not
+// opened yet), to count reopens by name.
+const fdEvicted = -2
+
+// reach is how an inode without a descriptor is opened again.
+type reach struct {
+	handle   unix.FileHandle
+	byHandle bool      // by handle
+	at       *location // else (or when the handle is stale) by name
+	evicted  bool      // it had a descriptor before
+}
+
 // held returns the descriptor ino holds, acquired until release, or -1 with
-// what reopens it: its file handle, or for an inode not opened yet its name.
-func (c *fdCache) held(ino *Inode) (fd int, handle unix.FileHandle, byHandle bool, lazy *location) {
+// how to reopen it.
+func (c *fdCache) held(ino *Inode) (int, reach) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ino.fd < 0 {
-		return -1, ino.handle, ino.handleValid, ino.lazy
+		return -1, reach{ino.handle, ino.handleValid, ino.lazy, ino.fd == fdEvicted}
 	}
 	ino.users++
 	if ino.inLRU {
 		c.unlink(ino)
 		c.pushFront(ino)
 	}
-	return int(ino.fd), unix.FileHandle{}, false, nil
+	return int(ino.fd), reach{}
 }
 
 // acquire returns a descriptor of ino that stays open until release: the
-// one it holds, or one reopened by handle, or for an inode not opened yet
-// one opened by name.
+// one it holds, or one reopened by handle, or one opened by name (an inode
+// not opened yet, or one without a usable handle).
 func (c *fdCache) acquire(t *Tree, ino *Inode) (int, error) {
-	fd, handle, byHandle, lazy := c.held(ino)
+	fd, r := c.held(ino)
 	if fd >= 0 {
 		return fd, nil
 	}
-	var err error
-	var fresh unix.FileHandle
-	var freshValid bool
-	switch {
-	case byHandle:
-		fd, err = unix.OpenByHandleAt(t.mountFD, handle, unix.O_PATH|unix.O_CLOEXEC)
-	case lazy != nil:
-		fd, fresh, freshValid, err = t.resolve(ino, lazy)
-	default:
-		return -1, unix.ESTALE
-	}
+	fd, fresh, freshValid, err := c.reopen(t, ino, r)
 	if err != nil {
 		return -1, err
 	}
@@ -160,11 +166,11 @@ func (c *fdCache) acquire(t *Tree, ino *Inode) (int, error) {
 		unix.Close(fd)
 		return cur, nil
 	}
-	if lazy != nil {
-		ino.lazy = nil
-		if !ino.handleValid {
-			ino.handle, ino.handleValid = fresh, freshValid
-		}
+	if r.at != nil && !ino.handleValid && freshValid {
+		ino.handle, ino.handleValid = fresh, true
+	}
+	if ino.handleValid && !t.keepNames {
+		ino.lazy = nil // reopened by handle from now on
 	}
 	ino.fd = int32(fd)
 	ino.users++
@@ -177,6 +183,66 @@ func (c *fdCache) acquire(t *Tree, ino *Inode) (int, error) {
 	c.mu.Unlock()
 	closeAll(victims)
 	return fd, nil
+}
+
+// reopen opens ino, which has no descriptor, as r says: by handle, and by
+// name when it has no handle or (with a name to fall back on) the handle
+// is stale. It returns the descriptor and, for one opened by name, a fresh
+// handle of it where the tree uses handles.
+func (c *fdCache) reopen(t *Tree, ino *Inode, r reach) (int, unix.FileHandle, bool, error) {
+	if r.byHandle {
+		fd, err := unix.OpenByHandleAt(t.mountFD, r.handle, unix.O_PATH|unix.O_CLOEXEC)
+		if err != unix.ESTALE {
+			return fd, unix.FileHandle{}, false, err
+		}
+		t.stale.Add(1)
+		if r.at == nil {
+			return -1, unix.FileHandle{}, false, err
+		}
+		c.dropHandle(ino)
+	}
+	if r.at == nil {
+		return -1, unix.FileHandle{}, false, unix.ESTALE
+	}
+	if r.evicted {
+		t.byName.Add(1)
+	}
+	fd, h, ok, err := t.resolve(ino, r.at)
+	return fd, h, ok && !r.byHandle, err
+}
+
+// dropHandle stops reopening ino by its handle, which went stale: it is
+// reopened by name from now on.
+func (c *fdCache) dropHandle(ino *Inode) {
+	c.mu.Lock()
+	ino.handleValid = false
+	c.mu.Unlock()
+}
+
+// openedAt reports whether ino has been opened and is reopened by name at.
+func (c *fdCache) openedAt(ino *Inode, at location) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ino.fd != -1 && !ino.handleValid && ino.lazy != nil && *ino.lazy == at
+}
+
+// pin keeps ino's descriptor, which ino holds and an acquire of it keeps
+// open, for as long as the kernel knows ino: its name is about to be
+// removed, and a name is how it would be reopened.
+func (c *fdCache) pin(ino *Inode) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ino.handleValid || ino.pinned || ino.fd < 0 {
+		return
+	}
+	ino.lazy = nil
+	if ino.inLRU {
+		c.unlink(ino)
+	}
+	if !ino.forgotten {
+		ino.pinned = true
+		c.pinned++
+	}
 }
 
 // release ends one acquire of ino.
@@ -219,7 +285,7 @@ func (c *fdCache) forget(ino *Inode) {
 // drop detaches ino's descriptor and returns it for closing. Caller holds mu.
 func (c *fdCache) drop(ino *Inode) int {
 	fd := int(ino.fd)
-	ino.fd = -1
+	ino.fd = fdEvicted
 	if ino.inLRU {
 		c.unlink(ino)
 	} else if ino.pinned {

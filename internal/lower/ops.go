@@ -157,7 +157,7 @@ func (t *Tree) adoptAt(parent *Inode, dirfd int, name string, st *unix.Stat_t) (
 	if ino, ok := t.adopt(parent, dirfd, name, st); ok {
 		return ino, nil
 	}
-	return t.openChild(dirfd, name, st)
+	return t.openChild(parent, dirfd, name, st)
 }
 
 // resolve opens an inode not opened yet by its name, and checks that the
@@ -210,9 +210,9 @@ func (t *Tree) beneathFD(ino *Inode, dirfd int) bool {
 	return true
 }
 
-// openChild opens name in the directory pfd as O_PATH, fills st from the
-// descriptor and registers the inode.
-func (t *Tree) openChild(pfd int, name string, st *unix.Stat_t) (*Inode, error) {
+// openChild opens name in the directory parent, open as pfd, as O_PATH,
+// fills st from the descriptor and registers the inode.
+func (t *Tree) openChild(parent *Inode, pfd int, name string, st *unix.Stat_t) (*Inode, error) {
 	fd, err := unix.Openat(pfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -221,7 +221,7 @@ func (t *Tree) openChild(pfd int, name string, st *unix.Stat_t) (*Inode, error) 
 		unix.Close(fd)
 		return nil, err
 	}
-	return t.register(fd, st), nil
+	return t.register(fd, st, &location{parent: parent, name: name}), nil
 }
 
 // Stat fills st with the attributes of ino.
@@ -280,7 +280,7 @@ func (t *Tree) create(parent *Inode, name string, owner *Owner, st *unix.Stat_t,
 		unix.Close(fd)
 		return nil, err
 	}
-	return t.register(fd, st), nil
+	return t.register(fd, st, &location{parent: parent, name: name}), nil
 }
 
 // isDirAt reports whether name in the directory pfd is a directory.
@@ -362,7 +362,7 @@ func (t *Tree) Create(parent *Inode, name string, flags int, mode uint32, owner 
 	if !created {
 		owner = nil
 	}
-	ino, err := t.registerOpen(fd, pfd, owner, st, func() { unix.Unlinkat(pfd, name, 0) })
+	ino, err := t.registerOpen(fd, pfd, owner, st, &location{parent: parent, name: name}, func() { unix.Unlinkat(pfd, name, 0) })
 	if err != nil {
 		unix.Close(fd)
 		return nil, nil, err
@@ -382,7 +382,7 @@ func (t *Tree) Tmpfile(parent *Inode, flags int, mode uint32, owner *Owner, st *
 	if err != nil {
 		return nil, nil, err
 	}
-	ino, err := t.registerOpen(fd, pfd, owner, st, func() {})
+	ino, err := t.registerOpen(fd, pfd, owner, st, nil, func() {})
 	if err != nil {
 		unix.Close(fd)
 		return nil, nil, err
@@ -390,8 +390,9 @@ func (t *Tree) Tmpfile(parent *Inode, flags int, mode uint32, owner *Owner, st *
 	return ino, &File{fd}, nil
 }
 
-// registerOpen registers the inode behind the open descriptor fd.
-func (t *Tree) registerOpen(fd, pfd int, owner *Owner, st *unix.Stat_t, undo func()) (*Inode, error) {
+// registerOpen registers the inode behind the open descriptor fd, found
+// at at (nil for an unnamed file).
+func (t *Tree) registerOpen(fd, pfd int, owner *Owner, st *unix.Stat_t, at *location, undo func()) (*Inode, error) {
 	if owner != nil {
 		if err := chownNew(fd, pfd, owner); err != nil {
 			undo()
@@ -406,7 +407,7 @@ func (t *Tree) registerOpen(fd, pfd int, owner *Owner, st *unix.Stat_t, undo fun
 		return nil, err
 	}
 	unix.CloseOnExec(pathFD)
-	return t.register(pathFD, st), nil
+	return t.register(pathFD, st, at), nil
 }
 
 // openFlags keeps the open flags that make sense on a descriptor the daemon
@@ -419,15 +420,18 @@ func openFlags(flags int) int {
 // Open opens ino for I/O with the given open(2) flags.
 func (t *Tree) Open(ino *Inode, flags int) (int, error) {
 	flags = openFlags(flags) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)
-	fd, handle, byHandle, _ := t.fds.held(ino)
-	if fd < 0 && byHandle {
+	fd, r := t.fds.held(ino)
+	if fd < 0 && r.byHandle {
 		// Evicted: one open by handle, not an O_PATH reopen and then this.
-		nfd, err := unix.OpenByHandleAt(t.mountFD, handle, flags)
+		nfd, err := unix.OpenByHandleAt(t.mountFD, r.handle, flags)
 		if err == nil && ino.Type == unix.S_IFDIR && !t.beneathFD(ino, nfd) {
 			unix.Close(nfd)
 			return -1, unix.ENOENT
 		}
-		return nfd, err
+		if err != unix.ESTALE || r.at == nil {
+			return nfd, err
+		}
+		// A stale handle: Acquire counts it and reopens by name.
 	}
 	if fd < 0 {
 		var err error
@@ -466,12 +470,45 @@ func (t *Tree) OpenDir(ino *Inode) (*File, error) {
 
 // Unlink removes name from parent.
 func (t *Tree) Unlink(parent *Inode, name string) error {
-	return t.inDir(parent, name, func(pfd int) error { return unix.Unlinkat(pfd, name, 0) })
+	return t.inDir(parent, name, func(pfd int) error {
+		t.keepUnnamed(parent, pfd, name)
+		return unix.Unlinkat(pfd, name, 0)
+	})
 }
 
 // Rmdir removes the empty directory name from parent.
 func (t *Tree) Rmdir(parent *Inode, name string) error {
-	return t.inDir(parent, name, func(pfd int) error { return unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR) })
+	return t.inDir(parent, name, func(pfd int) error {
+		t.keepUnnamed(parent, pfd, name)
+		return unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR)
+	})
+}
+
+// keepUnnamed pins the descriptor of the inode that name in parent (open
+// as pfd) holds, when the table reopens it by that name: the name is about
+// to be removed, and a client may still use the inode (an open file, a
+// working directory), as it can on the lower filesystem. An inode never
+// opened is left alone: nothing holds it open, and a walk that removes a
+// tree opens nothing. Only trees that keep names (Tree.keepNames) look;
+// elsewhere only a submount's inodes are reached by name, and those lose
+// their name as they would on a filesystem without handles.
+func (t *Tree) keepUnnamed(parent *Inode, pfd int, name string) {
+	if !t.keepNames {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return
+	}
+	ino := t.ByKey(&st)
+	if ino == nil || !t.fds.openedAt(ino, location{parent, name}) {
+		return
+	}
+	if _, err := t.acquire(ino); err != nil {
+		return
+	}
+	t.fds.pin(ino)
+	t.Release(ino)
 }
 
 func (t *Tree) inDir(parent *Inode, name string, fn func(pfd int) error) error {
@@ -522,6 +559,9 @@ func (t *Tree) RenameMoved(oldParent *Inode, oldName string, newParent *Inode, n
 		m = &Moved{}
 		m.HaveSrc = unix.Fstatat(ofd, oldName, &m.Src, unix.AT_SYMLINK_NOFOLLOW) == nil
 		m.HaveDst = flags&unix.RENAME_EXCHANGE != 0 && unix.Fstatat(nfd, newName, &m.Dst, unix.AT_SYMLINK_NOFOLLOW) == nil
+	}
+	if flags&unix.RENAME_EXCHANGE == 0 {
+		t.keepUnnamed(newParent, nfd, newName) // a file renamed over loses its name
 	}
 	if err := unix.Renameat2(ofd, oldName, nfd, newName, uint(flags)); err != nil {
 		return err

@@ -56,22 +56,22 @@ type Inode struct {
 
 	// Fields protected by fdCache.mu.
 	prev, next *Inode    // LRU links, only while fd >= 0 and evictable
-	lazy       *location // where to open it (lower name) until it first has a descriptor
-	fd         int32     // O_PATH descriptor, -1 when evicted or not opened yet
+	lazy       *location // where to open it (lower name): until it first has a descriptor, or always (Tree.keepNames, no handle)
+	fd         int32     // O_PATH descriptor, -1 when not opened yet, fdEvicted when evicted
 	users      int32     // callers between Acquire and Release
 
 	// Type is the S_IFMT bits of the inode's mode.
 	Type uint32
 
-	handleValid bool // protected by fdCache.mu; set once
+	handleValid bool // protected by fdCache.mu; cleared when the handle goes stale
 	forgotten   bool // protected by fdCache.mu
 	inLRU       bool // protected by fdCache.mu
 	pinned      bool // protected by fdCache.mu: holds a descriptor it keeps
 }
 
 // evictable reports whether the inode's descriptor may be closed and reopened
-// by handle. Caller holds fdCache.mu.
-func (ino *Inode) evictable() bool { return ino.handleValid }
+// by handle or by name. Caller holds fdCache.mu.
+func (ino *Inode) evictable() bool { return ino.handleValid || ino.lazy != nil }
 
 // Tree is the inode table of one lower directory.
 type Tree struct {
@@ -81,11 +81,18 @@ type Tree struct {
 	rootDev  uint64
 	rootPath atomic.Pointer[string] // the root's path now, for Acquire
 	handles  bool                   // open_by_handle_at works on this tree
-	recheck  time.Duration          // Options.RecheckAfter
-	epoch    time.Time              // origin of Inode.beneathUntil
-	root     *Inode
-	fds      fdCache
-	watch    atomic.Pointer[watcher] // set by Watch
+	fs       FSInfo                 // the lower filesystem's type, found at Open
+	// keepNames: inodes keep their name after their first open (lazy stays
+	// set), to be reopened by it: the tree has no handles, or its handles
+	// may go stale (a remote filesystem).
+	keepNames bool
+	byName    atomic.Uint64 // Reopens.ByPath
+	stale     atomic.Uint64 // Reopens.StaleHandles
+	recheck   time.Duration // Options.RecheckAfter
+	epoch     time.Time     // origin of Inode.beneathUntil
+	root      *Inode
+	fds       fdCache
+	watch     atomic.Pointer[watcher] // set by Watch
 
 	mu     sync.RWMutex
 	byKey  map[Key]*Inode
@@ -103,6 +110,9 @@ type Options struct {
 	// trusted to stay there before the next use checks again (see
 	// Acquire). Zero checks on every use.
 	RecheckAfter time.Duration
+	// NoHandles reopens inodes by name even where file handles work, as
+	// on a filesystem without them (for tests).
+	NoHandles bool
 }
 
 // ErrNotDir is returned by Open when the lower root is not a directory.
@@ -155,7 +165,10 @@ func Open(path string, opts Options) (*Tree, error) {
 	} else {
 		t.rootPath.Store(&path)
 	}
-	t.handles = mountFD >= 0 && probeHandles(fd, mountFD)
+	t.handles = !opts.NoHandles && mountFD >= 0 && probeHandles(fd, mountFD)
+	t.fs = fsInfo(fd)
+	t.fs.Handles = t.handles
+	t.keepNames = !t.handles || t.fs.Remote
 	return t, nil
 }
 
@@ -199,9 +212,17 @@ func probeHandles(rootFD, mountFD int) bool {
 	return true
 }
 
-// HandlesSupported reports whether descriptors are bounded by reopening
-// inodes through file handles.
+// HandlesSupported reports whether evicted inodes are reopened through
+// file handles (rather than by name).
 func (t *Tree) HandlesSupported() bool { return t.handles }
+
+// FS describes the lower filesystem as found at Open.
+func (t *Tree) FS() FSInfo { return t.fs }
+
+// Reopens returns how evicted inodes were reached again so far.
+func (t *Tree) Reopens() Reopens {
+	return Reopens{ByPath: t.byName.Load(), StaleHandles: t.stale.Load()}
+}
 
 // Close releases every descriptor of the tree. The tree must not be used
 // afterwards.
@@ -306,15 +327,18 @@ func (t *Tree) shrink() {
 }
 
 // register adds a freshly opened inode (fd is an O_PATH descriptor of it, st
-// its attributes) to the table, or counts one more lookup of the inode that is
-// already there. It takes ownership of fd.
+// its attributes, at its name when it has one) to the table, or counts one
+// more lookup of the inode that is already there. It takes ownership of fd.
 //
 // Inode numbers are reused once a file is deleted and its last reference is
 // gone, which an evicted descriptor no longer prevents; the file handle (which
 // carries the generation) tells a reused number from the same file.
-func (t *Tree) register(fd int, st *unix.Stat_t) *Inode {
+func (t *Tree) register(fd int, st *unix.Stat_t, at *location) *Inode {
 	ino := t.newInode(st)
 	ino.handle, ino.handleValid = t.handleOf(fd, st)
+	if at != nil && (t.keepNames || !ino.handleValid) {
+		ino.lazy = at // reopened by name once evicted
+	}
 	t.mu.Lock()
 	if old := t.byKey[ino.Key]; old != nil && t.fds.sameFile(old, ino) {
 		old.lookups++

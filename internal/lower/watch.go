@@ -329,7 +329,8 @@ func (t *Tree) removeMark(w *watcher, ino *Inode) {
 // mark went with it.
 func (t *Tree) unmark(w *watcher, ino *Inode) {
 	mask := markMask(ino)
-	fd, handle, byHandle, lazy := t.fds.held(ino)
+	fd, r := t.fds.held(ino)
+	handle, byHandle, lazy := r.handle, r.byHandle, r.at
 	switch {
 	case fd >= 0:
 		dirfd, name := t.magicLink(fd)
