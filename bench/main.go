@@ -127,7 +127,7 @@ func main() {
 	var (
 		reps      = flag.Int("reps", 3, "repetitions of each workload and configuration (at least 3; medians are reported)")
 		quick     = flag.Bool("quick", false, "small sizes and short runs (~3 minutes) instead of the full run (~30 minutes)")
-		lowersF   = flag.String("lowers", "ext4,tmpfs", "lower filesystems to run on: ext4 (see -ext4) and/or tmpfs (mounted in the temporary directory)")
+		lowersF   = flag.String("lowers", "ext4,tmpfs", "lower filesystems to run on: ext4 (see -ext4), tmpfs (mounted in the temporary directory), and NAME=DIR for a filesystem already mounted on DIR (an sshfs or GlusterFS mount made by internal/testenv; the rows are named NAME)")
 		ext4F     = flag.String("ext4", "image", "the ext4 lower: image (a new ext4, with a journal, in an image file under -dir on a loop device) or dir (a directory under -dir, on the filesystem that holds it)")
 		configsF  = flag.String("configs", "", "comma-separated configurations to run (default all): "+configNames())
 		worksF    = flag.String("workloads", "", "comma-separated workload groups to run (default all): "+groupNames())
@@ -184,12 +184,19 @@ func main() {
 	}
 	var lowers []string
 	for _, l := range strings.Split(*lowersF, ",") {
-		switch l = strings.TrimSpace(l); l {
-		case "ext4", "tmpfs":
+		l = strings.TrimSpace(l)
+		name, dir, given := strings.Cut(l, "=")
+		switch {
+		case l == "ext4", l == "tmpfs":
 			lowers = append(lowers, l)
-		case "":
+		case given && name != "" && name != "ext4" && name != "tmpfs" && filepath.IsAbs(dir):
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				fatalf("-lowers %s: %s is not a directory", l, dir)
+			}
+			lowers = append(lowers, l)
+		case l == "":
 		default:
-			fatalf("-lowers: unknown lower %q (want ext4 and/or tmpfs)", l)
+			fatalf("-lowers: unknown lower %q (want ext4, tmpfs or NAME=/absolute/dir)", l)
 		}
 	}
 	if len(lowers) == 0 {

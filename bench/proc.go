@@ -298,10 +298,14 @@ type Lower struct {
 	lowerDir string
 	mntDir   string
 	mount    string // the filesystem mounted for this lower, if any
+	made     string // the lower directory made in a given filesystem (NAME=DIR), removed at teardown
 	daemons  map[string]*daemon
 }
 
+// prepareLower makes the lower tree for name: ext4, tmpfs, or NAME=DIR,
+// a directory the harness makes inside the filesystem mounted on DIR.
 func (h *Harness) prepareLower(name string) (*Lower, error) {
+	name, given, _ := strings.Cut(name, "=")
 	l := &Lower{name: name, base: filepath.Join(h.tmp, name), daemons: map[string]*daemon{}}
 	l.mntDir = filepath.Join(l.base, "mnt")
 	if err := os.MkdirAll(l.mntDir, 0o755); err != nil {
@@ -341,6 +345,13 @@ func (h *Harness) prepareLower(name string) (*Lower, error) {
 		l.mount = data
 	}
 	l.lowerDir = filepath.Join(data, "lower")
+	if given != "" {
+		dir, err := os.MkdirTemp(given, "sievefs-bench-lower-")
+		if err != nil {
+			return nil, err
+		}
+		l.lowerDir, l.made = dir, dir
+	}
 	if err := os.MkdirAll(l.lowerDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -380,6 +391,9 @@ func (h *Harness) teardownLower(l *Lower) {
 			}
 		}
 		h.reg.mu.Unlock()
+	}
+	if l.made != "" {
+		os.RemoveAll(l.made)
 	}
 	// Never remove through a mount that could not be undone.
 	if left := mountsUnder(l.base); len(left) > 0 {
