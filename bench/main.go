@@ -183,6 +183,7 @@ func main() {
 		fatalf("%v", err)
 	}
 	var lowers []string
+	givenDirs := map[string]string{} // NAME=DIR lowers
 	for _, l := range strings.Split(*lowersF, ",") {
 		l = strings.TrimSpace(l)
 		name, dir, given := strings.Cut(l, "=")
@@ -193,7 +194,8 @@ func main() {
 			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 				fatalf("-lowers %s: %s is not a directory", l, dir)
 			}
-			lowers = append(lowers, l)
+			lowers = append(lowers, name)
+			givenDirs[name] = dir
 		case l == "":
 		default:
 			fatalf("-lowers: unknown lower %q (want ext4, tmpfs or NAME=/absolute/dir)", l)
@@ -220,6 +222,7 @@ func main() {
 		configs:   cfgs,
 		groups:    groups,
 		lowers:    lowers,
+		givenDirs: givenDirs,
 		ext4Image: *ext4F == "image",
 		reg:       newRegistry(),
 		idle:      *idle,
@@ -270,7 +273,8 @@ type Harness struct {
 	configs          []Config
 	groups           []*Group
 	lowers           []string
-	ext4Image        bool // the ext4 lower is a filesystem of its own (-ext4 image)
+	givenDirs        map[string]string // lower name → the mounted filesystem it runs in (-lowers NAME=DIR)
+	ext4Image        bool              // the ext4 lower is a filesystem of its own (-ext4 image)
 	reg              *registry
 	idle             time.Duration
 

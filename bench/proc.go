@@ -302,10 +302,10 @@ type Lower struct {
 	daemons  map[string]*daemon
 }
 
-// prepareLower makes the lower tree for name: ext4, tmpfs, or NAME=DIR,
-// a directory the harness makes inside the filesystem mounted on DIR.
+// prepareLower makes the lower tree for name: ext4, tmpfs, or for a lower
+// given as NAME=DIR, a directory it makes inside the filesystem on DIR.
 func (h *Harness) prepareLower(name string) (*Lower, error) {
-	name, given, _ := strings.Cut(name, "=")
+	given := h.givenDirs[name]
 	l := &Lower{name: name, base: filepath.Join(h.tmp, name), daemons: map[string]*daemon{}}
 	l.mntDir = filepath.Join(l.base, "mnt")
 	if err := os.MkdirAll(l.mntDir, 0o755); err != nil {
