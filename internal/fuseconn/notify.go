@@ -26,13 +26,16 @@ func (c *Conn) EntryNotify(parent uint64, name string) fuse.Status {
 }
 
 // notify writes a notification: a reply header with unique 0 and the
-// notification code as its error, then body and payload, in one write.
+// notification code in place of the error, then body and payload, in one
+// write. go-fuse's NOTIFY_* codes are negative, as they pass for a status
+// that its replies negate into the header; the kernel reads the code
+// (enum fuse_notify_code) as a positive number.
 func (c *Conn) notify(code int32, body, payload []byte) fuse.Status {
 	hdrSize := int(unsafe.Sizeof(fuse.OutHeader{}))
 	msg := make([]byte, hdrSize, hdrSize+len(body)+len(payload))
 	*(*fuse.OutHeader)(unsafe.Pointer(&msg[0])) = fuse.OutHeader{
 		Length: uint32(cap(msg)),
-		Status: code,
+		Status: -code,
 	}
 	msg = append(append(msg, body...), payload...)
 	err := c.write(msg)
