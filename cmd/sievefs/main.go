@@ -177,6 +177,11 @@ func newMountFlags(cfg *mountConfig, stderr io.Writer) *flag.FlagSet {
 		cfg.metricsMode, cfg.metricsModeSet = os.FileMode(m), true
 		return nil
 	})
+	f.Func("transport", "go-fuse|dev: what serves the FUSE connection (experimental; default go-fuse)", func(s string) error {
+		t, err := sievefs.ParseTransport(s)
+		cfg.opts.Transport = t
+		return err
+	})
 	f.BoolVar(&cfg.recover, "recover", false, "if the mountpoint is a dead FUSE mount (its daemon died), detach it and mount afresh")
 	f.Func("o", "comma-separated mount options: ro, noexec, nodev, noatime, allow_other… (see docs/usage.md), and any flag as name[=value]", func(s string) error {
 		return applyMountOptions(f, cfg, s)
@@ -288,13 +293,24 @@ var refusedWords = map[string]string{
 	"allow_root": "sievefs has no allow_root; use allow_other",
 }
 
+// hiddenFlags are experimental flags that -h does not list; docs/usage.md
+// describes them.
+var hiddenFlags = map[string]bool{"transport": true}
+
 // parseCommand parses a command's flags and arguments. When done is true
 // the command is over and exits with code: help was printed, or a usage
 // error was reported.
 func parseCommand(f *flag.FlagSet, usage string, args []string, stderr io.Writer) (pos []string, code int, done bool) {
 	f.Usage = func() {
 		fmt.Fprintln(stderr, "usage: "+usage)
-		f.PrintDefaults()
+		shown := flag.NewFlagSet(f.Name(), flag.ContinueOnError)
+		shown.SetOutput(stderr)
+		f.VisitAll(func(fl *flag.Flag) {
+			if !hiddenFlags[fl.Name] {
+				shown.Var(fl.Value, fl.Name, fl.Usage)
+			}
+		})
+		shown.PrintDefaults()
 	}
 	pos, err := parseInterspersed(f, args)
 	switch {

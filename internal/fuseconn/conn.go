@@ -64,7 +64,7 @@ type Conn struct {
 	flags    uint64      // the capabilities negotiated at INIT
 
 	bufSize int       // size of every request and reply buffer
-	outPool sync.Pool // *[]byte reply buffers
+	bufs    sync.Pool // *[]byte of bufSize
 	// mu guards idle, the readers blocked in read(2).
 	mu         sync.Mutex
 	idle       int
@@ -188,7 +188,7 @@ func newConn(fd int, mountpoint string, fs fuse.RawFileSystem, opts *fuse.MountO
 		// As go-fuse: as many readers waiting as processors, 2 to 16.
 		maxReaders: min(max(runtime.GOMAXPROCS(0), 2), 16),
 	}
-	c.outPool.New = func() any {
+	c.bufs.New = func() any {
 		b := make([]byte, c.bufSize)
 		return &b
 	}
@@ -213,8 +213,8 @@ func (c *Conn) init() error {
 	// go-fuse's InitIn starts with the header. An older kernel sends a
 	// shorter request: the rest stays zero.
 	copy(bytesOf(&c.settings), in[:n])
-	out := c.getOut()
-	defer c.outPool.Put(out)
+	out := c.getBuf()
+	defer c.bufs.Put(out)
 	m, st := c.ps.HandleRequest([][]byte{in[:n]}, [][]byte{*out})
 	if !st.Ok() {
 		return fmt.Errorf("answer INIT: %w", syscall.Errno(st))

@@ -21,8 +21,11 @@ import (
 // FORGETs, which the kernel sends without waiting and which need no reply,
 // start no reader, so that a flood of them cannot multiply the readers.
 //
-// Each reader owns a request buffer of max_write plus a page; a reply takes
-// a buffer of the same size from a pool for the length of the request.
+// Each reader holds a request buffer of max_write plus a page while it
+// lives; a reply takes a buffer of the same size for the length of the
+// request. Both come from one pool: readers come and go with every burst
+// of requests, and a new 1 MiB buffer for each (zeroed by the runtime) made
+// a request six times as slow as through go-fuse's loop.
 func (c *Conn) Serve() {
 	c.readers.Add(1)
 	go c.reader()
@@ -36,7 +39,9 @@ func (c *Conn) Serve() {
 // reader is one goroutine of the loop (see Serve).
 func (c *Conn) reader() {
 	defer c.readers.Done()
-	in := make([]byte, c.bufSize)
+	buf := c.getBuf()
+	defer c.bufs.Put(buf)
+	in := *buf
 	for {
 		c.mu.Lock()
 		if c.idle >= c.maxReaders {
@@ -82,8 +87,8 @@ func isForget(in []byte) bool {
 // serve answers one request through the protocol server and writes its
 // reply, if it has one.
 func (c *Conn) serve(in []byte) {
-	out := c.getOut()
-	defer c.outPool.Put(out)
+	out := c.getBuf()
+	defer c.bufs.Put(out)
 	n, st := c.ps.HandleRequest([][]byte{in}, [][]byte{*out})
 	if !st.Ok() {
 		// A request the protocol server could not parse (it logged why):
@@ -107,8 +112,8 @@ func (c *Conn) serve(in []byte) {
 	}
 }
 
-// getOut returns a reply buffer from the pool.
-func (c *Conn) getOut() *[]byte { return c.outPool.Get().(*[]byte) }
+// getBuf returns a request or reply buffer from the pool.
+func (c *Conn) getBuf() *[]byte { return c.bufs.Get().(*[]byte) }
 
 // read reads one request into buf.
 func (c *Conn) read(buf []byte) (int, error) {
