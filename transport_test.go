@@ -6,6 +6,9 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sievefs/sievefs"
 	"github.com/sievefs/sievefs/filter"
@@ -123,5 +126,40 @@ func TestTransportRefused(t *testing.T) {
 	_, err := sievefs.MountView(t.TempDir(), t.TempDir(), sievefs.Options{Transport: "uring"})
 	if !errors.Is(err, sievefs.ErrMountOption) {
 		t.Fatalf("mount with transport uring: %v, want ErrMountOption", err)
+	}
+}
+
+// TestTransportDevUnmountBusy unmounts a dev-transport view with a file
+// still open: Unmount detaches it, aborts the connection after the grace
+// and returns once the loop has ended; the open file then fails.
+func TestTransportDevUnmountBusy(t *testing.T) {
+	v := fusetest.Mount(t, sievefs.Options{Transport: sievefs.TransportDev, UnmountGrace: 100 * time.Millisecond})
+	fusetest.WriteFile(t, v.LowerPath("f"), []byte("x"))
+	f, err := os.Open(v.Path("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := v.Mount.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-v.Mount.Done():
+	default:
+		t.Fatal("Unmount returned before the loop ended")
+	}
+	// statfs is never answered from the kernel's caches.
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); !errors.Is(err, unix.ENOTCONN) {
+		t.Errorf("statfs of a file open on an aborted connection: %v, want ENOTCONN", err)
+	}
+	mounts, err := sievefs.ReadMountinfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mi := range mounts {
+		if mi.Mountpoint == v.Mnt {
+			t.Errorf("%s still mounted after Unmount", v.Mnt)
+		}
 	}
 }
