@@ -138,7 +138,7 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	server, err := newServer(opts.Transport, fs, mnt, mopts)
 	if err != nil {
 		tree.Close()
-		if !root && opts.Transport == TransportGoFuse {
+		if !root {
 			return nil, fusermountError(low, mnt, words, err)
 		}
 		return nil, fmt.Errorf("mount %s on %s (transport %s): %w", low, mnt, opts.Transport, err)
@@ -170,7 +170,7 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		}
 		opts.Logger.Warn("passthrough unavailable, the daemon serves file data", "reason", fs.ptReason)
 	}
-	opts.Logger.Info("mounted", "lower", low, "mountpoint", mnt, "passthrough", fs.pt != nil,
+	opts.Logger.Info("mounted", "lower", low, "mountpoint", mnt, "transport", string(opts.Transport), "passthrough", fs.pt != nil,
 		"handles", tree.HandlesSupported(), "readahead_kb", readahead/1024)
 	return m, nil
 }

@@ -19,8 +19,7 @@ const (
 	// TransportDev is sievefs's own loop on the /dev/fuse descriptor
 	// (internal/fuseconn), through go-fuse's fuse.ProtocolServer: the base
 	// for a connection handed over to a successor and for FUSE over
-	// io_uring. Experimental; only a daemon running as root can mount with
-	// it.
+	// io_uring. Experimental.
 	TransportDev Transport = "dev"
 )
 

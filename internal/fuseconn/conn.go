@@ -9,12 +9,11 @@
 // handed over to a successor process, FUSE over io_uring); on its own it
 // serves the same file systems as fuse.Server, with the same RawFileSystem.
 //
-// Only a process running as root can mount with it (a direct mount(2));
-// other users get ErrUnprivileged.
+// A process running as root mounts with mount(2); another user's through
+// fusermount3, which hands the descriptor over (_FUSE_COMMFD).
 package fuseconn
 
 import (
-	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -27,11 +26,9 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
-)
 
-// ErrUnprivileged is returned by Mount for a process not running as root:
-// mounting through fusermount3 is not supported by this transport yet.
-var ErrUnprivileged = errors.New("mounting as a user other than root (through fusermount3) is not supported by this transport yet")
+	"github.com/sievefs/sievefs/internal/fusermount"
+)
 
 // Opcodes of the kernel's FUSE protocol (include/uapi/linux/fuse.h) that the
 // loop treats apart; go-fuse keeps its own unexported.
@@ -49,6 +46,7 @@ const headerRoom = 4096
 // methods may be called from any goroutine.
 type Conn struct {
 	mountpoint string
+	direct     bool // mounted with mount(2), not through fusermount3
 	fs         fuse.RawFileSystem
 	ps         *fuse.ProtocolServer
 	logger     *log.Logger
@@ -72,20 +70,45 @@ type Conn struct {
 	readers    sync.WaitGroup
 }
 
-// Mount mounts a FUSE file system served by fs on mountpoint, as go-fuse's
-// direct mount does with opts (FsName, Name, AllowOther, MaxWrite,
-// DirectMountFlags, Options), and answers the kernel's INIT through
+// Mount mounts a FUSE file system served by fs on mountpoint, as go-fuse
+// does with opts (FsName, Name, AllowOther, MaxWrite, DirectMountFlags,
+// Options): with mount(2) as root, through fusermount3 otherwise. It answers the kernel's INIT through
 // fuse.ProtocolServer, which negotiates the capabilities opts asks for.
 // Unlike fuse.NewServer it does not call fs.Init: the caller attaches what
 // needs the connection, then calls Serve, then WaitMount. Nothing is left
 // mounted when it returns an error.
 func Mount(mountpoint string, fs fuse.RawFileSystem, opts *fuse.MountOptions) (*Conn, error) {
-	if os.Geteuid() != 0 {
-		return nil, ErrUnprivileged
+	direct := os.Geteuid() == 0
+	var fd int
+	var err error
+	if direct {
+		fd, err = mountDirect(mountpoint, opts)
+	} else {
+		fd, err = mountFusermount(mountpoint, opts)
 	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := newConn(fd, mountpoint, fs, opts)
+	if err != nil {
+		(&Conn{mountpoint: mountpoint, direct: direct}).unmount(true)
+		return nil, err
+	}
+	c.direct = direct
+	if err := c.init(); err != nil {
+		c.unmount(true)
+		c.file.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// mountDirect mounts with mount(2), for a process running as root, and
+// returns the FUSE descriptor.
+func mountDirect(mountpoint string, opts *fuse.MountOptions) (int, error) {
 	var st unix.Stat_t
 	if err := retry(func() error { return unix.Stat(mountpoint, &st) }); err != nil {
-		return nil, fmt.Errorf("stat mountpoint %s: %w", mountpoint, err)
+		return -1, fmt.Errorf("stat mountpoint %s: %w", mountpoint, err)
 	}
 	var fd int
 	err := retry(func() (err error) {
@@ -93,7 +116,7 @@ func Mount(mountpoint string, fs fuse.RawFileSystem, opts *fuse.MountOptions) (*
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open /dev/fuse: %w", err)
+		return -1, fmt.Errorf("open /dev/fuse: %w", err)
 	}
 	source := opts.FsName
 	if source == "" {
@@ -102,20 +125,9 @@ func Mount(mountpoint string, fs fuse.RawFileSystem, opts *fuse.MountOptions) (*
 	flags, data := mountData(fd, st.Mode, opts)
 	if err := retry(func() error { return unix.Mount(source, mountpoint, "fuse."+opts.Name, flags, data) }); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("mount %s on %s (options %s): %w", source, mountpoint, data, err)
+		return -1, fmt.Errorf("mount %s on %s (options %s): %w", source, mountpoint, data, err)
 	}
-	c, err := newConn(fd, mountpoint, fs, opts)
-	if err == nil {
-		err = c.init()
-	}
-	if err != nil {
-		retry(func() error { return unix.Unmount(mountpoint, unix.MNT_DETACH) })
-		if c != nil {
-			c.file.Close()
-		}
-		return nil, err
-	}
-	return c, nil
+	return fd, nil
 }
 
 // mountData returns the flags and the option string of mount(2) for a FUSE
@@ -272,11 +284,24 @@ func (c *Conn) WaitMount() error {
 	return nil
 }
 
-// Unmount unmounts the connection's mountpoint (umount2 without flags: it
-// fails with EBUSY while the mount is in use). The loop of Serve ends when
-// the kernel closes the connection.
-func (c *Conn) Unmount() error {
-	if err := retry(func() error { return unix.Unmount(c.mountpoint, 0) }); err != nil {
+// Unmount unmounts the connection's mountpoint: with umount2 (no flags)
+// as root, else through fusermount3 -u. It fails with EBUSY while the mount
+// is in use. The loop of Serve ends when the kernel closes the connection.
+func (c *Conn) Unmount() error { return c.unmount(false) }
+
+// unmount unmounts the mountpoint, detaching it at once if lazy.
+func (c *Conn) unmount(lazy bool) error {
+	if !c.direct {
+		if err := fusermount.Unmount(c.mountpoint, lazy); err != nil {
+			return fmt.Errorf("unmount %s: %w", c.mountpoint, err)
+		}
+		return nil
+	}
+	var flags int
+	if lazy {
+		flags = unix.MNT_DETACH
+	}
+	if err := retry(func() error { return unix.Unmount(c.mountpoint, flags) }); err != nil {
 		return fmt.Errorf("unmount %s: %w", c.mountpoint, err)
 	}
 	return nil
