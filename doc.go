@@ -12,6 +12,10 @@
 //	OPEN/CREATE ─▶ passthrough.Manager: one backing file per inode, or a
 //	   daemon-served open (through the data rules' streams when they claim it)
 //
+// The transport is go-fuse's fuse.Server loop, or (Options.Transport
+// "dev", experimental) internal/fuseconn's own loop on the /dev/fuse
+// descriptor through go-fuse's fuse.ProtocolServer; handlers reach the
+// connection only through the connection interface (transport.go).
 // go-fuse decodes the request and calls one fileSystem method per opcode;
 // ops.go maps every method onto the operation table (filter.Op.Info). Every
 // handler starts at the gate, which makes one request of the node, the

@@ -30,7 +30,8 @@ type fileSystem struct {
 	euid    uint32
 	egid    uint32
 
-	server *fuse.Server
+	// conn is the FUSE connection, once the kernel has answered INIT.
+	conn connection
 	// pt is nil when file data is served by the daemon.
 	pt           *passthrough.Manager
 	ptReason     string // why passthrough is not in use, when it is not
@@ -76,19 +77,22 @@ func newFileSystem(tree *lower.Tree, opts Options, rules *chain.Chain) *fileSyst
 
 func (fs *fileSystem) String() string { return "sievefs" }
 
-// Init decides, once the kernel has answered INIT, whether file data goes
-// through passthrough.
-func (fs *fileSystem) Init(server *fuse.Server) {
-	fs.server = server
+// Init attaches go-fuse's server once the kernel has answered INIT.
+func (fs *fileSystem) Init(server *fuse.Server) { fs.attach(server) }
+
+// attach makes c the file system's connection, once the kernel has answered
+// INIT, and decides whether file data goes through passthrough.
+func (fs *fileSystem) attach(c connection) {
+	fs.conn = c
 	switch {
 	case fs.opts.Passthrough == PassthroughOff:
 		fs.ptReason = "disabled by --passthrough off"
-	case server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH == 0:
+	case c.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH == 0:
 		fs.ptReason = "the kernel does not offer FUSE passthrough (Linux 6.9+ with CONFIG_FUSE_PASSTHROUGH)"
 	case !hasCapSysAdmin():
 		fs.ptReason = "the daemon lacks CAP_SYS_ADMIN, which passthrough requires"
 	default:
-		fs.pt = passthrough.New(noFsetid{server}, fs.opts.MaxBacking)
+		fs.pt = passthrough.New(noFsetid{c}, fs.opts.MaxBacking)
 	}
 }
 
@@ -182,23 +186,23 @@ func (fs *fileSystem) closeHandles() {
 // recorded (every name, under a policy) and every node's attributes: after
 // the filter chain changed, or the watch lost events.
 func (fs *fileSystem) invalidateAll() {
-	if fs.server == nil {
+	if fs.conn == nil {
 		return
 	}
 	// Directories drop their cached listings too (offset 0: the pages that
 	// hold them); other inodes their attributes.
-	fs.server.InodeNotify(lower.RootID, 0, 0)
+	fs.conn.InodeNotify(lower.RootID, 0, 0)
 	for _, n := range fs.refused.drain() {
-		fs.server.EntryNotify(n.parent, n.name)
+		fs.conn.EntryNotify(n.parent, n.name)
 	}
 	for _, n := range fs.tree.Names() {
 		if n.Parent != nil {
-			fs.server.EntryNotify(n.Parent.ID, n.Name)
+			fs.conn.EntryNotify(n.Parent.ID, n.Name)
 		}
 		off := int64(-1)
 		if n.Ino.Type == unix.S_IFDIR {
 			off = 0
 		}
-		fs.server.InodeNotify(n.Ino.ID, off, 0)
+		fs.conn.InodeNotify(n.Ino.ID, off, 0)
 	}
 }

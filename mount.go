@@ -44,7 +44,7 @@ type Mount struct {
 	opts   Options
 	tree   *lower.Tree
 	fs     *fileSystem
-	server *fuse.Server
+	server server
 
 	dev         uint64 // device number of the mount: names its FUSE connection
 	unmountOnce sync.Once
@@ -61,6 +61,9 @@ type Mount struct {
 // apply its own on top.
 func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	opts.setDefaults()
+	if _, err := ParseTransport(string(opts.Transport)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMountOption, err)
+	}
 	root := os.Geteuid() == 0
 	flags, words, err := mountFlags(opts, root)
 	if err != nil {
@@ -138,13 +141,13 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 	if opts.Cache != CacheNever {
 		mopts.EnableSymlinkCaching = true
 	}
-	server, err := fuse.NewServer(fs, mnt, mopts)
+	server, err := newServer(opts.Transport, fs, mnt, mopts)
 	if err != nil {
 		tree.Close()
 		if !root {
 			return nil, fusermountError(low, mnt, words, err)
 		}
-		return nil, fmt.Errorf("mount %s on %s: %w", low, mnt, err)
+		return nil, fmt.Errorf("mount %s on %s (transport %s): %w", low, mnt, opts.Transport, err)
 	}
 	m := &Mount{Lower: low, Mountpoint: mnt, opts: opts, tree: tree, fs: fs, server: server, done: make(chan struct{})}
 	go func() {
@@ -173,7 +176,7 @@ func MountView(lowerDir, mountpoint string, opts Options) (*Mount, error) {
 		}
 		opts.Logger.Warn("passthrough unavailable, the daemon serves file data", "reason", fs.ptReason)
 	}
-	opts.Logger.Info("mounted", "lower", low, "mountpoint", mnt, "passthrough", fs.pt != nil,
+	opts.Logger.Info("mounted", "lower", low, "mountpoint", mnt, "transport", string(opts.Transport), "passthrough", fs.pt != nil,
 		"handles", tree.HandlesSupported(), "readahead_kb", readahead/1024)
 	return m, nil
 }

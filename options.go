@@ -167,6 +167,9 @@ type Options struct {
 	// clients still use, before it aborts the FUSE connection; zero means
 	// DefaultUnmountGrace.
 	UnmountGrace time.Duration
+	// Transport serves the FUSE connection; empty means TransportGoFuse.
+	// TransportDev is experimental.
+	Transport Transport
 	// Logger receives the daemon's log; nil discards it.
 	Logger *slog.Logger
 	// Debug logs every operation at debug level.
@@ -187,6 +190,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxStackDepth <= 0 {
 		o.MaxStackDepth = 1
+	}
+	if o.Transport == "" {
+		o.Transport = TransportGoFuse
 	}
 	if o.UnmountGrace <= 0 {
 		o.UnmountGrace = DefaultUnmountGrace

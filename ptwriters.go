@@ -60,7 +60,7 @@ func (w *ptWriters) writing(id uint64) bool {
 
 // dropAttrs tells the kernel to forget the attributes it holds of the node.
 func (fs *fileSystem) dropAttrs(id uint64) {
-	if fs.server != nil {
-		fs.server.InodeNotify(id, -1, 0)
+	if fs.conn != nil {
+		fs.conn.InodeNotify(id, -1, 0)
 	}
 }

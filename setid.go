@@ -51,7 +51,7 @@ func (fs *fileSystem) killPriv(ino *lower.Inode) {
 
 // noFsetid registers backing files with CAP_FSETID dropped from the
 // registering thread's effective capabilities (see the set-ID notes above).
-type noFsetid struct{ server *fuse.Server }
+type noFsetid struct{ conn connection }
 
 // RegisterBackingFd registers m's descriptor as a backing file.
 func (r noFsetid) RegisterBackingFd(m *fuse.BackingMap) (int32, syscall.Errno) {
@@ -63,7 +63,7 @@ func (r noFsetid) RegisterBackingFd(m *fuse.BackingMap) (int32, syscall.Errno) {
 		// the open is served by the daemon instead.
 		return 0, unix.EPERM
 	}
-	id, errno := r.server.RegisterBackingFd(m)
+	id, errno := r.conn.RegisterBackingFd(m)
 	if restore() == nil {
 		runtime.UnlockOSThread()
 	}
@@ -74,7 +74,7 @@ func (r noFsetid) RegisterBackingFd(m *fuse.BackingMap) (int32, syscall.Errno) {
 
 // UnregisterBackingFd closes a backing file.
 func (r noFsetid) UnregisterBackingFd(id int32) syscall.Errno {
-	return r.server.UnregisterBackingFd(id)
+	return r.conn.UnregisterBackingFd(id)
 }
 
 // dropCap removes capability c from the calling thread's effective set and

@@ -121,21 +121,21 @@ func (fs *fileSystem) changed(changes []lower.Change, lost bool) {
 					continue
 				}
 			}
-			fs.server.EntryNotify(c.Dir.ID, name)
+			fs.conn.EntryNotify(c.Dir.ID, name)
 		default:
 			off := int64(-1) // attributes only
 			if c.Kind == lower.DataChanged || c.Ino.Type == unix.S_IFDIR {
 				off = 0 // and cached pages: file data, a directory's listing
 			}
-			fs.server.InodeNotify(c.Ino.ID, off, 0)
+			fs.conn.InodeNotify(c.Ino.ID, off, 0)
 			if c.Ino.Type == unix.S_IFREG && chain != nil {
 				for mask := 1; mask < 1<<chain.DataRules(); mask++ {
-					fs.server.InodeNotify(nodeID(c.Ino, uint8(mask)), off, 0)
+					fs.conn.InodeNotify(nodeID(c.Ino, uint8(mask)), off, 0)
 				}
 			}
 		}
 	}
 	for d := range dirs {
-		fs.server.InodeNotify(d.ID, 0, 0)
+		fs.conn.InodeNotify(d.ID, 0, 0)
 	}
 }

@@ -23,7 +23,7 @@ mount --bind "$WORK/fuse" /dev/fuse
 as_user() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 # Not through as_user: a backgrounded function runs in a subshell, and $!
 # would be the subshell's pid rather than the daemon's.
-setpriv --reuid=65534 --regid=65534 --clear-groups "$BIN" mount "$LOW" "$MNT" >"$WORK/daemon.log" 2>&1 &
+setpriv --reuid=65534 --regid=65534 --clear-groups "$BIN" mount $FLAGS "$LOW" "$MNT" >"$WORK/daemon.log" 2>&1 &
 pid=$!
 for i in $(seq 200); do
 	grep -q " $MNT fuse.sievefs " /proc/self/mounts && break
@@ -43,30 +43,35 @@ cat "$WORK/daemon.log"
 
 // TestNonRootMount checks that an ordinary user can mount a view of their
 // own directory through fusermount3, with data served by the daemon (no
-// CAP_SYS_ADMIN, so no passthrough), and that SIGTERM unmounts it.
+// CAP_SYS_ADMIN, so no passthrough), and that SIGTERM unmounts it; with
+// each transport.
 func TestNonRootMount(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to set up the unprivileged user's view")
 	}
 	bin := fusetest.UserBinary(t)
-	work, low, mnt := fusetest.NonRootWork(t)
-	fusetest.UserSockets(t, 65534, mnt)
-	fusetest.WriteFile(t, filepath.Join(low, "f"), []byte("hello"))
-	for _, p := range []string{low, mnt, filepath.Join(low, "f")} {
-		if err := os.Chown(p, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", nonrootScript)
-	cmd.Env = append(os.Environ(), "WORK="+work, "BIN="+bin, "LOW="+low, "MNT="+mnt)
-	out, err := cmd.CombinedOutput()
-	t.Logf("%s", out)
-	if err != nil {
-		t.Fatalf("non-root mount script: %v", err)
-	}
-	for _, want := range []string{"read: hello", "lower g: written owner 65534", "daemon exit 0", "unmounted", "passthrough unavailable"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("output lacks %q", want)
-		}
+	for _, transport := range []string{"go-fuse", "dev"} {
+		t.Run(transport, func(t *testing.T) {
+			work, low, mnt := fusetest.NonRootWork(t)
+			fusetest.UserSockets(t, 65534, mnt)
+			fusetest.WriteFile(t, filepath.Join(low, "f"), []byte("hello"))
+			for _, p := range []string{low, mnt, filepath.Join(low, "f")} {
+				if err := os.Chown(p, 65534, 65534); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", nonrootScript)
+			cmd.Env = append(os.Environ(), "WORK="+work, "BIN="+bin, "LOW="+low, "MNT="+mnt, "FLAGS=--transport "+transport)
+			out, err := cmd.CombinedOutput()
+			t.Logf("%s", out)
+			if err != nil {
+				t.Fatalf("non-root mount script: %v", err)
+			}
+			for _, want := range []string{"read: hello", "lower g: written owner 65534", "daemon exit 0", "unmounted", "passthrough unavailable", "transport=" + transport} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("output lacks %q", want)
+				}
+			}
+		})
 	}
 }

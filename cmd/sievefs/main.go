@@ -154,6 +154,11 @@ func newMountFlags(cfg *mountConfig, stderr io.Writer) *flag.FlagSet {
 		cfg.metricsMode, cfg.metricsModeSet = os.FileMode(m), true
 		return nil
 	})
+	f.Func("transport", "go-fuse|dev: what serves the FUSE connection (experimental; default go-fuse)", func(s string) error {
+		t, err := sievefs.ParseTransport(s)
+		cfg.opts.Transport = t
+		return err
+	})
 	f.BoolVar(&cfg.recover, "recover", false, "if the mountpoint is a dead FUSE mount (its daemon died), detach it and mount afresh")
 	f.Func("o", "comma-separated mount options: ro, noexec, nodev, noatime, allow_other, fsname=, uid=… (see sievefs(8)), and any flag as name[=value]", func(s string) error {
 		if err := applyMountOptions(f, cfg, s); err != nil && cfg.optErr == nil {

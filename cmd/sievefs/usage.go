@@ -85,15 +85,25 @@ func usageHint(w io.Writer, command string) {
 // printHelp prints a command's usage text and its flags.
 func printHelp(w io.Writer, f *flag.FlagSet, usage string) {
 	fmt.Fprintln(w, "usage: "+usage)
+	shown := flag.NewFlagSet(f.Name(), flag.ContinueOnError)
+	f.VisitAll(func(fl *flag.Flag) {
+		if !hiddenFlags[fl.Name] {
+			shown.Var(fl.Value, fl.Name, fl.Usage)
+			shown.Lookup(fl.Name).DefValue = fl.DefValue
+		}
+	})
 	hasFlags := false
-	f.VisitAll(func(*flag.Flag) { hasFlags = true })
+	shown.VisitAll(func(*flag.Flag) { hasFlags = true })
 	if hasFlags {
 		fmt.Fprintln(w, "\nFlags:")
-		f.SetOutput(w)
-		f.PrintDefaults()
-		f.SetOutput(io.Discard)
+		shown.SetOutput(w)
+		shown.PrintDefaults()
 	}
 }
+
+// hiddenFlags are experimental flags that the help does not list;
+// docs/usage.md describes them.
+var hiddenFlags = map[string]bool{"transport": true}
 
 // flagError says what was wrong in the flags, from the flag package's
 // error, naming flags as the help does: --name (the flag package says

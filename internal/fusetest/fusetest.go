@@ -43,6 +43,9 @@ func MountLower(t testing.TB, low string, opts sievefs.Options) *View {
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if opts.Transport == "" {
+		opts.Transport = sievefs.Transport(os.Getenv(TransportEnv))
+	}
 	if opts.Logger == nil && testing.Verbose() {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
@@ -57,6 +60,11 @@ func MountLower(t testing.TB, low string, opts sievefs.Options) *View {
 	})
 	return &View{Lower: low, Mnt: mnt, Mount: m}
 }
+
+// TransportEnv names the environment variable that sets the transport of
+// every view Mount and MountLower make without one (go-fuse or dev), so
+// that the same tests run against either.
+const TransportEnv = "SIEVEFS_TEST_TRANSPORT"
 
 // Path returns name inside the mount.
 func (v *View) Path(name string) string { return filepath.Join(v.Mnt, name) }

@@ -1,0 +1,165 @@
+package sievefs_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sievefs/sievefs"
+	"github.com/sievefs/sievefs/filter"
+	"github.com/sievefs/sievefs/internal/fusetest"
+)
+
+// TestTransportDev runs a view on sievefs's own /dev/fuse loop (transport
+// dev) whatever SIEVEFS_TEST_TRANSPORT says: files made, written, read,
+// listed, renamed and removed through it reach the lower tree; a policy
+// reload's notifications drop what the kernel cached for a day; a
+// passthrough open registers its backing file through the loop's ioctl and
+// sends the daemon no READ; Unmount leaves nothing mounted.
+func TestTransportDev(t *testing.T) {
+	v := fusetest.Mount(t, sievefs.Options{
+		Transport: sievefs.TransportDev,
+		Cache:     sievefs.CacheAlways,
+		Rules:     []filter.Rule{},
+	})
+
+	data := []byte("through the dev transport\n")
+	fusetest.WriteFile(t, v.Path("a"), data)
+	if got := fusetest.ReadFile(t, v.LowerPath("a")); !bytes.Equal(got, data) {
+		t.Fatalf("lower a holds %q, want %q", got, data)
+	}
+	if got := fusetest.ReadFile(t, v.Path("a")); !bytes.Equal(got, data) {
+		t.Fatalf("a reads %q through the mount, want %q", got, data)
+	}
+	if err := os.Rename(v.Path("a"), v.Path("b")); err != nil {
+		t.Fatal(err)
+	}
+	if names := fusetest.ListDir(t, v.Mnt); !slices.Equal(names, []string{"b"}) {
+		t.Fatalf("mount lists %q after rename, want [b]", names)
+	}
+	if _, err := os.Stat(v.LowerPath("b")); err != nil {
+		t.Fatalf("renamed file missing from the lower tree: %v", err)
+	}
+	if err := os.Remove(v.Path("b")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(v.LowerPath("b")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("lower b after unlink: %v, want ENOENT", err)
+	}
+
+	t.Run("notify", func(t *testing.T) {
+		fusetest.WriteFile(t, v.LowerPath("secret"), []byte("x"))
+		if _, err := os.Stat(v.Path("secret")); err != nil {
+			t.Fatal(err)
+		}
+		// The kernel may keep the entry for a day (CacheAlways): only the
+		// reload's notifications make it ask again.
+		rules := sievefs.PolicyRules(t, "hide.yaml", []byte("rules:\n  - hide: [secret]\n"))
+		if err := v.Mount.SetRules(rules); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(v.Path("secret")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stat of a name hidden by a reload: %v, want ENOENT", err)
+		}
+		if err := v.Mount.SetRules([]filter.Rule{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("passthrough", func(t *testing.T) {
+		fusetest.RequirePassthrough(t, v.Mount)
+		big := fusetest.RandomBytes(t, 4<<20)
+		fusetest.WriteFile(t, v.LowerPath("big"), big)
+		before := v.Mount.Status().Counters
+		f, err := os.Open(v.Path("big"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		got := make([]byte, len(big))
+		if _, err := f.ReadAt(got, 0); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, big) {
+			t.Fatal("passthrough read differs from the lower file")
+		}
+		st := v.Mount.Status()
+		if backingFor(st, v.LowerPath("big")) == nil {
+			t.Errorf("no backing file listed for big while it is open: %+v", st.BackingFiles)
+		}
+		if st.Counters.BackingRegistered <= before.BackingRegistered {
+			t.Errorf("backing files registered: %d before the open, %d after", before.BackingRegistered, st.Counters.BackingRegistered)
+		}
+		if st.Counters.DaemonReads != before.DaemonReads {
+			t.Errorf("%d READs reached the daemon for a passthrough file", st.Counters.DaemonReads-before.DaemonReads)
+		}
+	})
+
+	if err := v.Mount.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-v.Mount.Done():
+	default:
+		t.Error("Unmount returned before the loop ended")
+	}
+	mounts, err := sievefs.ReadMountinfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mi := range mounts {
+		if mi.Mountpoint == v.Mnt {
+			t.Errorf("%s still mounted after Unmount: %+v", v.Mnt, mi)
+		}
+	}
+}
+
+// TestTransportRefused checks that a transport sievefs does not know is
+// refused before anything is mounted.
+func TestTransportRefused(t *testing.T) {
+	fusetest.RequireFuse(t)
+	_, err := sievefs.MountView(t.TempDir(), t.TempDir(), sievefs.Options{Transport: "uring"})
+	if !errors.Is(err, sievefs.ErrMountOption) {
+		t.Fatalf("mount with transport uring: %v, want ErrMountOption", err)
+	}
+}
+
+// TestTransportDevUnmountBusy unmounts a dev-transport view with a file
+// still open: Unmount detaches it, aborts the connection after the grace
+// and returns once the loop has ended; the open file then fails.
+func TestTransportDevUnmountBusy(t *testing.T) {
+	v := fusetest.Mount(t, sievefs.Options{Transport: sievefs.TransportDev, UnmountGrace: 100 * time.Millisecond})
+	fusetest.WriteFile(t, v.LowerPath("f"), []byte("x"))
+	f, err := os.Open(v.Path("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := v.Mount.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-v.Mount.Done():
+	default:
+		t.Fatal("Unmount returned before the loop ended")
+	}
+	// statfs is never answered from the kernel's caches.
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); !errors.Is(err, unix.ENOTCONN) {
+		t.Errorf("statfs of a file open on an aborted connection: %v, want ENOTCONN", err)
+	}
+	mounts, err := sievefs.ReadMountinfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mi := range mounts {
+		if mi.Mountpoint == v.Mnt {
+			t.Errorf("%s still mounted after Unmount", v.Mnt)
+		}
+	}
+}
