@@ -16,19 +16,31 @@ import (
 )
 
 // TestTransportDev runs a view on sievefs's own /dev/fuse loop (transport
-// dev) whatever SIEVEFS_TEST_TRANSPORT says: files made, written, read,
-// listed, renamed and removed through it reach the lower tree; a policy
-// reload's notifications drop what the kernel cached for a day; a
-// passthrough open registers its backing file through the loop's ioctl and
-// sends the daemon no READ; Unmount leaves nothing mounted.
-func TestTransportDev(t *testing.T) {
+// dev) whatever SIEVEFS_TEST_TRANSPORT says: see testTransport.
+func TestTransportDev(t *testing.T) { testTransport(t, sievefs.TransportDev) }
+
+// TestTransportURing runs a view on FUSE over io_uring (transport uring):
+// see testTransport. It skips where the kernel lacks it; it turns the fuse
+// module's enable_uring on for the test if it is off.
+func TestTransportURing(t *testing.T) {
+	fusetest.RequireURing(t)
+	testTransport(t, sievefs.TransportURing)
+}
+
+// testTransport checks a view served by the transport tr: files made,
+// written, read (served by the daemon), listed, renamed and removed through
+// it reach the lower tree; a policy reload's notifications drop what the
+// kernel cached for a day; a passthrough open registers its backing file
+// through the connection's ioctl and sends the daemon no READ; Unmount
+// leaves nothing mounted and the loop ended.
+func testTransport(t *testing.T, tr sievefs.Transport) {
 	v := fusetest.Mount(t, sievefs.Options{
-		Transport: sievefs.TransportDev,
+		Transport: tr,
 		Cache:     sievefs.CacheAlways,
 		Rules:     []filter.Rule{},
 	})
 
-	data := []byte("through the dev transport\n")
+	data := []byte("through the transport\n")
 	fusetest.WriteFile(t, v.Path("a"), data)
 	if got := fusetest.ReadFile(t, v.LowerPath("a")); !bytes.Equal(got, data) {
 		t.Fatalf("lower a holds %q, want %q", got, data)
@@ -123,9 +135,9 @@ func TestTransportDev(t *testing.T) {
 // refused before anything is mounted.
 func TestTransportRefused(t *testing.T) {
 	fusetest.RequireFuse(t)
-	_, err := sievefs.MountView(t.TempDir(), t.TempDir(), sievefs.Options{Transport: "uring"})
+	_, err := sievefs.MountView(t.TempDir(), t.TempDir(), sievefs.Options{Transport: "carrier-pigeon"})
 	if !errors.Is(err, sievefs.ErrMountOption) {
-		t.Fatalf("mount with transport uring: %v, want ErrMountOption", err)
+		t.Fatalf("mount with transport carrier-pigeon: %v, want ErrMountOption", err)
 	}
 }
 
@@ -160,6 +172,31 @@ func TestTransportDevUnmountBusy(t *testing.T) {
 	for _, mi := range mounts {
 		if mi.Mountpoint == v.Mnt {
 			t.Errorf("%s still mounted after Unmount", v.Mnt)
+		}
+	}
+}
+
+// TestTransportURingRefused checks that where the fuse module's
+// enable_uring is off, a mount with transport uring fails with
+// ErrMountOption and leaves nothing mounted, rather than falling back.
+func TestTransportURingRefused(t *testing.T) {
+	fusetest.RequireFuse(t)
+	b, err := os.ReadFile("/sys/module/fuse/parameters/enable_uring")
+	if err != nil || string(bytes.TrimSpace(b)) != "N" {
+		t.Skipf("needs enable_uring present and off (%q, %v)", b, err)
+	}
+	mnt := t.TempDir()
+	_, err = sievefs.MountView(t.TempDir(), mnt, sievefs.Options{Transport: sievefs.TransportURing})
+	if !errors.Is(err, sievefs.ErrMountOption) {
+		t.Fatalf("mount with transport uring and enable_uring off: %v, want ErrMountOption", err)
+	}
+	mounts, err := sievefs.ReadMountinfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mi := range mounts {
+		if mi.Mountpoint == mnt {
+			t.Errorf("%s mounted after a refused mount", mnt)
 		}
 	}
 }

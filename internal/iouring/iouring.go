@@ -32,6 +32,7 @@ const (
 	sqeSize        = 128        // with IORING_SETUP_SQE128
 	cqeSize        = 16
 	OpNop          = 0  // IORING_OP_NOP
+	OpPollAdd      = 6  // IORING_OP_POLL_ADD (events in OpFlags)
 	OpURingCmd     = 46 // IORING_OP_URING_CMD
 	CmdAreaSize    = 80 // the command area of a 128-byte SQE
 	cmdAreaOffset  = 48
