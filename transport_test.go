@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -32,8 +33,9 @@ func TestTransportURing(t *testing.T) {
 // it reach the lower tree; a policy reload's notifications drop what the
 // kernel cached for a day; a passthrough open registers its backing file
 // through the connection's ioctl and sends the daemon no READ; Unmount
-// leaves nothing mounted and the loop ended.
+// leaves nothing mounted, the loop ended and no io_uring open.
 func testTransport(t *testing.T, tr sievefs.Transport) {
+	rings := ioURings(t)
 	v := fusetest.Mount(t, sievefs.Options{
 		Transport: tr,
 		Cache:     sievefs.CacheAlways,
@@ -83,6 +85,24 @@ func testTransport(t *testing.T, tr sievefs.Transport) {
 		}
 	})
 
+	t.Run("daemon read", func(t *testing.T) {
+		// Passthrough off: every READ is served by the daemon, in
+		// replies up to max_write (1 MiB) long.
+		d := fusetest.Mount(t, sievefs.Options{Transport: tr, Passthrough: sievefs.PassthroughOff, Cache: sievefs.CacheNever})
+		big := fusetest.RandomBytes(t, 3<<20+123)
+		fusetest.WriteFile(t, d.Path("big"), big)
+		if got := fusetest.ReadFile(t, d.LowerPath("big")); !bytes.Equal(got, big) {
+			t.Fatal("lower file differs from what was written through the mount")
+		}
+		before := d.Mount.Status().Counters.DaemonReads
+		if got := fusetest.ReadFile(t, d.Path("big")); !bytes.Equal(got, big) {
+			t.Fatal("daemon-served read differs from the lower file")
+		}
+		if after := d.Mount.Status().Counters.DaemonReads; after <= before {
+			t.Errorf("no READ reached the daemon with passthrough off (%d before, %d after)", before, after)
+		}
+	})
+
 	t.Run("passthrough", func(t *testing.T) {
 		fusetest.RequirePassthrough(t, v.Mount)
 		big := fusetest.RandomBytes(t, 4<<20)
@@ -129,6 +149,25 @@ func testTransport(t *testing.T, tr sievefs.Transport) {
 			t.Errorf("%s still mounted after Unmount: %+v", v.Mnt, mi)
 		}
 	}
+	if n := ioURings(t); n != rings {
+		t.Errorf("%d io_uring instances open after Unmount, %d before the mount", n, rings)
+	}
+}
+
+// ioURings returns the number of io_uring instances the process has open.
+func ioURings(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && target == "anon_inode:[io_uring]" {
+			n++
+		}
+	}
+	return n
 }
 
 // TestTransportRefused checks that a transport sievefs does not know is
