@@ -47,7 +47,17 @@ const (
 	// payload buffer may hold.
 	minReadBuffer = 8192
 
-	opWrite = 16
+	// Opcodes of include/uapi/linux/fuse.h served apart (go-fuse keeps its
+	// own unexported).
+	opWrite         = 16
+	opFsync         = 20
+	opFlush         = 25
+	opFsyncDir      = 30
+	opSetLkw        = 33
+	opIoctl         = 39
+	opPoll          = 40
+	opFallocate     = 43
+	opCopyFileRange = 47
 )
 
 // enableURing is the fuse module's parameter that allows FUSE over io_uring.
@@ -330,12 +340,15 @@ func (q *ringQueue) pollWake() error {
 	return nil
 }
 
-// commit hands the entry's reply to the loop, which commits it.
-func (q *ringQueue) commit(e *ringEnt) {
+// commit hands the entry's reply to the loop, which commits it; wake
+// wakes the loop, from a goroutine other than the loop's.
+func (q *ringQueue) commit(e *ringEnt, wake bool) {
 	q.mu.Lock()
 	q.commits = append(q.commits, e)
 	q.mu.Unlock()
-	q.wakeUp()
+	if wake {
+		q.wakeUp()
+	}
 }
 
 // stopRings makes the queues' loops end, once the connection is over.
@@ -367,9 +380,16 @@ func (q *ringQueue) complete(cqe iouring.CQE) {
 	}
 	e := q.ents[cqe.UserData]
 	switch errno := syscall.Errno(-cqe.Res); {
-	case cqe.Res == 0:
+	case cqe.Res == 0 && mayWait(e.opcode()):
 		q.serving.Add(1)
-		go e.serve()
+		go func() {
+			defer q.serving.Done()
+			e.serve()
+			q.commit(e, true)
+		}()
+	case cqe.Res == 0:
+		e.serve()
+		q.commit(e, false)
 	case errno == unix.EINTR || errno == unix.EAGAIN:
 		if err := e.queue(e.lastCmd); err != nil {
 			q.c.logger.Printf("fuseconn: io_uring queue %d entry %d: submit again: %v", q.qid, e.idx, err)
@@ -384,10 +404,30 @@ func (q *ringQueue) complete(cqe iouring.CQE) {
 	}
 }
 
+// opcode returns the opcode of the request in the entry's buffers.
+func (e *ringEnt) opcode() uint32 {
+	return (*fuse.InHeader)(unsafe.Pointer(&e.header[0])).Opcode
+}
+
+// mayWait reports whether a request with opcode may wait long in the file
+// system: a lock that waits for another client to unlock (which may need
+// a request of this very queue served meanwhile), a sync, a flush or an
+// allocation that waits for storage. Those are served by a goroutine of
+// their own; the rest inline, on the queue's thread: handing each request
+// to a goroutine made a request four times as slow (the loop's thread
+// holds the processor while it waits in the kernel, and the goroutine
+// waits for the runtime to take it back).
+func mayWait(opcode uint32) bool {
+	switch opcode {
+	case opSetLkw, opFsync, opFsyncDir, opFlush, opFallocate, opCopyFileRange, opIoctl, opPoll:
+		return true
+	}
+	return false
+}
+
 // serve answers the request in the entry's buffers through the protocol
-// server and commits the reply, which fetches the next request.
+// server; the reply, in the same buffers, is then committed.
 func (e *ringEnt) serve() {
-	defer e.q.serving.Done()
 	ent := (*uringEntInOut)(unsafe.Pointer(&e.header[uringEntOffset]))
 	e.commitID = ent.CommitID
 	inHdr := (*fuse.InHeader)(unsafe.Pointer(&e.header[0]))
@@ -425,7 +465,6 @@ func (e *ringEnt) serve() {
 		n = outSize
 	}
 	ent.PayloadSz = uint32(n - outSize)
-	e.q.commit(e)
 }
 
 // freeRings closes the rings and unmaps the entries' buffers, once the
