@@ -183,8 +183,18 @@ func TestTransportRefused(t *testing.T) {
 // TestTransportDevUnmountBusy unmounts a dev-transport view with a file
 // still open: Unmount detaches it, aborts the connection after the grace
 // and returns once the loop has ended; the open file then fails.
-func TestTransportDevUnmountBusy(t *testing.T) {
-	v := fusetest.Mount(t, sievefs.Options{Transport: sievefs.TransportDev, UnmountGrace: 100 * time.Millisecond})
+func TestTransportDevUnmountBusy(t *testing.T) { testUnmountBusy(t, sievefs.TransportDev) }
+
+// TestTransportURingUnmountBusy does the same on FUSE over io_uring: the
+// rings' loops end with the aborted connection.
+func TestTransportURingUnmountBusy(t *testing.T) {
+	fusetest.RequireURing(t)
+	testUnmountBusy(t, sievefs.TransportURing)
+}
+
+// testUnmountBusy unmounts a view served by tr with a file still open.
+func testUnmountBusy(t *testing.T, tr sievefs.Transport) {
+	v := fusetest.Mount(t, sievefs.Options{Transport: tr, UnmountGrace: 100 * time.Millisecond})
 	fusetest.WriteFile(t, v.LowerPath("f"), []byte("x"))
 	f, err := os.Open(v.Path("f"))
 	if err != nil {
