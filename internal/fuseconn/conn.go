@@ -67,11 +67,12 @@ type Conn struct {
 	// rings are the queues of FUSE over io_uring (MountURing), served
 	// from ringFd, each by a goroutine counted in ringLoops, once serving
 	// is closed (by Serve).
-	rings     []*ringQueue
-	ringFd    int
-	ringLoops sync.WaitGroup
-	serving   chan struct{}
-	ringsOver atomic.Bool // the connection is over: the loops stop
+	rings      []*ringQueue
+	ringFd     int
+	ringLoops  sync.WaitGroup
+	serving    chan struct{}
+	ringsOver  atomic.Bool   // the connection is over: the loops stop
+	ringServed atomic.Uint64 // requests served through the rings
 
 	bufSize int       // size of every request and reply buffer
 	bufs    sync.Pool // *[]byte of bufSize

@@ -425,9 +425,14 @@ func mayWait(opcode uint32) bool {
 	return false
 }
 
+// RingRequests returns the number of requests served through io_uring
+// (MountURing) so far.
+func (c *Conn) RingRequests() uint64 { return c.ringServed.Load() }
+
 // serve answers the request in the entry's buffers through the protocol
 // server; the reply, in the same buffers, is then committed.
 func (e *ringEnt) serve() {
+	e.q.c.ringServed.Add(1)
 	ent := (*uringEntInOut)(unsafe.Pointer(&e.header[uringEntOffset]))
 	e.commitID = ent.CommitID
 	inHdr := (*fuse.InHeader)(unsafe.Pointer(&e.header[0]))
