@@ -13,6 +13,7 @@ import (
 
 	"github.com/sievefs/sievefs"
 	"github.com/sievefs/sievefs/filter"
+	"github.com/sievefs/sievefs/internal/fuseconn"
 	"github.com/sievefs/sievefs/internal/fusetest"
 )
 
@@ -230,7 +231,7 @@ func testUnmountBusy(t *testing.T, tr sievefs.Transport) {
 // ErrMountOption and leaves nothing mounted, rather than falling back.
 func TestTransportURingRefused(t *testing.T) {
 	fusetest.RequireFuse(t)
-	b, err := os.ReadFile("/sys/module/fuse/parameters/enable_uring")
+	b, err := os.ReadFile(fuseconn.EnableURingParam)
 	if err != nil || string(bytes.TrimSpace(b)) != "N" {
 		t.Skipf("needs enable_uring present and off (%q, %v)", b, err)
 	}

@@ -60,8 +60,9 @@ const (
 	opCopyFileRange = 47
 )
 
-// enableURing is the fuse module's parameter that allows FUSE over io_uring.
-const enableURing = "/sys/module/fuse/parameters/enable_uring"
+// EnableURingParam is the fuse module's parameter that allows FUSE over
+// io_uring ("Y" or "N"; root may write it).
+const EnableURingParam = "/sys/module/fuse/parameters/enable_uring"
 
 // ErrURingUnavailable is returned, wrapped, by MountURing when the kernel
 // does not carry FUSE over io_uring: too old (before 6.14), built without
@@ -130,10 +131,10 @@ type ringEnt struct {
 // with ErrURingUnavailable wrapped, where the kernel does not offer it;
 // nothing is left mounted then.
 func MountURing(mountpoint string, fs fuse.RawFileSystem, opts *fuse.MountOptions) (*Conn, error) {
-	if b, err := os.ReadFile(enableURing); err != nil {
+	if b, err := os.ReadFile(EnableURingParam); err != nil {
 		return nil, fmt.Errorf("%w: %v (kernel 6.14 or later built with CONFIG_FUSE_IO_URING needed)", ErrURingUnavailable, err)
 	} else if strings.TrimSpace(string(b)) != "Y" {
-		return nil, fmt.Errorf("%w: %s is %s (root may write Y to it)", ErrURingUnavailable, enableURing, strings.TrimSpace(string(b)))
+		return nil, fmt.Errorf("%w: %s is %s (root may write Y to it)", ErrURingUnavailable, EnableURingParam, strings.TrimSpace(string(b)))
 	}
 	o := *opts
 	o.ExtraCapabilities |= fuse.CAP_OVER_IO_URING

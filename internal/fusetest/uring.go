@@ -5,10 +5,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-)
 
-// enableURing is the fuse module's parameter that allows FUSE over io_uring.
-const enableURing = "/sys/module/fuse/parameters/enable_uring"
+	"github.com/sievefs/sievefs/internal/fuseconn"
+)
 
 // uringParam counts the tests that need enable_uring on, so that the last
 // one to end puts back the value the first one found.
@@ -28,13 +27,13 @@ func RequireURing(t testing.TB) {
 	uringParam.Lock()
 	defer uringParam.Unlock()
 	if uringParam.users == 0 {
-		b, err := os.ReadFile(enableURing)
+		b, err := os.ReadFile(fuseconn.EnableURingParam)
 		if err != nil {
 			t.Skipf("kernel without FUSE over io_uring (Linux 6.14+, CONFIG_FUSE_IO_URING): %v", err)
 		}
 		original := strings.TrimSpace(string(b))
 		if original != "Y" {
-			if err := os.WriteFile(enableURing, []byte("Y"), 0); err != nil {
+			if err := os.WriteFile(fuseconn.EnableURingParam, []byte("Y"), 0); err != nil {
 				t.Skipf("cannot turn FUSE over io_uring on: %v", err)
 			}
 		}
@@ -46,8 +45,8 @@ func RequireURing(t testing.TB) {
 		defer uringParam.Unlock()
 		uringParam.users--
 		if uringParam.users == 0 && uringParam.original != "Y" {
-			if err := os.WriteFile(enableURing, []byte(uringParam.original), 0); err != nil {
-				t.Errorf("put back %s: %v", enableURing, err)
+			if err := os.WriteFile(fuseconn.EnableURingParam, []byte(uringParam.original), 0); err != nil {
+				t.Errorf("put back %s: %v", fuseconn.EnableURingParam, err)
 			}
 		}
 	})
