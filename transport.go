@@ -1,6 +1,7 @@
 package sievefs
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 
@@ -21,15 +22,22 @@ const (
 	// for a connection handed over to a successor and for FUSE over
 	// io_uring. Experimental.
 	TransportDev Transport = "dev"
+	// TransportURing is FUSE over io_uring (internal/fuseconn and
+	// internal/iouring): INIT, FORGETs, INTERRUPTs and notifications on the
+	// /dev/fuse descriptor as with TransportDev, every other request on
+	// one io_uring queue per CPU. It needs Linux 6.14 or later with the
+	// fuse module's enable_uring parameter on; where the kernel does not
+	// offer it the mount fails with ErrMountOption. Experimental.
+	TransportURing Transport = "uring"
 )
 
-// ParseTransport parses go-fuse or dev.
+// ParseTransport parses go-fuse, dev or uring.
 func ParseTransport(s string) (Transport, error) {
 	switch t := Transport(s); t {
-	case TransportGoFuse, TransportDev:
+	case TransportGoFuse, TransportDev, TransportURing:
 		return t, nil
 	}
-	return "", fmt.Errorf("transport %q: want go-fuse or dev", s)
+	return "", fmt.Errorf("transport %q: want go-fuse, dev or uring", s)
 }
 
 // connection is what the file system needs of the FUSE connection that
@@ -61,13 +69,22 @@ var (
 
 // newServer mounts fs on mnt with the transport t. The go-fuse server
 // answers INIT once it serves (see its WaitMount) and then calls fs.Init;
-// the dev transport has answered INIT when it returns, and is attached to
-// fs here.
+// the dev and uring transports have answered INIT when they return, and
+// are attached to fs here.
 func newServer(t Transport, fs *fileSystem, mnt string, mopts *fuse.MountOptions) (server, error) {
-	if t != TransportDev {
+	var c *fuseconn.Conn
+	var err error
+	switch t {
+	case TransportDev:
+		c, err = fuseconn.Mount(mnt, fs, mopts)
+	case TransportURing:
+		c, err = fuseconn.MountURing(mnt, fs, mopts)
+		if errors.Is(err, fuseconn.ErrURingUnavailable) {
+			err = fmt.Errorf("%w: %w", ErrMountOption, err)
+		}
+	default:
 		return fuse.NewServer(fs, mnt, mopts)
 	}
-	c, err := fuseconn.Mount(mnt, fs, mopts)
 	if err != nil {
 		return nil, err
 	}

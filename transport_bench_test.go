@@ -12,15 +12,19 @@ import (
 
 // BenchmarkTransport measures what a request costs through each transport
 // on a real mount: a stat of a file with caching off (--cache never), so
-// that every stat reaches the daemon (a LOOKUP and a GETATTR). Both
-// transports run in one benchmark; dev reports its time per request as a
-// ratio to go-fuse's (x-go-fuse: 1.10 is 10% slower).
+// that every stat reaches the daemon (a LOOKUP and a GETATTR). All
+// transports run in one benchmark (uring where the kernel has it); dev and
+// uring report their time per request as a ratio to go-fuse's (x-go-fuse:
+// 1.10 is 10% slower).
 //
 //	go test -run XXX -bench Transport .
 func BenchmarkTransport(b *testing.B) {
 	perRequest := map[sievefs.Transport]float64{}
-	for _, t := range []sievefs.Transport{sievefs.TransportGoFuse, sievefs.TransportDev} {
+	for _, t := range []sievefs.Transport{sievefs.TransportGoFuse, sievefs.TransportDev, sievefs.TransportURing} {
 		b.Run(string(t), func(b *testing.B) {
+			if t == sievefs.TransportURing {
+				fusetest.RequireURing(b)
+			}
 			v := fusetest.Mount(b, sievefs.Options{Transport: t, Cache: sievefs.CacheNever})
 			fusetest.WriteFile(b, v.LowerPath("f"), []byte("x"))
 			path := filepath.Join(v.Mnt, "f")

@@ -154,7 +154,7 @@ func newMountFlags(cfg *mountConfig, stderr io.Writer) *flag.FlagSet {
 		cfg.metricsMode, cfg.metricsModeSet = os.FileMode(m), true
 		return nil
 	})
-	f.Func("transport", "go-fuse|dev: what serves the FUSE connection (experimental; default go-fuse)", func(s string) error {
+	f.Func("transport", "go-fuse|dev|uring: what serves the FUSE connection (experimental; default go-fuse)", func(s string) error {
 		t, err := sievefs.ParseTransport(s)
 		cfg.opts.Transport = t
 		return err

@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -60,6 +61,18 @@ type Conn struct {
 
 	settings fuse.InitIn // what the kernel offered at INIT
 	flags    uint64      // the capabilities negotiated at INIT
+	maxWrite uint32      // max_write and max_pages negotiated at INIT
+	maxPages uint16
+
+	// rings are the queues of FUSE over io_uring (MountURing), served
+	// from ringFd, each by a goroutine counted in ringLoops, once serving
+	// is closed (by Serve).
+	rings      []*ringQueue
+	ringFd     int
+	ringLoops  sync.WaitGroup
+	serving    chan struct{}
+	ringsOver  atomic.Bool   // the connection is over: the loops stop
+	ringServed atomic.Uint64 // requests served through the rings
 
 	bufSize int       // size of every request and reply buffer
 	bufs    sync.Pool // *[]byte of bufSize
@@ -197,6 +210,7 @@ func newConn(fd int, mountpoint string, fs fuse.RawFileSystem, opts *fuse.MountO
 		file:       file,
 		raw:        raw,
 		bufSize:    maxWrite + headerRoom,
+		serving:    make(chan struct{}),
 		// As go-fuse: as many readers waiting as processors, 2 to 16.
 		maxReaders: min(max(runtime.GOMAXPROCS(0), 2), 16),
 	}
@@ -242,6 +256,7 @@ func (c *Conn) init() error {
 	var initOut fuse.InitOut
 	copy(bytesOf(&initOut), reply[outHdr:])
 	c.flags = initOut.Flags64()
+	c.maxWrite, c.maxPages = initOut.MaxWrite, initOut.MaxPages
 	if err := c.write(reply); err != nil {
 		return fmt.Errorf("write INIT reply: %w", err)
 	}

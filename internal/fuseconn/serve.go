@@ -11,7 +11,8 @@ import (
 
 // Serve serves requests until the kernel ends the connection (unmount or
 // abort), then waits for the requests under way, closes the descriptor and
-// calls the file system's OnUnmount.
+// calls the file system's OnUnmount. With FUSE over io_uring (MountURing)
+// it serves each queue's ring as well, and frees the rings at the end.
 //
 // The loop is go-fuse's: a reader blocked in read(2) that gets a request
 // starts another reader if none is left waiting, then serves the request
@@ -27,9 +28,13 @@ import (
 // of requests, and a new 1 MiB buffer for each (zeroed by the runtime) made
 // a request six times as slow as through go-fuse's loop.
 func (c *Conn) Serve() {
+	close(c.serving)
 	c.readers.Add(1)
 	go c.reader()
 	c.readers.Wait()
+	c.stopRings()
+	c.ringLoops.Wait()
+	c.freeRings()
 	if err := c.file.Close(); err != nil {
 		c.logger.Printf("fuseconn: close /dev/fuse: %v", err)
 	}

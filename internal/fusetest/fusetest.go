@@ -46,6 +46,9 @@ func MountLower(t testing.TB, low string, opts sievefs.Options) *View {
 	if opts.Transport == "" {
 		opts.Transport = sievefs.Transport(os.Getenv(TransportEnv))
 	}
+	if opts.Transport == sievefs.TransportURing {
+		RequireURing(t)
+	}
 	if opts.Logger == nil && testing.Verbose() {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
@@ -62,8 +65,8 @@ func MountLower(t testing.TB, low string, opts sievefs.Options) *View {
 }
 
 // TransportEnv names the environment variable that sets the transport of
-// every view Mount and MountLower make without one (go-fuse or dev), so
-// that the same tests run against either.
+// every view Mount and MountLower make without one (go-fuse, dev or
+// uring), so that the same tests run against each.
 const TransportEnv = "SIEVEFS_TEST_TRANSPORT"
 
 // Path returns name inside the mount.
