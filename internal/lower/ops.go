@@ -221,7 +221,7 @@ func (t *Tree) openChild(parent *Inode, pfd int, name string, st *unix.Stat_t) (
 		unix.Close(fd)
 		return nil, err
 	}
-	return t.register(fd, st, &location{parent: parent, name: name}), nil
+	return t.register(fd, st, location{parent: parent, name: name}), nil
 }
 
 // Stat fills st with the attributes of ino.
@@ -280,7 +280,7 @@ func (t *Tree) create(parent *Inode, name string, owner *Owner, st *unix.Stat_t,
 		unix.Close(fd)
 		return nil, err
 	}
-	return t.register(fd, st, &location{parent: parent, name: name}), nil
+	return t.register(fd, st, location{parent: parent, name: name}), nil
 }
 
 // isDirAt reports whether name in the directory pfd is a directory.
@@ -362,7 +362,7 @@ func (t *Tree) Create(parent *Inode, name string, flags int, mode uint32, owner 
 	if !created {
 		owner = nil
 	}
-	ino, err := t.registerOpen(fd, pfd, owner, st, &location{parent: parent, name: name}, func() { unix.Unlinkat(pfd, name, 0) })
+	ino, err := t.registerOpen(fd, pfd, owner, st, location{parent: parent, name: name}, func() { unix.Unlinkat(pfd, name, 0) })
 	if err != nil {
 		unix.Close(fd)
 		return nil, nil, err
@@ -382,7 +382,7 @@ func (t *Tree) Tmpfile(parent *Inode, flags int, mode uint32, owner *Owner, st *
 	if err != nil {
 		return nil, nil, err
 	}
-	ino, err := t.registerOpen(fd, pfd, owner, st, nil, func() {})
+	ino, err := t.registerOpen(fd, pfd, owner, st, location{}, func() {})
 	if err != nil {
 		unix.Close(fd)
 		return nil, nil, err
@@ -392,7 +392,7 @@ func (t *Tree) Tmpfile(parent *Inode, flags int, mode uint32, owner *Owner, st *
 
 // registerOpen registers the inode behind the open descriptor fd, found
 // at at (nil for an unnamed file).
-func (t *Tree) registerOpen(fd, pfd int, owner *Owner, st *unix.Stat_t, at *location, undo func()) (*Inode, error) {
+func (t *Tree) registerOpen(fd, pfd int, owner *Owner, st *unix.Stat_t, at location, undo func()) (*Inode, error) {
 	if owner != nil {
 		if err := chownNew(fd, pfd, owner); err != nil {
 			undo()

@@ -333,11 +333,12 @@ func (t *Tree) shrink() {
 // Inode numbers are reused once a file is deleted and its last reference is
 // gone, which an evicted descriptor no longer prevents; the file handle (which
 // carries the generation) tells a reused number from the same file.
-func (t *Tree) register(fd int, st *unix.Stat_t, at *location) *Inode {
+func (t *Tree) register(fd int, st *unix.Stat_t, at location) *Inode {
 	ino := t.newInode(st)
 	ino.handle, ino.handleValid = t.handleOf(fd, st)
-	if at != nil && (t.keepNames || !ino.handleValid) {
-		ino.lazy = at // reopened by name once evicted
+	if at.parent != nil && (t.keepNames || !ino.handleValid) {
+		kept := at       // allocated only when kept
+		ino.lazy = &kept // reopened by name once evicted
 	}
 	t.mu.Lock()
 	if old := t.byKey[ino.Key]; old != nil && t.fds.sameFile(old, ino) {
