@@ -250,11 +250,13 @@ func (q *request) negative(s fuse.Status, refused bool, out *fuse.EntryOut) fuse
 		if q.chain.DependsOnCaller(q.Path) {
 			t = 0
 		}
-		if !strings.Contains(q.Path, "/") {
+		if !strings.Contains(q.Path, "/") && q.fs.filters.Load() != nil {
 			// A reload drops what the kernel caches under each known
 			// directory, absent names included, but there is no way
 			// to do that for the root's: its absent names are not
-			// cached when a policy may change.
+			// cached when a policy may change (a mount made with
+			// rules; one that tracks paths only for --debug cannot
+			// change them).
 			t = 0
 		}
 	}
